@@ -1,0 +1,51 @@
+"""vbpsim: an agent-based model of health-care provider behaviour under payment incentives.
+
+Quick start::
+
+    import vbpsim
+    result = vbpsim.run(scheme="ffs", scenario="default", years=10, seed=1)
+    result.value_dimensions
+"""
+
+from .errors import ParameterError, VBPSimError
+from .experiments import Result, build_model, compare, paired_difference, replicate, run
+from .metrics import DIMENSIONS
+from .model import VBPModel
+from .parameters import Scenario
+from .scenarios import list_scenarios, load_scenario
+from .schemes import (
+    SCHEMES,
+    Observation,
+    PaymentScheme,
+    filtered_schemes,
+    list_schemes,
+    make_scheme,
+    register,
+    with_p4p,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DIMENSIONS",
+    "SCHEMES",
+    "Observation",
+    "ParameterError",
+    "PaymentScheme",
+    "Result",
+    "Scenario",
+    "VBPModel",
+    "VBPSimError",
+    "build_model",
+    "compare",
+    "filtered_schemes",
+    "list_scenarios",
+    "list_schemes",
+    "load_scenario",
+    "make_scheme",
+    "paired_difference",
+    "register",
+    "replicate",
+    "run",
+    "with_p4p",
+]

@@ -1,0 +1,223 @@
+"""Running the model: one run, replications with common random numbers, comparisons.
+
+``run`` is the public entry point: a scheme, a scenario, a horizon, a seed and any
+parameter overrides in; a :class:`Result` with the five value dimensions, indicators, a
+per-step time series and a JSON-serialisable summary out. ``replicate`` runs several
+schemes on the same seeds (common random numbers: the same patients, the same random
+streams), so differences between schemes are the schemes' doing, and ``compare`` turns
+paired replications into means with confidence intervals.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ParameterError
+from .metrics import indicators, value_dimensions
+from .model import VBPModel, check_seed
+from .parameters import SECTIONS, Scenario
+from .scenarios import load_scenario
+from .schemes import PaymentScheme
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class Result:
+    """Outcome of one run."""
+
+    scheme: str
+    scenario: str
+    seed: int
+    years: int
+    value_dimensions: dict[str, float]
+    indicators: dict[str, float]
+    timeseries: pd.DataFrame
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the time series, as plain JSON-serialisable values."""
+        return {
+            "scheme": self.scheme,
+            "scenario": self.scenario,
+            "seed": self.seed,
+            "years": self.years,
+            "value_dimensions": self.value_dimensions,
+            "indicators": self.indicators,
+            "parameters": self.parameters,
+        }
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``summary.json`` and ``timeseries.csv`` into ``out_dir`` (atomically)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_atomic(out / "summary.json", json.dumps(self.summary(), indent=2, default=_jsonable))
+        _write_atomic(out / "timeseries.csv", self.timeseries.to_csv(index=False))
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, PaymentScheme):
+        return repr(value)
+    return str(value)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file so an interrupted run never leaves half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate scenario parameters from scheme parameters among keyword overrides."""
+    scenario_keys = {f for cls in SECTIONS.values() for f in cls.model_fields}
+    scenario_part, scheme_part = {}, {}
+    for key, value in overrides.items():
+        section = key.split(".", 1)[0]
+        if key in scenario_keys or section in SECTIONS:
+            scenario_part[key] = value
+        else:
+            scheme_part[key] = value
+    return scenario_part, scheme_part
+
+
+def build_model(
+    scheme: str | PaymentScheme | None = None,
+    scenario: str | Scenario = "default",
+    years: int | None = None,
+    seed: int = 0,
+    **overrides: Any,
+) -> VBPModel:
+    """A ready-to-step model from the same arguments as :func:`run`."""
+    check_seed(seed)
+    base = load_scenario(scenario)
+    scenario_over, scheme_params = split_overrides(overrides)
+    if years is not None:
+        if isinstance(years, bool) or not isinstance(years, int) or years <= 0:
+            raise ParameterError("years", years, "a whole number of years > 0")
+        scenario_over["simulation.years"] = years
+    if scheme is not None:
+        if isinstance(scheme, PaymentScheme):
+            if scheme_params:
+                raise ParameterError(next(iter(scheme_params)), "", "not a scenario parameter")
+        else:
+            scenario_over["contract.scheme"] = scheme
+            scenario_over["contract.params"] = scheme_params
+    elif scheme_params:
+        params = {**base.contract.params, **scheme_params}
+        scenario_over["contract.params"] = params
+    sc = base.with_overrides(**scenario_over) if scenario_over else base
+    return VBPModel(sc, scheme=scheme if isinstance(scheme, PaymentScheme) else None, seed=seed)
+
+
+def run(
+    scheme: str | PaymentScheme | None = "ffs",
+    scenario: str | Scenario = "default",
+    years: int | None = None,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+    **overrides: Any,
+) -> Result:
+    """Run one scenario under one payment scheme and summarise it.
+
+    ``overrides`` are scenario parameters (``n_patients=5000``, ``providers.altruism_mean=0.2``)
+    or parameters of the scheme (``fee_to_cost=1.4``); bad ones raise a ParameterError.
+    """
+    model = build_model(scheme, scenario, years, seed, **overrides)
+    for i in range(model.n_steps):
+        model.step()
+        if progress is not None:
+            progress(i + 1, model.n_steps)
+    return result_of(model)
+
+
+def result_of(model: VBPModel) -> Result:
+    """Summarise a model that has been stepped."""
+    ts = pd.DataFrame.from_records(model.records)
+    sc = model.config
+    years = len(ts) / model.steps_per_year
+    dims = value_dimensions(ts, model.initial_patients, years)
+    ind = indicators(
+        ts,
+        model.initial_patients,
+        years,
+        model.steps_per_year,
+        model.income_total,
+        model.cost_total,
+        model.providers.insolvent_steps,
+        sc.clinical.willingness_to_pay,
+    )
+    name = getattr(model.contract, "name", "") or type(model.contract).__name__
+    return Result(
+        scheme=sc.contract.scheme if name == "blend" else name,
+        scenario=sc.name,
+        seed=model.seed_value,
+        years=sc.simulation.years,
+        value_dimensions=dims,
+        indicators=ind,
+        timeseries=ts,
+        parameters={"contract": repr(model.contract), "scenario": sc.model_dump()},
+    )
+
+
+def _run_flat(args: tuple[Any, ...]) -> dict[str, Any]:
+    scheme, scenario, years, seed, overrides = args
+    res = run(scheme, scenario, years, seed, **overrides)
+    return {
+        "scheme": scheme if isinstance(scheme, str) else repr(scheme),
+        "seed": seed,
+        **res.value_dimensions,
+        **res.indicators,
+    }
+
+
+def replicate(
+    schemes: Sequence[str | PaymentScheme],
+    seeds: Iterable[int],
+    scenario: str | Scenario = "default",
+    years: int | None = None,
+    workers: int = 1,
+    **overrides: Any,
+) -> pd.DataFrame:
+    """Run every scheme on every seed (common random numbers); one row per run.
+
+    Results do not depend on ``workers``: each run is seeded by its own seed only.
+    """
+    jobs = [(s, scenario, years, check_seed(seed), overrides) for seed in seeds for s in schemes]
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            rows = list(pool.map(_run_flat, jobs))
+    else:
+        rows = [_run_flat(job) for job in jobs]
+    return pd.DataFrame(rows)
+
+
+def paired_difference(
+    table: pd.DataFrame, metric: str, treatment: str, control: str, z: float = 1.96
+) -> tuple[float, float, float]:
+    """Mean paired difference treatment - control over seeds, with a normal 95% CI."""
+    wide = table.pivot(index="seed", columns="scheme", values=metric)
+    diff = (wide[treatment] - wide[control]).to_numpy()
+    mean = float(diff.mean())
+    half = z * float(diff.std(ddof=1)) / np.sqrt(len(diff)) if len(diff) > 1 else float("inf")
+    return mean, mean - half, mean + half
+
+
+def compare(table: pd.DataFrame, metrics: Sequence[str] | None = None, z: float = 1.96) -> pd.DataFrame:
+    """Mean and 95% confidence interval of each metric by scheme."""
+    metrics = list(metrics or [c for c in table.columns if c not in ("scheme", "seed")])
+    grouped = table.groupby("scheme", sort=False)[metrics]
+    mean, sd, n = grouped.mean(), grouped.std(ddof=1), grouped.count()
+    half = z * sd / np.sqrt(n)
+    return pd.concat({"mean": mean, "ci_low": mean - half, "ci_high": mean + half}, axis=1)

@@ -1,0 +1,87 @@
+"""The five value dimensions of Cattel et al. (2018, Section 2) and behaviour indicators.
+
+Each dimension is one number per run, higher is better, computed from the same
+population and seeds under every scheme so schemes compare fairly:
+
+* ``quality``: QALYs per initial capita per year (health, including the QoL cost of
+  too little or too much care).
+* ``cost_consciousness``: 1 minus the low-value share of care delivered (care beyond the
+  patient optimum and duplicated work), in [0, 1].
+* ``coordination``: 1 minus the share of hand-offs in the care chain that fail (a failed
+  hand-off duplicates work and may cause a readmission), in [0, 1].
+* ``innovation``: net monetary benefit of adopted innovations, EUR per capita per year
+  (0 while no innovations arrive in the scenario).
+* ``prevention``: share of the care-preventable stroke hazard that care actually
+  prevented, relative to guideline care (1 = guideline management of risk factors).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .parameters import DISCIPLINES
+
+DIMENSIONS: tuple[str, ...] = ("quality", "cost_consciousness", "coordination", "innovation", "prevention")
+
+
+def _ratio(numerator: float, denominator: float, default: float = 0.0) -> float:
+    return float(numerator / denominator) if denominator > 0 else default
+
+
+def value_dimensions(ts: pd.DataFrame, initial_patients: int, years: float) -> dict[str, float]:
+    """The five value dimensions from a run's time series."""
+    capita_years = initial_patients * years
+    delivered = ts.guideline_cost.sum() - ts.shortfall_cost.sum() + ts.low_value_cost.sum()
+    preventable = ts.stroke_hazard_untreated.sum() - ts.stroke_hazard_guideline.sum()
+    prevented = ts.stroke_hazard_untreated.sum() - ts.stroke_hazard.sum()
+    return {
+        "quality": _ratio(ts.qalys.sum(), capita_years),
+        "cost_consciousness": 1.0 - _ratio(ts.low_value_cost.sum(), delivered),
+        "coordination": 1.0 - _ratio(ts.handoff_failures.sum(), ts.handoffs.sum()),
+        "innovation": 0.0,
+        "prevention": _ratio(prevented, preventable, default=1.0),
+    }
+
+
+def indicators(
+    ts: pd.DataFrame,
+    initial_patients: int,
+    years: float,
+    steps_per_year: int,
+    provider_income: np.ndarray,
+    provider_cost: np.ndarray,
+    insolvent_steps: np.ndarray,
+    willingness_to_pay: float,
+) -> dict[str, float]:
+    """Behaviour and money indicators from a run's time series and provider books."""
+    capita_years = initial_patients * years
+    person_years = ts.alive.sum() / steps_per_year
+    guideline = ts.guideline_cost.sum()
+    delivered = guideline - ts.shortfall_cost.sum() + ts.low_value_cost.sum()
+    spending_pc = _ratio(ts.spending.sum(), capita_years)
+    qalys_pc = _ratio(ts.qalys.sum(), capita_years)
+    margins = np.divide(provider_income - provider_cost, np.maximum(provider_income, 1e-9))
+    out = {
+        "overprovision": _ratio(ts.low_value_cost.sum(), guideline),
+        "underprovision": _ratio(ts.shortfall_cost.sum(), guideline),
+        "intensity_ratio": _ratio(delivered, guideline, default=1.0),
+        "low_value_share": _ratio(ts.low_value_cost.sum(), delivered),
+        "measured_quality": float(ts.measured_quality.mean()),
+        "true_quality": float(ts.true_quality.mean()),
+        "qalys_per_capita": qalys_pc,
+        "strokes_per_1000": 1000 * _ratio(ts.strokes.sum(), person_years),
+        "deaths": float(ts.deaths.sum()),
+        "readmissions": float(ts.readmissions.sum()),
+        "spending_per_capita": spending_pc,
+        "provider_income": float(provider_income.sum()),
+        "provider_cost": float(provider_cost.sum()),
+        "provider_margin": _ratio(provider_income.sum() - provider_cost.sum(), provider_income.sum()),
+        "margin_sd": float(np.std(margins)),
+        "insolvent_providers": float((insolvent_steps > 0).sum()),
+        "health_per_1000_eur": _ratio(1000 * qalys_pc, spending_pc),
+        "net_monetary_benefit": willingness_to_pay * qalys_pc - spending_pc,
+    }
+    for name in DISCIPLINES:
+        out[f"intensity_{name}"] = float(ts[f"intensity_{name}"].mean())
+    return out

@@ -1,0 +1,432 @@
+"""Scenario parameters: every number the model uses, with its unit and source.
+
+A scenario is data, not code (as OpenFisca keeps parameters). It has sections for the
+population, the clinical model, the providers, the purchaser, the contract and the
+horizon. Each field carries a description, a unit and a source in its metadata, which is
+what `docs/ODD.md` tabulates. Validation happens here, where input enters: a bad value
+raises :class:`~vbpsim.errors.ParameterError` naming the parameter path, the value and
+what is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ParameterError
+
+DISCIPLINES: tuple[str, ...] = ("gp", "hospital", "rehab", "nursing")
+HEALTH_STATES: tuple[str, ...] = ("healthy", "chronic", "acute", "post_acute", "disabled", "dead")
+CONDITIONS: tuple[str, ...] = ("hypertension", "diabetes", "atrial_fibrillation")
+
+ASSUMPTION = "modelling assumption (docs/ODD.md, 'Details')"
+
+
+def param(default: Any, unit: str, source: str, description: str, **constraints: Any) -> Any:
+    """Declare a scenario field with the metadata the ODD tables are built from."""
+    return Field(
+        default,
+        description=description,
+        json_schema_extra={"unit": unit, "source": source},
+        **constraints,
+    )
+
+
+class Section(BaseModel):
+    """A scenario section: unknown keys and wrong types are errors, not silent defaults."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class PopulationParams(Section):
+    """Who the patients are: age, chronic risk factors and how much of risk is hidden."""
+
+    n_patients: int = param(10_000, "persons", ASSUMPTION, "Initial population size.", ge=10)
+    age_mean: float = param(
+        62.0, "years", "adult population at stroke risk; ASSUMPTION", "Mean age.", ge=18, le=100
+    )
+    age_sd: float = param(12.0, "years", ASSUMPTION, "Standard deviation of age.", ge=0)
+    age_min: float = param(40.0, "years", ASSUMPTION, "Youngest age in the population.", ge=18)
+    age_max: float = param(95.0, "years", ASSUMPTION, "Oldest age in the population.", le=110)
+    hypertension_prevalence_60: float = param(
+        0.35,
+        "share",
+        "Dutch GP registries (order of magnitude)",
+        "Hypertension at age 60.",
+        ge=0,
+        le=1,
+    )
+    diabetes_prevalence_60: float = param(
+        0.12, "share", "Dutch GP registries (order of magnitude)", "Diabetes at age 60.", ge=0, le=1
+    )
+    atrial_fibrillation_prevalence_60: float = param(
+        0.03,
+        "share",
+        "Framingham cohort (order of magnitude)",
+        "Atrial fibrillation at 60.",
+        ge=0,
+        le=1,
+    )
+    condition_odds_per_decade: float = param(
+        1.6, "odds ratio", ASSUMPTION, "Odds of each condition per 10 years of age.", gt=0
+    )
+    condition_incidence: float = param(
+        0.015, "1/year", ASSUMPTION, "Yearly incidence of a new chronic condition at 60.", ge=0, le=1
+    )
+    post_acute_prevalence_60: float = param(
+        0.002,
+        "share",
+        ASSUMPTION,
+        "Share at 60 in the post-acute phase of a stroke at start.",
+        ge=0,
+        le=1,
+    )
+    disabled_prevalence_60: float = param(
+        0.01,
+        "share",
+        "stroke survivors with lasting disability (order of magnitude)",
+        "Share at 60 disabled after an earlier stroke at start.",
+        ge=0,
+        le=1,
+    )
+    risk_sd: float = param(
+        0.6,
+        "log units",
+        "lognormal spread of individual cost risk (Van Vliet 1992)",
+        "SD of the individual log cost risk (frailty).",
+        ge=0,
+        le=3,
+    )
+    private_risk_share: float = param(
+        0.5,
+        "share of variance",
+        "Cattel et al. 2018, Section 4.2.4",
+        "Share of log-risk variance the purchaser cannot observe (providers see part of it).",
+        ge=0,
+        le=1,
+    )
+    provider_signal_noise: float = param(
+        0.3,
+        "log units",
+        "Cattel et al. 2018, Section 4.2.4",
+        "Noise in a provider's reading of a patient's private risk.",
+        ge=0,
+    )
+    switch_rate: float = param(
+        0.02,
+        "1/month",
+        ASSUMPTION,
+        "Monthly probability that a fully dissatisfied patient switches GP.",
+        ge=0,
+        le=1,
+    )
+
+
+class ClinicalParams(Section):
+    """How care turns into health: the patient-optimal intensity is 1 by definition."""
+
+    unit_cost: dict[str, float] = param(
+        {"gp": 50.0, "hospital": 1000.0, "rehab": 200.0, "nursing": 50.0},
+        "EUR per service unit",
+        "Dutch cost manual (Hakkaart-van Roijen 2016), rounded",
+        "Provider's cost of one service unit by discipline.",
+    )
+    stroke_rate_60: float = param(
+        0.002,
+        "1/year",
+        "Dutch stroke incidence (order of magnitude)",
+        "Stroke hazard at 60 without risk factors.",
+        ge=0,
+        le=1,
+    )
+    stroke_hr_per_decade: float = param(
+        1.9,
+        "hazard ratio",
+        "stroke risk roughly doubles per decade after 55",
+        "Stroke hazard ratio per 10 years of age.",
+        gt=0,
+    )
+    stroke_hr: dict[str, float] = param(
+        {"hypertension": 2.0, "diabetes": 1.8, "atrial_fibrillation": 4.0},
+        "hazard ratio",
+        "Framingham stroke risk profile (Wolf et al. 1991), rounded",
+        "Stroke hazard ratio by condition.",
+    )
+    case_fatality: float = param(
+        0.15,
+        "probability",
+        "30-day stroke case fatality, Western Europe",
+        "Death in the acute month with guideline care.",
+        ge=0,
+        le=1,
+    )
+    recovery_rate: float = param(
+        0.25,
+        "1/month",
+        ASSUMPTION,
+        "Post-acute to recovered (chronic) with guideline rehab.",
+        ge=0,
+        le=1,
+    )
+    disability_rate: float = param(
+        0.06,
+        "1/month",
+        ASSUMPTION,
+        "Post-acute to lasting disability with guideline rehab.",
+        ge=0,
+        le=1,
+    )
+    post_acute_mortality: float = param(
+        0.01, "1/month", ASSUMPTION, "Monthly death in the post-acute phase.", ge=0, le=1
+    )
+    disabled_mortality: float = param(
+        0.01, "1/month", ASSUMPTION, "Monthly death while disabled.", ge=0, le=1
+    )
+    background_mortality_60: float = param(
+        0.006,
+        "1/year",
+        "Dutch life table (order of magnitude)",
+        "Other-cause death at 60.",
+        ge=0,
+        le=1,
+    )
+    mortality_gompertz_slope: float = param(
+        0.09,
+        "1/year of age",
+        "Gompertz law, human adults",
+        "Log-increase of mortality per year.",
+        ge=0,
+    )
+    undertreatment_harm: float = param(
+        0.6,
+        "relative hazard",
+        ASSUMPTION,
+        "Extra relative hazard of adverse transitions with no care at all (intensity 0).",
+        ge=0,
+    )
+    overtreatment_harm: float = param(
+        0.15,
+        "benefit per squared excess",
+        ASSUMPTION,
+        "Curvature of benefit beyond the optimum: b(x)=1-h(x-1)^2 for x>1.",
+        ge=0,
+    )
+    delivery_noise: float = param(
+        0.2,
+        "log units",
+        ASSUMPTION,
+        "Patient-level spread of delivered around chosen intensity.",
+        ge=0,
+        le=2,
+    )
+    qol: dict[str, float] = param(
+        {"healthy": 0.90, "chronic": 0.80, "acute": 0.35, "post_acute": 0.55, "disabled": 0.45},
+        "utility (0-1)",
+        "EQ-5D values after stroke (order of magnitude)",
+        "Quality of life by health state with guideline care.",
+    )
+    qol_care_weight: float = param(
+        0.2, "share of QoL", ASSUMPTION, "QoL lost in a month of no care at all.", ge=0, le=1
+    )
+    willingness_to_pay: float = param(
+        50_000.0,
+        "EUR per QALY",
+        "Dutch reference values (Zwaap et al. 2015)",
+        "Value of a QALY for net monetary benefit.",
+        ge=0,
+    )
+
+
+class ProviderParams(Section):
+    """Providers: how many of each discipline and how they weigh money against health."""
+
+    n_gp: int = param(24, "providers", ASSUMPTION, "GP practices.", ge=1)
+    n_hospital: int = param(6, "providers", ASSUMPTION, "Hospitals.", ge=1)
+    n_rehab: int = param(5, "providers", ASSUMPTION, "Rehabilitation centres.", ge=1)
+    n_nursing: int = param(5, "providers", ASSUMPTION, "Nursing/home-care organisations.", ge=1)
+    altruism_mean: float = param(
+        0.5,
+        "weight (0-1)",
+        "Ellis & McGuire 1986: provider weighs patient benefit",
+        "Mean weight on patient benefit (money-equivalent).",
+        ge=0,
+        le=1,
+    )
+    altruism_sd: float = param(
+        0.1, "weight", ASSUMPTION, "Heterogeneity of altruism across providers.", ge=0, le=0.5
+    )
+    benefit_to_cost: float = param(
+        3.0,
+        "EUR of health per EUR of care",
+        "cost-effective guideline care; ASSUMPTION",
+        "Patient's health value of guideline care relative to its cost.",
+        gt=0,
+    )
+    loss_aversion: float = param(
+        2.25,
+        "ratio",
+        "Tversky & Kahneman 1992",
+        "Weight of a loss relative to an equal gain.",
+        ge=1,
+    )
+    capacity_slack: float = param(
+        1.3, "ratio", ASSUMPTION, "Capacity relative to the initial panel's guideline need.", gt=0
+    )
+    overtime_premium: float = param(
+        0.5, "share of unit cost", ASSUMPTION, "Extra unit cost for work beyond capacity.", ge=0
+    )
+    reserve_months: float = param(3.0, "months of cost", ASSUMPTION, "Initial financial reserves.", ge=0)
+    intensity_min: float = param(0.1, "x optimum", ASSUMPTION, "Lowest intensity.", ge=0)
+    intensity_max: float = param(2.5, "x optimum", ASSUMPTION, "Highest intensity.", gt=0)
+    initial_intensity: float = param(1.0, "x optimum", ASSUMPTION, "Starting intensity.", ge=0)
+    search_step: float = param(
+        0.05, "x optimum", "local search (bounded rationality)", "Step of the local search.", gt=0
+    )
+    choice_noise: float = param(
+        0.02,
+        "share of care value",
+        "logit choice (McFadden 1974)",
+        "Logit temperature relative to the value of the provider's care.",
+        gt=0,
+    )
+    learning_rate: float = param(
+        0.3,
+        "share per step",
+        "adaptive expectations",
+        "Weight of new data in a provider's beliefs.",
+        gt=0,
+        le=1,
+    )
+    data_lag_months: int = param(
+        1,
+        "months",
+        "Seed case: limited real-time data",
+        "Delay before providers see own data.",
+        ge=0,
+        le=24,
+    )
+
+
+class PurchaserParams(Section):
+    """The purchaser: what it can see of risk and quality."""
+
+    risk_adjustment_power: float = param(
+        1.0,
+        "share (0-1)",
+        "Cattel et al. 2018, Section 4.2.4",
+        "Share of the observable log-risk the purchaser's risk model captures.",
+        ge=0,
+        le=1,
+    )
+    quality_measurement_noise: float = param(
+        0.03, "indicator units", ASSUMPTION, "SD of noise in measured quality indicators.", ge=0
+    )
+
+
+class ContractParams(Section):
+    """The payment contract: a registered scheme name and its keyword parameters."""
+
+    scheme: str = param("ffs", "name", "vbpsim.list_schemes()", "Payment scheme in force.")
+    params: dict[str, Any] = param({}, "-", "scheme docstrings", "Keyword arguments of the scheme.")
+
+
+class SimulationParams(Section):
+    """The horizon and the time step."""
+
+    years: int = param(10, "years", ASSUMPTION, "Simulated years.", ge=1, le=200)
+    steps_per_year: int = param(12, "steps", "SPEC: one month", "Time steps per year.", ge=1, le=365)
+
+
+class Scenario(Section):
+    """A complete, validated scenario."""
+
+    name: str = "default"
+    description: str = ""
+    population: PopulationParams = PopulationParams()
+    clinical: ClinicalParams = ClinicalParams()
+    providers: ProviderParams = ProviderParams()
+    purchaser: PurchaserParams = PurchaserParams()
+    contract: ContractParams = ContractParams()
+    simulation: SimulationParams = SimulationParams()
+
+    def with_overrides(self, **overrides: Any) -> Scenario:
+        """Return a copy with fields replaced; keys are a field name or `section.field`."""
+        data = self.model_dump()
+        for key, value in overrides.items():
+            section, field = _locate(key)
+            data[section][field] = value
+        return build_scenario(data)
+
+
+SECTIONS: dict[str, type[Section]] = {
+    name: info.annotation  # type: ignore[misc]
+    for name, info in Scenario.model_fields.items()
+    if isinstance(info.annotation, type) and issubclass(info.annotation, Section)
+}
+
+
+def _locate(key: str) -> tuple[str, str]:
+    """Find the section of a flat or dotted override key, or raise a clear error."""
+    if "." in key:
+        section, field = key.split(".", 1)
+        if section in SECTIONS and field in SECTIONS[section].model_fields:
+            return section, field
+    else:
+        owners = [s for s, cls in SECTIONS.items() if key in cls.model_fields]
+        if len(owners) == 1:
+            return owners[0], key
+    raise ParameterError(key, "(override)", "not a scenario parameter; see docs/ODD.md")
+
+
+def build_scenario(data: dict[str, Any]) -> Scenario:
+    """Validate a nested dict into a Scenario, turning pydantic errors into one-line ones."""
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(p) for p in first["loc"])
+        raise ParameterError(path, first.get("input"), first["msg"]) from None
+    _check_consistency(scenario)
+    return scenario
+
+
+def _check_consistency(scenario: Scenario) -> None:
+    """Cross-field rules that single-field constraints cannot express."""
+    pop, prov, clin = scenario.population, scenario.providers, scenario.clinical
+    if pop.age_min >= pop.age_max:
+        raise ParameterError("population.age_min", pop.age_min, f"must be < age_max={pop.age_max}")
+    if not prov.intensity_min < prov.intensity_max:
+        raise ParameterError(
+            "providers.intensity_min",
+            prov.intensity_min,
+            f"must be < intensity_max={prov.intensity_max}",
+        )
+    if not prov.intensity_min <= prov.initial_intensity <= prov.intensity_max:
+        raise ParameterError(
+            "providers.initial_intensity",
+            prov.initial_intensity,
+            f"must lie in [{prov.intensity_min}, {prov.intensity_max}]",
+        )
+    _check_table("clinical.unit_cost", clin.unit_cost, DISCIPLINES, positive=True)
+    _check_table("clinical.stroke_hr", clin.stroke_hr, CONDITIONS, positive=True)
+    _check_table("clinical.qol", clin.qol, HEALTH_STATES[:-1], unit_interval=True)
+
+
+def _check_table(
+    name: str,
+    table: dict[str, float],
+    keys: tuple[str, ...],
+    *,
+    positive: bool = False,
+    unit_interval: bool = False,
+) -> None:
+    """A keyed table must have exactly the expected keys and finite values in range."""
+    if set(table) != set(keys):
+        raise ParameterError(name, table, f"needs exactly the keys {list(keys)}")
+    for key, value in table.items():
+        bad_sign = positive and not value > 0
+        bad_range = unit_interval and not 0 <= value <= 1
+        if bad_sign or bad_range or value != value:
+            allowed = "a number > 0" if positive else "a number in [0, 1]"
+            raise ParameterError(f"{name}.{key}", value, allowed)

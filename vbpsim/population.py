@@ -1,0 +1,151 @@
+"""Patients: individuals with their own state and rules, stored as numpy arrays.
+
+Each patient has an age, chronic conditions (stroke risk factors), a lognormal cost risk
+split into a part the purchaser can observe and a private part that providers partly
+see (their information advantage, Cattel et al. 2018 Section 4.2.4), a health state
+(healthy, chronic, acute stroke, post-acute, disabled, dead), a provider in each
+discipline of the care chain, and an experience of care that drives switching. Every rule
+is a vectorised operation over all patients at once, so 10^6 patients stay practical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .parameters import CONDITIONS, DISCIPLINES, HEALTH_STATES, ClinicalParams, PopulationParams
+
+HEALTHY, CHRONIC, ACUTE, POST_ACUTE, DISABLED, DEAD = range(len(HEALTH_STATES))
+GP, HOSPITAL, REHAB, NURSING = range(len(DISCIPLINES))
+
+# Guideline need in service units per month, by health state and discipline; the chronic
+# row is per condition (plus the healthy check-up). Units priced by ClinicalParams.unit_cost.
+NEED_PER_MONTH = np.array(
+    [
+        #  gp    hospital rehab nursing
+        [0.15, 0.00, 0.0, 0.0],  # healthy
+        [0.20, 0.01, 0.0, 0.0],  # chronic, per condition
+        [0.00, 8.00, 0.0, 0.0],  # acute stroke (admission)
+        [0.30, 0.00, 8.0, 4.0],  # post-acute
+        [0.30, 0.00, 0.0, 20.0],  # disabled
+        [0.00, 0.00, 0.0, 0.0],  # dead
+    ]
+)
+# Which discipline's care drives health in each state (for QoL and transitions).
+LEAD_DISCIPLINE = np.array([GP, GP, HOSPITAL, REHAB, NURSING, GP])
+
+
+def care_benefit(ratio: np.ndarray, overtreatment_harm: float) -> np.ndarray:
+    """Health benefit of care at ``ratio`` x the patient-optimal intensity, 1 at the optimum.
+
+    Concave: too little care harms health quadratically (b(0)=0); beyond the optimum care
+    adds cost and a little harm (b(x)=1-h(x-1)^2), so the patient optimum is exactly 1.
+    """
+    below = ratio * (2.0 - ratio)
+    above = 1.0 - overtreatment_harm * (ratio - 1.0) ** 2
+    return np.where(ratio <= 1.0, np.maximum(below, 0.0), above)
+
+
+@dataclass
+class Population:
+    """All patients as parallel arrays; index i is one individual throughout the run."""
+
+    age: np.ndarray
+    conditions: np.ndarray  # (n, 3) bool
+    state: np.ndarray  # int8, HEALTH_STATES index
+    log_risk_observable: np.ndarray
+    log_risk_private: np.ndarray
+    provider_view_private: np.ndarray  # providers' noisy reading of the private part
+    provider: np.ndarray  # (n, 4) int32: the patient's provider in each discipline
+    delivery_noise: np.ndarray  # (n, 4) persistent patient-level response to practice style
+    experience: np.ndarray  # moving average of care benefit received, 0..1
+    months_in_state: np.ndarray
+
+    @classmethod
+    def generate(
+        cls,
+        params: PopulationParams,
+        clinical: ClinicalParams,
+        providers_by_discipline: list[np.ndarray],
+        rng: np.random.Generator,
+    ) -> Population:
+        """Draw a population from the scenario's distributions."""
+        n = params.n_patients
+        age = np.clip(rng.normal(params.age_mean, params.age_sd, n), params.age_min, params.age_max)
+        prevalence = np.array(
+            [
+                params.hypertension_prevalence_60,
+                params.diabetes_prevalence_60,
+                params.atrial_fibrillation_prevalence_60,
+            ]
+        )
+        odds60 = prevalence / np.maximum(1 - prevalence, 1e-12)
+        odds = odds60[None, :] * params.condition_odds_per_decade ** ((age[:, None] - 60) / 10)
+        conditions = rng.random((n, len(CONDITIONS))) < odds / (1 + odds)
+        var_obs = params.risk_sd**2 * (1 - params.private_risk_share)
+        var_priv = params.risk_sd**2 * params.private_risk_share
+        log_obs = rng.normal(-var_obs / 2, np.sqrt(var_obs), n)
+        log_priv = rng.normal(-var_priv / 2, np.sqrt(var_priv), n)
+        view = log_priv + rng.normal(0.0, params.provider_signal_noise, n)
+        provider = np.column_stack([rng.choice(ids, n) for ids in providers_by_discipline])
+        sigma = clinical.delivery_noise
+        noise = np.exp(rng.normal(-(sigma**2) / 2, sigma, (n, len(DISCIPLINES))))
+        state = np.where(conditions.any(axis=1), CHRONIC, HEALTHY).astype(np.int8)
+        by_age = clinical.stroke_hr_per_decade ** ((age - 60) / 10)
+        history = rng.random(n)
+        p_post_acute = np.minimum(params.post_acute_prevalence_60 * by_age, 1.0)
+        p_disabled = np.minimum(params.disabled_prevalence_60 * by_age, 1.0 - p_post_acute)
+        state[history < p_post_acute] = POST_ACUTE
+        state[(history >= p_post_acute) & (history < p_post_acute + p_disabled)] = DISABLED
+        return cls(
+            age=age,
+            conditions=conditions,
+            state=state,
+            log_risk_observable=log_obs,
+            log_risk_private=log_priv,
+            provider_view_private=view,
+            provider=provider.astype(np.int32),
+            delivery_noise=noise,
+            experience=np.full(n, 0.8),
+            months_in_state=np.zeros(n, dtype=np.int16),
+        )
+
+    @property
+    def size(self) -> int:
+        """Number of individuals ever in the population (alive or dead)."""
+        return int(self.age.shape[0])
+
+    @property
+    def alive(self) -> np.ndarray:
+        """Mask of living patients."""
+        return self.state != DEAD
+
+    @property
+    def frailty(self) -> np.ndarray:
+        """True multiplicative cost risk (mean 1)."""
+        return np.exp(self.log_risk_observable + self.log_risk_private)
+
+    def diagnosis_need(self) -> np.ndarray:
+        """Guideline need of an average-risk patient in the same state and diagnoses."""
+        n_conditions = self.conditions.sum(axis=1)
+        base = NEED_PER_MONTH[self.state]
+        chronic = self.state == CHRONIC
+        base[chronic] = NEED_PER_MONTH[HEALTHY] + NEED_PER_MONTH[CHRONIC] * n_conditions[chronic, None]
+        return base
+
+    def guideline_need(self) -> np.ndarray:
+        """Patient-optimal service units this month by discipline, shape (n, 4)."""
+        return self.diagnosis_need() * self.frailty[:, None]
+
+    def stroke_hazard(self, clinical: ClinicalParams) -> np.ndarray:
+        """Yearly stroke hazard before care effects, for those who can have one."""
+        hr = np.array([clinical.stroke_hr[c] for c in CONDITIONS])
+        by_conditions = np.prod(np.where(self.conditions, hr[None, :], 1.0), axis=1)
+        by_age = clinical.stroke_hr_per_decade ** ((self.age - 60) / 10)
+        at_risk = (self.state == HEALTHY) | (self.state == CHRONIC)
+        return np.where(at_risk, clinical.stroke_rate_60 * by_age * by_conditions, 0.0)
+
+    def background_mortality(self, clinical: ClinicalParams) -> np.ndarray:
+        """Yearly other-cause mortality hazard (Gompertz)."""
+        return clinical.background_mortality_60 * np.exp(clinical.mortality_gompertz_slope * (self.age - 60))

@@ -1,0 +1,401 @@
+"""Payment schemes: each says only how money flows given what was observed.
+
+A scheme is a small object with one job, ``pay(obs) -> payments``: it maps an
+:class:`Observation` (what the purchaser saw of each payee over a settlement period:
+services billed, cases, enrolment, risk-adjusted expected cost, actual cost, measured
+quality) to one payment per payee. Schemes never tell a provider what to do. Providers
+read a contract only by asking it what it *would* pay for hypothetical observations, so
+any scheme written against this interface, including one the project has never seen,
+steers behaviour through its money flows alone (SPEC, "The one design rule").
+
+The base payment methods are those of Cattel et al. (2018), Section 3.3 (FFS, per case,
+capitation, per period) plus blends of them (mixed payment); the explicit component is
+pay-for-performance (Section 4.1). Rates are set relative to the purchaser's normative
+cost of guideline care, so "1.0" means a payment level equal to that cost.
+
+Contract for implementers
+-------------------------
+* ``pay`` must return a float array of shape ``(n_payees,)`` for an observation of any
+  number of payees and any ``months``; payee ``g``'s payment may depend only on row ``g``
+  (payees are separable) and on the scheme's own parameters.
+* ``settlement_months`` says how often the purchaser settles: 1 for monthly flows, 12 for
+  a yearly settlement (P4P bonus, reconciliation).
+* Keyword-only ``__init__`` parameters with defaults; validate them and raise
+  :class:`~vbpsim.errors.ParameterError` on bad values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, override
+
+import numpy as np
+
+from .errors import ParameterError
+from .parameters import DISCIPLINES
+
+
+@dataclass
+class Observation:
+    """What the purchaser observed of each payee over ``months`` months (arrays per payee).
+
+    Extensive fields (services, cases, values, costs) are totals over the period; the
+    purchaser's normative values price care at guideline intensity.
+    """
+
+    months: float
+    services: np.ndarray  # (payees, disciplines) service units billed
+    unit_cost: np.ndarray  # (disciplines,) normative cost of a service unit
+    cases: np.ndarray  # episodes of care (patients treated in a month, admissions)
+    case_value: np.ndarray  # normative guideline cost of those cases (case-mix weighted)
+    member_months: np.ndarray  # enrolled patients x months
+    expected_cost: np.ndarray  # risk-adjusted normative cost of the enrolled
+    average_cost: np.ndarray  # unadjusted normative cost: members x population average
+    baseline_cost: np.ndarray  # normative cost of the panel fixed at contract start
+    cost: np.ndarray  # provider's actual cost of the care delivered
+    measured_quality: np.ndarray  # indicator score in [0, 1] as the purchaser measured it
+
+    EXTENSIVE: ClassVar[tuple[str, ...]] = (
+        "services",
+        "cases",
+        "case_value",
+        "member_months",
+        "expected_cost",
+        "average_cost",
+        "baseline_cost",
+        "cost",
+    )
+
+    @property
+    def n_payees(self) -> int:
+        """Number of payees (rows)."""
+        return int(self.member_months.shape[0])
+
+    def replace(self, **changes: Any) -> Observation:
+        """A copy with some fields replaced (used to probe contracts counterfactually)."""
+        return dataclasses.replace(self, **changes)
+
+    def rescaled(self, months: float) -> Observation:
+        """The same rates over another period length (e.g. a month projected to a year)."""
+        factor = months / self.months
+        changes = {name: getattr(self, name) * factor for name in self.EXTENSIVE}
+        return self.replace(months=months, **changes)
+
+    @classmethod
+    def zeros(cls, n_payees: int, unit_cost: np.ndarray, months: float = 0.0) -> Observation:
+        """An empty observation to accumulate into."""
+        vec = np.zeros(n_payees)
+        return cls(
+            months=months,
+            services=np.zeros((n_payees, len(unit_cost))),
+            unit_cost=unit_cost,
+            cases=vec.copy(),
+            case_value=vec.copy(),
+            member_months=vec.copy(),
+            expected_cost=vec.copy(),
+            average_cost=vec.copy(),
+            baseline_cost=vec.copy(),
+            cost=vec.copy(),
+            measured_quality=vec.copy(),
+        )
+
+    def accumulate(self, other: Observation) -> None:
+        """Add a later period in place; quality becomes the member-weighted average."""
+        total = self.member_months + other.member_months
+        weight = np.divide(other.member_months, total, out=np.zeros_like(total), where=total > 0)
+        self.measured_quality = self.measured_quality * (1 - weight) + other.measured_quality * weight
+        for name in self.EXTENSIVE:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.months += other.months
+
+
+class PaymentScheme:
+    """Base class: turn an observation into one payment per payee."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    prospective: ClassVar[bool] = False  # is the payment fixed before care is given?
+    risk_bearing: ClassVar[bool] = False  # does the payee bear the cost of extra care?
+    settlement_months: int = 1
+
+    def pay(self, obs: Observation) -> np.ndarray:
+        """Payments per payee for the observed period."""
+        raise NotImplementedError
+
+    def components(self) -> Iterator[tuple[float, PaymentScheme]]:
+        """The leaf schemes with their weights (a leaf yields itself with weight 1)."""
+        yield 1.0, self
+
+    def params(self) -> dict[str, Any]:
+        """The constructor arguments, so the scheme can be cloned and reported."""
+        sig = inspect.signature(type(self).__init__)
+        return {n: getattr(self, n) for n in sig.parameters if n != "self" and hasattr(self, n)}
+
+    def clone(self) -> PaymentScheme:
+        """A fresh scheme with the same parameters."""
+        return type(self)(**self.params())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _check_nonnegative(name: str, value: float) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+        raise ParameterError(name, value, "a finite number >= 0")
+    if not np.isfinite(value):
+        raise ParameterError(name, value, "a finite number >= 0")
+    return float(value)
+
+
+def _check_share(name: str, value: float) -> float:
+    value = _check_nonnegative(name, value)
+    if value > 1:
+        raise ParameterError(name, value, "a share in [0, 1]")
+    return value
+
+
+SCHEMES: dict[str, type[PaymentScheme]] = {}
+
+
+def register(cls: type[PaymentScheme]) -> type[PaymentScheme]:
+    """Class decorator: make a scheme available by its ``name``."""
+    if not cls.name:
+        raise ParameterError("name", cls.name, "a non-empty scheme name")
+    SCHEMES[cls.name] = cls
+    return cls
+
+
+@register
+class FeeForService(PaymentScheme):
+    """Fee-for-service: a fee per service unit billed (Cattel et al. 2018, Section 3.3).
+
+    ``fee_to_cost`` is the fee relative to the unit cost of a service; above 1 every
+    extra service is profitable, the classic incentive to overprovide (McGuire 2000).
+    ``fees`` overrides the fee of single disciplines in EUR per unit.
+    """
+
+    name = "ffs"
+    description = "Fee per service billed; more services, more income."
+
+    def __init__(self, *, fee_to_cost: float = 1.25, fees: dict[str, float] | None = None):
+        self.fee_to_cost = _check_nonnegative("fee_to_cost", fee_to_cost)
+        self.fees = dict(fees or {})
+        for discipline, fee in self.fees.items():
+            if discipline not in DISCIPLINES:
+                raise ParameterError(f"fees.{discipline}", fee, f"a discipline in {DISCIPLINES}")
+            _check_nonnegative(f"fees.{discipline}", fee)
+
+    def fee_schedule(self, unit_cost: np.ndarray) -> np.ndarray:
+        """Fee per unit of each discipline."""
+        fees = unit_cost * self.fee_to_cost
+        for discipline, fee in self.fees.items():
+            fees[DISCIPLINES.index(discipline)] = fee
+        return fees
+
+    @override
+    def pay(self, obs: Observation) -> np.ndarray:
+        return obs.services @ self.fee_schedule(obs.unit_cost)
+
+
+@register
+class PerCase(PaymentScheme):
+    """Per case (DRG-like): a case-mix weighted price per episode, whatever is done in it.
+
+    The price is ``price_to_cost`` times the normative guideline cost of the case, so care
+    within a case is a cost to the provider (Cattel et al. 2018, Section 3.3).
+    """
+
+    name = "per_case"
+    description = "Fixed case-mix price per episode; care within it is a cost."
+    risk_bearing = True
+
+    def __init__(self, *, price_to_cost: float = 1.05):
+        self.price_to_cost = _check_nonnegative("price_to_cost", price_to_cost)
+
+    @override
+    def pay(self, obs: Observation) -> np.ndarray:
+        return self.price_to_cost * obs.case_value
+
+
+@register
+class Capitation(PaymentScheme):
+    """Capitation: a fixed amount per enrolled person per period (Section 3.3).
+
+    With ``risk_adjusted`` the rate follows the purchaser's risk score of each member
+    (Section 4.2.4); without it every member brings the population average.
+    """
+
+    name = "capitation"
+    description = "Fixed amount per enrolled person per month, optionally risk-adjusted."
+    prospective = True
+    risk_bearing = True
+
+    def __init__(self, *, rate_to_cost: float = 1.05, risk_adjusted: bool = True):
+        self.rate_to_cost = _check_nonnegative("rate_to_cost", rate_to_cost)
+        if not isinstance(risk_adjusted, bool):
+            raise ParameterError("risk_adjusted", risk_adjusted, "true or false")
+        self.risk_adjusted = risk_adjusted
+
+    @override
+    def pay(self, obs: Observation) -> np.ndarray:
+        base = obs.expected_cost if self.risk_adjusted else obs.average_cost
+        return self.rate_to_cost * base
+
+
+@register
+class PerPeriod(PaymentScheme):
+    """Per period: a salary or fixed budget, set at contract start (Section 3.3).
+
+    Pays ``budget_to_cost`` times the normative cost of the panel the payee had when the
+    contract began, whatever happens since.
+    """
+
+    name = "per_period"
+    description = "Fixed budget or salary per month, set at contract start."
+    prospective = True
+    risk_bearing = True
+
+    def __init__(self, *, budget_to_cost: float = 1.05):
+        self.budget_to_cost = _check_nonnegative("budget_to_cost", budget_to_cost)
+
+    @override
+    def pay(self, obs: Observation) -> np.ndarray:
+        return self.budget_to_cost * obs.baseline_cost
+
+
+@register
+class PayForPerformance(PaymentScheme):
+    """Pay-for-performance add-on: a yearly bonus on measured quality (Section 4.1).
+
+    The bonus is ``bonus_share`` of the payee's normative cost, scaled linearly from 0 at
+    ``threshold`` to the full bonus at a perfect score. Only what indicators measure is
+    rewarded: the root of teaching to the test (Holmstrom & Milgrom 1991; Section 3.2).
+    """
+
+    name = "p4p"
+    description = "Yearly bonus for measured quality, as a share of normative cost."
+    settlement_months = 12
+
+    def __init__(self, *, bonus_share: float = 0.05, threshold: float = 0.5):
+        self.bonus_share = _check_nonnegative("bonus_share", bonus_share)
+        self.threshold = _check_share("threshold", threshold)
+        if self.threshold >= 1:
+            raise ParameterError("threshold", threshold, "a share in [0, 1)")
+
+    @override
+    def pay(self, obs: Observation) -> np.ndarray:
+        score = np.clip((obs.measured_quality - self.threshold) / (1 - self.threshold), 0, 1)
+        return self.bonus_share * obs.average_cost * score
+
+
+@dataclass
+class Blend(PaymentScheme):
+    """A weighted sum of schemes; the building block of mixed payment and add-ons."""
+
+    parts: list[tuple[float, PaymentScheme]] = field(default_factory=list)
+    name: ClassVar[str] = "blend"
+
+    @override
+    def pay(self, obs: Observation) -> np.ndarray:
+        return sum((w * s.pay(obs) for w, s in self.parts), start=np.zeros(obs.n_payees))
+
+    @override
+    def components(self) -> Iterator[tuple[float, PaymentScheme]]:
+        for weight, scheme in self.parts:
+            for inner_weight, leaf in scheme.components():
+                yield weight * inner_weight, leaf
+
+    @override
+    def params(self) -> dict[str, Any]:
+        return {"parts": [(w, s.clone()) for w, s in self.parts]}
+
+
+@register
+class Mixed(Blend):
+    """Mixed payment: a blend of FFS and capitation (default 50/50, Section 3.3, Table 1).
+
+    ``ffs_share`` of the FFS fees plus ``1 - ffs_share`` of the capitation rate, so the
+    marginal fee shrinks while a fixed part keeps income stable (Ellis & McGuire 1986).
+    """
+
+    name = "mixed"
+    description = "Blend of FFS and capitation (default 50% each)."
+    prospective = False
+    risk_bearing = True
+
+    def __init__(
+        self,
+        *,
+        ffs_share: float = 0.5,
+        fee_to_cost: float = 1.25,
+        rate_to_cost: float = 1.05,
+        risk_adjusted: bool = True,
+    ):
+        self.ffs_share = _check_share("ffs_share", ffs_share)
+        self.fee_to_cost = fee_to_cost
+        self.rate_to_cost = rate_to_cost
+        self.risk_adjusted = risk_adjusted
+        super().__init__(
+            parts=[
+                (self.ffs_share, FeeForService(fee_to_cost=fee_to_cost)),
+                (1 - self.ffs_share, Capitation(rate_to_cost=rate_to_cost, risk_adjusted=risk_adjusted)),
+            ]
+        )
+
+    @override
+    def params(self) -> dict[str, Any]:
+        return PaymentScheme.params(self)
+
+    @override
+    def __repr__(self) -> str:
+        return PaymentScheme.__repr__(self)
+
+
+def with_p4p(base: PaymentScheme, **p4p_params: Any) -> Blend:
+    """A base scheme plus a P4P add-on (Section 4.1: base payment + small variable part)."""
+    return Blend(parts=[(1.0, base), (1.0, PayForPerformance(**p4p_params))])
+
+
+def list_schemes() -> list[str]:
+    """Names of the registered schemes, for the CLI and `vbpsim.list_schemes()`."""
+    return sorted(SCHEMES)
+
+
+def filtered_schemes(predicate: Callable[[type[PaymentScheme]], bool]) -> list[str]:
+    """Names of schemes whose class satisfies a predicate (e.g. ``lambda s: s.prospective``)."""
+    return sorted(name for name, cls in SCHEMES.items() if predicate(cls))
+
+
+def make_scheme(name: str | PaymentScheme, params: dict[str, Any] | None = None) -> PaymentScheme:
+    """Build a scheme by registered name (``ffs+p4p`` adds a P4P bonus) with keyword params.
+
+    Parameters of the P4P add-on are passed with a ``p4p_`` prefix, e.g. ``p4p_bonus_share``.
+    """
+    if isinstance(name, PaymentScheme):
+        if params:
+            raise ParameterError("params", params, "no extra parameters for a scheme object")
+        return name
+    if not isinstance(name, str):
+        raise ParameterError("scheme", name, f"one of {list_schemes()} or a PaymentScheme")
+    params = dict(params or {})
+    base_name, plus, addon = name.partition("+")
+    if base_name not in SCHEMES or (plus and addon != "p4p"):
+        allowed = list_schemes() + [f"{s}+p4p" for s in list_schemes() if s != "p4p"]
+        raise ParameterError("scheme", name, f"one of {allowed}")
+    addon_params = {k.removeprefix("p4p_"): params.pop(k) for k in list(params) if k.startswith("p4p_")}
+    if addon_params and not plus:
+        raise ParameterError(next(iter(addon_params)), "p4p_*", f"only with '{base_name}+p4p'")
+    base = _construct(SCHEMES[base_name], params)
+    return with_p4p(base, **addon_params) if plus else base
+
+
+def _construct(cls: type[PaymentScheme], params: dict[str, Any]) -> PaymentScheme:
+    allowed = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+    for key in params:
+        if key not in allowed:
+            raise ParameterError(key, params[key], f"not a parameter of '{cls.name}'; allowed: {allowed}")
+    return cls(**params)
