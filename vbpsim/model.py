@@ -99,7 +99,7 @@ class VBPModel(mesa.Model):
         self.purchaser = Purchaser(
             self, self.contract, self.distribution, self.n_payees, self.unit_cost, self.steps_per_year
         )
-        self.baseline_cost = self._observe_normative()["expected_cost"]
+        self.baseline_cost = self._observe_normative(self.care_need())["expected_cost"]
         lag_steps = round(self.config.providers.data_lag_months / self.months_per_step)
         self.history: deque[Observation] = deque(maxlen=lag_steps + 1)
         self.need_history: deque[np.ndarray] = deque(maxlen=lag_steps + 1)
@@ -143,8 +143,7 @@ class VBPModel(mesa.Model):
 
     def _calibrate_providers(self) -> None:
         """Capacity and reserves from each provider's initial panel at guideline care."""
-        need = self._need_per_step()
-        units = self._per_provider(need)
+        units = self._per_provider(self.care_need()["need"])
         p = self.config.providers
         table = self.providers
         table.need_belief = units.copy()
@@ -152,8 +151,16 @@ class VBPModel(mesa.Model):
         table.reserves = p.reserve_months / self.months_per_step * units * table.unit_cost
 
     # -- helpers ---------------------------------------------------------------------
-    def _need_per_step(self) -> np.ndarray:
-        return self.population.guideline_need() * self.months_per_step
+    def care_need(self) -> dict[str, np.ndarray]:
+        """This step's guideline need per patient and discipline: by diagnosis and in person.
+
+        ``diagnosis_cost`` prices the need of an average-risk patient with the same state and
+        diagnoses (what a DRG or the purchaser's diagnosis groups see); ``need`` is the
+        patient's own optimal care in service units, including the unobserved risk.
+        """
+        diagnosis = self.population.diagnosis_need() * self.months_per_step
+        need = diagnosis * self.population.frailty[:, None]
+        return {"need": need, "diagnosis_cost": diagnosis * self.unit_cost, "cost": need * self.unit_cost}
 
     def _per_provider(self, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """Sum a (patients, disciplines) array into each patient's provider per discipline."""
@@ -163,45 +170,41 @@ class VBPModel(mesa.Model):
             self.population.provider.ravel(), weights=values.ravel(), minlength=self.providers.n
         )
 
-    def _risk_scores(self) -> np.ndarray:
+    def _risk_scores(self, need: dict[str, np.ndarray]) -> np.ndarray:
         """Purchaser's predicted guideline cost per patient and discipline this step.
 
         Uses only what the purchaser observes (health state, diagnoses, observable risk
         markers), shrunk toward the population mean by ``risk_adjustment_power`` and
         calibrated so that predictions add up to the population's guideline cost.
         """
-        pop = self.population
-        alive = pop.alive
-        true_cost = self._need_per_step() * self.unit_cost
-        raw = true_cost / np.exp(pop.log_risk_private)[:, None]
+        alive = self.population.alive
+        n_alive = max(int(alive.sum()), 1)
+        raw = need["diagnosis_cost"] * self.population.observable_risk[:, None]
+        true_total = need["cost"].sum(axis=0)
         power = self.config.purchaser.risk_adjustment_power
-        mean_true = true_cost[alive].mean(axis=0) if alive.any() else np.zeros(len(DISCIPLINES))
-        mean_raw = np.maximum(raw[alive].mean(axis=0), 1e-12) if alive.any() else np.ones(len(DISCIPLINES))
-        relative = np.maximum(raw / mean_raw, 1e-12) ** power
-        scale = mean_true / np.maximum(relative[alive].mean(axis=0), 1e-12) if alive.any() else mean_true
-        return np.where(alive[:, None], relative * scale, 0.0)
+        if power != 1.0:
+            mean_raw = np.maximum(raw.sum(axis=0) / n_alive, 1e-12)
+            raw = np.where(alive[:, None], (np.maximum(raw, 1e-12) / mean_raw) ** power, 0.0)
+        return raw * (true_total / np.maximum(raw.sum(axis=0), 1e-12))
 
-    def _case_weights(self) -> np.ndarray:
+    def _case_weights(self, need: dict[str, np.ndarray]) -> np.ndarray:
         """DRG-like normative price of each patient's case: by diagnosis group, not person."""
-        pop = self.population
-        by_diagnosis = pop.diagnosis_need() * self.months_per_step * self.unit_cost
-        alive = pop.alive
-        if not alive.any():
-            return by_diagnosis
-        true_total = (self._need_per_step() * self.unit_cost)[alive].sum(axis=0)
-        scale = true_total / np.maximum(by_diagnosis[alive].sum(axis=0), 1e-12)
+        by_diagnosis = need["diagnosis_cost"]
+        scale = need["cost"].sum(axis=0) / np.maximum(by_diagnosis.sum(axis=0), 1e-12)
         return by_diagnosis * scale
 
-    def _observe_normative(self) -> dict[str, np.ndarray]:
+    def _observe_normative(self, need: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Enrolment and the purchaser's normative (guideline) costs per provider."""
         alive = self.population.alive
-        scores = self._risk_scores()
-        mean_cost = scores[alive].mean(axis=0) if alive.any() else np.zeros(len(DISCIPLINES))
-        members = np.broadcast_to(alive[:, None], scores.shape).astype(float)
+        members = np.bincount(
+            self.population.provider.ravel(), weights=np.repeat(alive, len(DISCIPLINES)).astype(float),
+            minlength=self.providers.n,
+        )
+        mean_cost = need["cost"].sum(axis=0) / max(int(alive.sum()), 1)
         return {
-            "expected_cost": self._per_provider(scores),
-            "average_cost": self._per_provider(members * mean_cost[None, :]),
-            "member_months": self._per_provider(members) * self.months_per_step,
-            "scores": scores,
+            "expected_cost": self._per_provider(self._risk_scores(need)),
+            "average_cost": members * mean_cost[self.providers.discipline],
+            "member_months": members * self.months_per_step,
         }
 
     # -- the step ------------------------------------------------------------------------
@@ -226,16 +229,17 @@ class VBPModel(mesa.Model):
     def deliver_care(self) -> dict[str, np.ndarray]:
         """Each patient in need gets care at their provider's intensity (with noise)."""
         pop = self.population
-        need = self._need_per_step()
+        care = self.care_need()
         ratio = self.providers.intensity[pop.provider] * pop.delivery_noise
-        delivered = ratio * need + self.pending_duplicates
+        care["ratio"] = ratio
+        care["delivered"] = ratio * care["need"] + self.pending_duplicates
         self.pending_duplicates[:] = 0.0
-        return {"need": need, "ratio": ratio, "delivered": delivered}
+        return care
 
     def observe(self, care: dict[str, np.ndarray]) -> Observation:
         """What the purchaser sees of each provider this step."""
         need, ratio, delivered = care["need"], care["ratio"], care["delivered"]
-        normative = self._observe_normative()
+        normative = self._observe_normative(care)
         in_care = need > 0
         table = self.providers
         units = self._per_provider(delivered)
@@ -253,7 +257,7 @@ class VBPModel(mesa.Model):
             services=services,
             unit_cost=self.unit_cost,
             cases=cases,
-            case_value=self._per_provider(self._case_weights(), in_care),
+            case_value=self._per_provider(self._case_weights(care), in_care),
             member_months=normative["member_months"],
             expected_cost=normative["expected_cost"],
             average_cost=normative["average_cost"],

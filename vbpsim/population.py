@@ -121,17 +121,16 @@ class Population:
         """Mask of living patients."""
         return self.state != DEAD
 
-    @property
-    def frailty(self) -> np.ndarray:
-        """True multiplicative cost risk (mean 1)."""
-        return np.exp(self.log_risk_observable + self.log_risk_private)
+    def __post_init__(self) -> None:
+        self.frailty = np.exp(self.log_risk_observable + self.log_risk_private)
+        self.observable_risk = np.exp(self.log_risk_observable)
 
     def diagnosis_need(self) -> np.ndarray:
         """Guideline need of an average-risk patient in the same state and diagnoses."""
-        n_conditions = self.conditions.sum(axis=1)
+        chronic_conditions = np.where(self.state == CHRONIC, self.conditions.sum(axis=1), 0)
         base = NEED_PER_MONTH[self.state]
-        chronic = self.state == CHRONIC
-        base[chronic] = NEED_PER_MONTH[HEALTHY] + NEED_PER_MONTH[CHRONIC] * n_conditions[chronic, None]
+        base[:, :2] += chronic_conditions[:, None] * NEED_PER_MONTH[CHRONIC, :2]
+        base[:, 0] += np.where(self.state == CHRONIC, NEED_PER_MONTH[HEALTHY, 0], 0.0)
         return base
 
     def guideline_need(self) -> np.ndarray:
