@@ -47,6 +47,31 @@ DUPLICATE_SHARE = 0.25  # duplicated work after a failed hand-off, share of a mo
 READMISSION_AFTER_FAILURE = 0.1
 
 
+def care_chains(discipline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Regions and the care chain (GP, hospital, rehab, nursing) of every GP.
+
+    There is one region per hospital; GP ``g`` (the g-th GP) belongs to region
+    ``g mod n_hospital``; region ``r`` is served by rehab ``r mod n_rehab`` and nursing
+    ``r mod n_nursing``. A patient's providers are always their GP's chain, so a region's
+    providers share patients (the basis of multidisciplinary groups and bundles).
+    """
+    ids = [np.flatnonzero(discipline == d) for d in range(len(DISCIPLINES))]
+    n_regions = len(ids[1])
+    region = np.empty(len(discipline), dtype=np.int64)
+    for d, members in enumerate(ids):
+        region[members] = np.arange(len(members)) % n_regions if d != 1 else np.arange(n_regions)
+    gp_region = np.arange(len(ids[0])) % n_regions
+    chains = np.column_stack(
+        [
+            ids[0],
+            ids[1][gp_region],
+            ids[2][gp_region % len(ids[2])],
+            ids[3][gp_region % len(ids[3])],
+        ]
+    ).astype(np.int32)
+    return region, chains
+
+
 def check_seed(seed: Any) -> int:
     """Seeds must be non-negative integers so runs are reproducible and comparable."""
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
@@ -90,7 +115,7 @@ class VBPModel(mesa.Model):
         self.population = Population.generate(
             self.config.population,
             self.config.clinical,
-            [np.flatnonzero(self.providers.discipline == d) for d in range(len(DISCIPLINES))],
+            self.gp_chains,
             self.streams["population"],
         )
         self.initial_patients = self.population.size
@@ -129,6 +154,7 @@ class VBPModel(mesa.Model):
             payee=np.arange(n),
         )
         self.n_payees = n
+        self.region, self.gp_chains = care_chains(discipline)
         self.distribution = DistributionRule("contribution")
         self.agents_by_index = [Provider(self, i) for i in range(n)]
         clinical = self.config.clinical
@@ -197,7 +223,8 @@ class VBPModel(mesa.Model):
         """Enrolment and the purchaser's normative (guideline) costs per provider."""
         alive = self.population.alive
         members = np.bincount(
-            self.population.provider.ravel(), weights=np.repeat(alive, len(DISCIPLINES)).astype(float),
+            self.population.provider.ravel(),
+            weights=np.repeat(alive, len(DISCIPLINES)).astype(float),
             minlength=self.providers.n,
         )
         mean_cost = need["cost"].sum(axis=0) / max(int(alive.sum()), 1)
@@ -387,8 +414,9 @@ class VBPModel(mesa.Model):
             panel = np.bincount(pop.provider[:, GP], minlength=self.providers.n)[gps]
             score = np.divide(reputation, panel, out=np.full(len(gps), 0.8), where=panel > 0)
             weights = np.exp(20 * (score - score.max()))
-            choice = rng.choice(gps, size=int(switching.sum()), p=weights / weights.sum())
-            pop.provider[switching, GP] = choice
+            cumulative = np.cumsum(weights / weights.sum())
+            choice = np.minimum(np.searchsorted(cumulative, rng.random(int(switching.sum()))), len(gps) - 1)
+            pop.provider[switching] = self.gp_chains[choice]
 
     def adjust_capacity(self) -> None:
         """Once a year providers size capacity to the guideline need they expect."""

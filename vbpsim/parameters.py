@@ -243,8 +243,8 @@ class ProviderParams(Section):
 
     n_gp: int = param(24, "providers", ASSUMPTION, "GP practices.", ge=1)
     n_hospital: int = param(6, "providers", ASSUMPTION, "Hospitals.", ge=1)
-    n_rehab: int = param(5, "providers", ASSUMPTION, "Rehabilitation centres.", ge=1)
-    n_nursing: int = param(5, "providers", ASSUMPTION, "Nursing/home-care organisations.", ge=1)
+    n_rehab: int = param(6, "providers", ASSUMPTION, "Rehabilitation centres.", ge=1)
+    n_nursing: int = param(6, "providers", ASSUMPTION, "Nursing/home-care organisations.", ge=1)
     altruism_mean: float = param(
         0.5,
         "weight (0-1)",

@@ -57,7 +57,7 @@ class Population:
     log_risk_observable: np.ndarray
     log_risk_private: np.ndarray
     provider_view_private: np.ndarray  # providers' noisy reading of the private part
-    provider: np.ndarray  # (n, 4) int32: the patient's provider in each discipline
+    provider: np.ndarray  # (n, 4) int32: the patient's provider in each discipline (GP's chain)
     delivery_noise: np.ndarray  # (n, 4) persistent patient-level response to practice style
     experience: np.ndarray  # moving average of care benefit received, 0..1
     months_in_state: np.ndarray
@@ -67,7 +67,7 @@ class Population:
         cls,
         params: PopulationParams,
         clinical: ClinicalParams,
-        providers_by_discipline: list[np.ndarray],
+        gp_chains: np.ndarray,
         rng: np.random.Generator,
     ) -> Population:
         """Draw a population from the scenario's distributions."""
@@ -88,7 +88,7 @@ class Population:
         log_obs = rng.normal(-var_obs / 2, np.sqrt(var_obs), n)
         log_priv = rng.normal(-var_priv / 2, np.sqrt(var_priv), n)
         view = log_priv + rng.normal(0.0, params.provider_signal_noise, n)
-        provider = np.column_stack([rng.choice(ids, n) for ids in providers_by_discipline])
+        provider = gp_chains[rng.integers(0, len(gp_chains), n)]
         sigma = clinical.delivery_noise
         noise = np.exp(rng.normal(-(sigma**2) / 2, sigma, (n, len(DISCIPLINES))))
         state = np.where(conditions.any(axis=1), CHRONIC, HEALTHY).astype(np.int8)

@@ -14,7 +14,7 @@ from .parameters import Scenario, build_scenario
 
 BUILTIN: dict[str, dict[str, Any]] = {
     "default": {
-        "description": "Reference population: 10,000 adults, 40 providers, 10 years monthly.",
+        "description": "Reference population: 10,000 adults, 42 providers, 10 years monthly.",
     },
     "small": {
         "description": "A fifth of the default world: 2,000 adults and 12 providers.",
@@ -22,9 +22,9 @@ BUILTIN: dict[str, dict[str, Any]] = {
         "providers": {"n_gp": 6, "n_hospital": 2, "n_rehab": 2, "n_nursing": 2},
     },
     "large": {
-        "description": "100,000 adults and 200 providers, for studies.",
+        "description": "100,000 adults and 210 providers, for studies.",
         "population": {"n_patients": 100_000},
-        "providers": {"n_gp": 120, "n_hospital": 30, "n_rehab": 25, "n_nursing": 25},
+        "providers": {"n_gp": 120, "n_hospital": 30, "n_rehab": 30, "n_nursing": 30},
     },
 }
 

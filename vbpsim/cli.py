@@ -1,0 +1,385 @@
+"""Command-line interface: ``vbpsim run | compare | schemes | scenarios``.
+
+Each subcommand does one thing and is a thin layer over the Python API
+(:func:`vbpsim.run`, :func:`vbpsim.replicate`, :func:`vbpsim.compare`). Results go to
+stdout as rich tables; files go where ``--out`` says.
+
+Bad input never shows a traceback: any :class:`~vbpsim.errors.VBPSimError` (its message
+names the parameter, the value and what is allowed) and any usage error caught by the
+argument parser is printed as one line ``error: <message>`` on stderr, with exit code 2.
+
+Progress bars are drawn on stderr, and only when they help: by default only when stderr
+is a terminal *and* the job is projected to take more than about a second (the projection
+is updated at every tick, so quick runs stay silent). ``--progress`` forces the bar,
+``--no-progress`` suppresses it; piped or captured output stays clean.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from .errors import ParameterError, VBPSimError
+from .experiments import compare as compare_table
+from .experiments import replicate
+from .experiments import run as run_model
+from .metrics import DIMENSIONS
+from .scenarios import list_scenarios
+from .schemes import SCHEMES, make_scheme
+
+#: Schemes compared by default: the four base methods of Cattel et al. (2018, Section 3.3),
+#: a 50/50 FFS-capitation blend, and the paper's preferred direction, a risk-adjusted
+#: population-based base payment plus a small P4P bonus.
+DEFAULT_COMPARE = ("ffs", "per_case", "capitation", "per_period", "mixed", "capitation+p4p")
+
+#: Indicators shown next to the value dimensions.
+RUN_INDICATORS = (
+    "intensity_ratio",
+    "overprovision",
+    "underprovision",
+    "measured_quality",
+    "true_quality",
+    "strokes_per_1000",
+    "spending_per_capita",
+    "provider_margin",
+    "insolvent_providers",
+    "net_monetary_benefit",
+)
+#: Columns of the comparison table with short headers, so it fits an 80-column terminal.
+COMPARE_COLUMNS = {
+    "quality": "quality",
+    "cost_consciousness": "cost-\nconsc.",
+    "coordination": "coord.",
+    "innovation": "innov-\nation",
+    "prevention": "prev.",
+    "intensity_ratio": "inten-\nsity",
+    "spending_per_capita": "spend/\ncapita",
+    "net_monetary_benefit": "NMB",
+}
+COMPARE_CAPTION = (
+    "Value dimensions: higher is better. intensity: delivered / guideline care. "
+    "spend/capita and NMB (net monetary benefit): EUR per capita per year."
+)
+
+#: Names that are arguments of ``vbpsim.run`` itself and so cannot be ``--set``.
+RESERVED_KEYS = {"scheme": "--scheme", "scenario": "--scenario", "years": "--years", "seed": "--seed"}
+
+SHOW_AFTER_SECONDS = 1.0
+EXIT_BAD_INPUT = 2
+
+
+class _Group(TyperGroup):
+    """Turns every user error into one ``error: ...`` line on stderr, exit code 2."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # usage errors of the argument parser
+            if not standalone_mode:
+                raise
+            _fail(exc.format_message(), getattr(exc, "exit_code", EXIT_BAD_INPUT))
+        except VBPSimError as exc:
+            if not standalone_mode:
+                raise
+            _fail(str(exc), EXIT_BAD_INPUT)
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            _fail("aborted", 1)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    """Print a one-line error on stderr and exit."""
+    line = " ".join(str(message).split())
+    typer.echo(f"error: {line}", err=True)
+    sys.exit(code)
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="vbpsim",
+    help="Agent-based model of health-care provider behaviour under payment incentives.",
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context) -> None:
+    """Agent-based model of health-care provider behaviour under payment incentives."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+
+
+class _Ticker:
+    """A progress bar on stderr that appears only once the job looks slow enough to need it.
+
+    Call it with ``(done, total)``; ``show`` is True (always), False (never) or None (auto:
+    stderr is a terminal and the projected duration exceeds ``SHOW_AFTER_SECONDS``).
+    """
+
+    def __init__(self, description: str, show: bool | None) -> None:
+        self.description = description
+        self.console = Console(stderr=True)
+        self.enabled = self.console.is_terminal if show is None else show
+        self.always = show is True
+        self.start = time.perf_counter()
+        self.progress: Progress | None = None
+        self.task: Any = None
+
+    def __enter__(self) -> _Ticker:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.progress is None:
+            elapsed = time.perf_counter() - self.start
+            projected = elapsed * total / max(done, 1)
+            if not self.always and (done >= total or projected < SHOW_AFTER_SECONDS):
+                return
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(self.description, total=total, completed=done)
+        self.progress.update(self.task, completed=done, total=total)
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings to a dict; values are JSON if they parse, else strings."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ParameterError("--set", item, "KEY=VALUE, e.g. --set fee_to_cost=1.4")
+        if key in RESERVED_KEYS:
+            raise ParameterError("--set", item, f"use the option {RESERVED_KEYS[key]} instead")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key] = value
+    return out
+
+
+def _fmt(value: float) -> str:
+    """Compact number: thousands separators for big values, three decimals otherwise."""
+    if value != value:  # NaN
+        return "n/a"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}"
+
+
+def _label(metric: str) -> str:
+    return metric.replace("_", " ")
+
+
+ShowProgress = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bar on stderr. Default: only on a terminal, for jobs over about a second.",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def run(
+    scheme: Annotated[str, typer.Option(help="Payment scheme; see `vbpsim schemes`.")] = "ffs",
+    scenario: Annotated[str, typer.Option(help="Built-in scenario; see `vbpsim scenarios`.")] = "default",
+    years: Annotated[
+        int | None, typer.Option(help="Horizon in years (default: the scenario's).", show_default=False)
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (a non-negative integer).")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write summary.json and timeseries.csv into this folder.", show_default=False),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a scheme or scenario parameter (repeatable), e.g. --set fee_to_cost=1.4 "
+            "--set providers.altruism_mean=0.2. Values are read as JSON if possible, else as text.",
+            show_default=False,
+        ),
+    ] = None,
+    progress: ShowProgress = None,
+) -> None:
+    """Run one scenario under one payment scheme and show its value dimensions."""
+    overrides = parse_overrides(set_ or [])
+    with _Ticker(f"{scheme} on {scenario}", progress) as ticker:
+        result = run_model(scheme, scenario, years, seed, progress=ticker, **overrides)
+    table = Table(
+        title=f"{result.scheme} on '{result.scenario}', {result.years} year{'s' * (result.years != 1)}, "
+        f"seed {result.seed}",
+        title_justify="left",
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name in DIMENSIONS:
+        table.add_row(_label(name), _fmt(result.value_dimensions[name]))
+    table.add_section()
+    for name in RUN_INDICATORS:
+        table.add_row(_label(name), _fmt(result.indicators[name]))
+    console = Console()
+    console.print(table)
+    if out is not None:
+        try:
+            folder = result.save(out)
+        except OSError as exc:
+            _fail(f"cannot write to {out}: {exc.strerror or exc}", 1)
+        console.print(f"wrote {folder / 'summary.json'} and {folder / 'timeseries.csv'}", highlight=False)
+
+
+@app.command()
+def schemes() -> None:
+    """List the registered payment schemes and their parameters."""
+    table = Table(title="Payment schemes", title_justify="left")
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("description")
+    table.add_column("parameters (--set KEY=VALUE)")
+    for name in sorted(SCHEMES):
+        cls = SCHEMES[name]
+        sig = inspect.signature(cls.__init__)
+        params = ", ".join(
+            f"{p.name}={p.default!r}"
+            for p in sig.parameters.values()
+            if p.name != "self" and p.default is not inspect.Parameter.empty
+        )
+        table.add_row(name, cls.description, params)
+    console = Console()
+    console.print(table)
+    console.print(
+        "NAME+p4p adds the yearly P4P bonus on measured quality to any base scheme "
+        "(e.g. capitation+p4p); set its parameters with a p4p_ prefix (--set p4p_bonus_share=0.1).",
+        highlight=False,
+    )
+
+
+@app.command()
+def scenarios() -> None:
+    """List the built-in scenarios."""
+    table = Table(title="Scenarios", title_justify="left")
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("description")
+    for name, description in list_scenarios().items():
+        table.add_row(name, description)
+    Console().print(table)
+
+
+@app.command()
+def compare(
+    scenario: Annotated[str, typer.Option(help="Built-in scenario; see `vbpsim scenarios`.")] = "default",
+    seeds: Annotated[int, typer.Option(help="Number of replications: seeds 0..N-1.")] = 5,
+    years: Annotated[
+        int | None, typer.Option(help="Horizon in years (default: the scenario's).", show_default=False)
+    ] = None,
+    schemes: Annotated[
+        str, typer.Option("--schemes", help="Comma-separated scheme names to compare.")
+    ] = ",".join(DEFAULT_COMPARE),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write runs.csv and comparison.csv into this folder.", show_default=False),
+    ] = None,
+    progress: ShowProgress = None,
+) -> None:
+    """Compare payment schemes on the same seeds (common random numbers); mean over seeds."""
+    names = [s.strip() for s in schemes.split(",") if s.strip()]
+    if not names:
+        raise ParameterError("schemes", schemes, "a comma-separated list of scheme names")
+    for name in names:
+        make_scheme(name)  # fail fast on an unknown name, before any run
+    if isinstance(seeds, bool) or seeds < 1:
+        raise ParameterError("seeds", seeds, "a whole number of replications >= 1")
+    jobs = [(seed, name) for seed in range(seeds) for name in names]
+    parts = []
+    with _Ticker(f"{len(jobs)} runs on {scenario}", progress) as ticker:
+        for i, (seed, name) in enumerate(jobs):
+            parts.append(replicate([name], [seed], scenario=scenario, years=years))
+            ticker(i + 1, len(jobs))
+    runs = pd.concat(parts, ignore_index=True)
+    summary = compare_table(runs)
+
+    span = f"{years} year{'s' * (years != 1)}" if years is not None else "the scenario's horizon"
+    table = Table(
+        title=f"Scenario '{scenario}', {span}, mean over {seeds} seed{'s' * (seeds != 1)}",
+        title_justify="left",
+        caption=COMPARE_CAPTION,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("scheme", style="bold", no_wrap=True)
+    for header in COMPARE_COLUMNS.values():
+        table.add_column(header, justify="right", no_wrap=True)
+    for name in names:
+        row = summary.loc[name, "mean"]
+        table.add_row(name, *(_fmt(float(row[m])) for m in COMPARE_COLUMNS))
+    console = Console()
+    console.print(table)
+
+    if out is not None:
+        tidy = (
+            summary.stack(level=1, future_stack=True)
+            .rename_axis(["scheme", "metric"])
+            .reset_index()
+            .assign(n_seeds=seeds)
+        )
+        try:
+            folder = Path(out)
+            folder.mkdir(parents=True, exist_ok=True)
+            runs.to_csv(folder / "runs.csv", index=False)
+            tidy.to_csv(folder / "comparison.csv", index=False)
+        except OSError as exc:
+            _fail(f"cannot write to {out}: {exc.strerror or exc}", 1)
+        console.print(f"wrote {folder / 'runs.csv'} and {folder / 'comparison.csv'}", highlight=False)
+
+
+def main() -> None:
+    """Entry point of the ``vbpsim`` console script."""
+    app()
