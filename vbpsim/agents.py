@@ -20,16 +20,84 @@ Providers are few (10 to 1,000), so they are Mesa agents; their numeric state li
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import mesa
 import numpy as np
 from scipy.special import ndtr
 
-from .parameters import DISCIPLINES, ProviderParams
+from .errors import ParameterError
+from .parameters import DISCIPLINES, EFFORT_TASKS, Scenario
 from .population import care_benefit
 from .schemes import Observation, PaymentScheme
 
 QUALITY_STANDARD = 0.9  # measured indicator: share of patients getting >= 90% of guideline care
+
+
+MEASURED, UNMEASURED, COORDINATION, PREVENTION = range(len(EFFORT_TASKS))
+HANDOFF_FAILURE = 0.2  # share of hand-offs that fail without coordination effort
+DUPLICATE_SHARE = 0.25  # duplicated work after a failed hand-off, share of a month's need
+READMISSION_AFTER_FAILURE = 0.1  # chance that a failed hand-off ends in readmission
+
+
+def task_value(effort: np.ndarray) -> np.ndarray:
+    """Concave return to effort on a task, 0 at no effort and 1 at full effort."""
+    e = np.clip(effort, 0.0, 1.0)
+    return e * (2.0 - e)
+
+
+@dataclass
+class Decision:
+    """What each provider chooses (arrays over providers); the same vector under every scheme.
+
+    ``intensity``: care relative to the patient optimum; ``effort``: share of feasible effort
+    on the tasks measured quality, unmeasured quality, coordination and prevention;
+    ``selection``: share of perceived-unprofitable patients it tries to steer away;
+    ``shift``: share of rehabilitation it lets home care deliver instead.
+    """
+
+    intensity: np.ndarray
+    effort: np.ndarray
+    selection: np.ndarray
+    shift: np.ndarray
+
+    DIMENSIONS: ClassVar[tuple[str, ...]] = (
+        "intensity",
+        "measured",
+        "unmeasured",
+        "coordination",
+        "prevention",
+        "selection",
+        "shift",
+    )
+
+    def copy(self) -> Decision:
+        """An independent copy."""
+        return Decision(self.intensity.copy(), self.effort.copy(), self.selection.copy(), self.shift.copy())
+
+    def get(self, dim: int) -> np.ndarray:
+        """The values of decision dimension ``dim`` (index into DIMENSIONS)."""
+        if dim == 0:
+            return self.intensity
+        if dim <= len(EFFORT_TASKS):
+            return self.effort[:, dim - 1]
+        return self.selection if dim == 5 else self.shift
+
+    def moved(self, dim: int, values: np.ndarray, where: np.ndarray) -> Decision:
+        """A copy with dimension ``dim`` set to ``values`` where ``where`` holds."""
+        out = self.copy()
+        target = out.get(dim)
+        target[where] = values[where]
+        return out
+
+    def where(self, mask: np.ndarray, other: Decision) -> Decision:
+        """Take this decision where ``mask`` holds and ``other`` elsewhere."""
+        return Decision(
+            np.where(mask, self.intensity, other.intensity),
+            np.where(mask[:, None], self.effort, other.effort),
+            np.where(mask, self.selection, other.selection),
+            np.where(mask, self.shift, other.shift),
+        )
 
 
 @dataclass
@@ -42,19 +110,41 @@ class ProviderTable:
     loss_aversion: np.ndarray
     capacity: np.ndarray  # service units per step before overtime
     reserves: np.ndarray  # EUR
-    intensity: np.ndarray  # chosen multiple of patient-optimal care
+    decision: Decision
     need_belief: np.ndarray  # expected guideline need of the panel, units per step
     payee: np.ndarray  # index of the contracting entity the provider belongs to
+    ethics: np.ndarray = field(default=None)  # type: ignore[assignment]
+    need_multiplier: np.ndarray = field(default=None)  # type: ignore[assignment]
+    benefit_gain: np.ndarray = field(default=None)  # type: ignore[assignment]
     insolvent_steps: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        if self.insolvent_steps is None:
-            self.insolvent_steps = np.zeros(len(self.discipline), dtype=np.int64)
+        n = len(self.discipline)
+        defaults = {
+            "ethics": np.ones(n),
+            "need_multiplier": np.ones(n),
+            "benefit_gain": np.zeros(n),
+            "insolvent_steps": np.zeros(n, dtype=np.int64),
+        }
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
 
     @property
     def n(self) -> int:
         """Number of providers."""
         return len(self.discipline)
+
+    @property
+    def intensity(self) -> np.ndarray:
+        """Chosen intensity of every provider."""
+        return self.decision.intensity
+
+    def quality(self, effort: np.ndarray, measured_share: float) -> np.ndarray:
+        """Quality of care from the two quality tasks, 0..1."""
+        return measured_share * task_value(effort[:, MEASURED]) + (1 - measured_share) * task_value(
+            effort[:, UNMEASURED]
+        )
 
 
 def care_cost(units: np.ndarray, capacity: np.ndarray, unit_cost: np.ndarray, premium: float) -> np.ndarray:
@@ -71,43 +161,176 @@ def expected_indicator(intensity: np.ndarray, delivery_noise: float) -> np.ndarr
     return ndtr(z)
 
 
+def realised_share(horizon_years: np.ndarray, buildup_per_year: float) -> np.ndarray:
+    """Average share of a lagged effect (first-order build-up) realised within a horizon."""
+    t = np.maximum(horizon_years, 1e-9) * buildup_per_year
+    return 1.0 - (1.0 - np.exp(-t)) / t
+
+
+@dataclass
+class Outlook:
+    """What each provider expects, from its lagged data: the inputs to the decision rule.
+
+    All arrays are over providers. Spillover targets are provider rows (-1 for none): they
+    matter to a provider's income only when the target shares its payee, which is how a
+    shared contract internalises coordination, prevention and care shifting.
+    """
+
+    lagged: Observation
+    active: np.ndarray  # (P, 7) bool: which decision dimensions each provider controls
+    handoffs: np.ndarray  # hand-offs per step the provider sends on
+    handoff_receiver: np.ndarray
+    failure_units: np.ndarray  # receiver's duplicated units per failed hand-off
+    readmission_target: np.ndarray
+    readmission_units: np.ndarray  # hospital units per readmission
+    shift_receiver: np.ndarray
+    shift_units: np.ndarray  # home-care units per rehab unit shifted
+    preventable_strokes: np.ndarray  # strokes per step preventable by full GP prevention
+    prevention_targets: np.ndarray  # (P, 4) the GP's chain rows
+    episode_units: np.ndarray  # (4,) units of care per stroke by discipline
+    money_horizon: np.ndarray  # years of gains the contract lets the provider keep
+    health_horizon: np.ndarray  # the provider's planning horizon in years
+    selection_gain: np.ndarray  # yearly profit if every unprofitable patient left
+    selection_harm: np.ndarray  # yearly care value of those patients
+    budgets: np.ndarray  # (P, 5) EUR/year time cost of full effort per task and of selection
+    retention: np.ndarray | None = None  # GP panel kept per year as a function of experience
+
+
 class DecisionRule:
     """The single provider decision rule, shared by all providers under every contract."""
 
-    def __init__(
-        self,
-        params: ProviderParams,
-        benefit_to_cost: float,
-        overtreatment_harm: float,
-        overtime_premium: float,
-        delivery_noise: float,
-        steps_per_year: int,
-    ) -> None:
-        self.params = params
-        self.benefit_to_cost = benefit_to_cost
-        self.overtreatment_harm = overtreatment_harm
-        self.overtime_premium = overtime_premium
-        self.delivery_noise = delivery_noise
+    def __init__(self, scenario: Scenario, steps_per_year: int) -> None:
+        self.params = scenario.providers
+        self.scenario = scenario
+        self.benefit_to_cost = scenario.providers.benefit_to_cost
+        self.overtreatment_harm = scenario.clinical.overtreatment_harm
+        self.overtime_premium = scenario.providers.overtime_premium
+        self.delivery_noise = scenario.clinical.delivery_noise
         self.steps_per_year = steps_per_year
+        self.mechanisms = scenario.mechanisms
+        self.effort = scenario.effort
 
-    def candidates(self, current: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Current intensity, one step down, one up, and one random trial: shape (K, P)."""
+    # -- candidates -----------------------------------------------------------------
+    def candidates(self, current: Decision, active: np.ndarray, rng: np.random.Generator) -> list[Decision]:
+        """Current choice, one step down and up in each active dimension, a random intensity.
+
+        The first four candidates (current, intensity down, up, random trial) are the core
+        model's; further dimensions add their steps after them.
+        """
         p = self.params
-        step = p.search_step
-        trial = rng.uniform(p.intensity_min, p.intensity_max, current.shape)
-        cands = np.stack([current, current - step, current + step, trial])
-        return np.clip(cands, p.intensity_min, p.intensity_max)
+        lo, hi = p.intensity_min, p.intensity_max
+        x = current.intensity
+        trial = np.clip(rng.uniform(lo, hi, x.shape), lo, hi)
+        everyone = np.ones_like(x, dtype=bool)
+        cands = [
+            current,
+            current.moved(0, np.clip(x - p.search_step, lo, hi), everyone),
+            current.moved(0, np.clip(x + p.search_step, lo, hi), everyone),
+            current.moved(0, trial, everyone),
+        ]
+        step = self.effort.effort_step
+        for dim in range(1, len(Decision.DIMENSIONS)):
+            mask = active[:, dim]
+            if not mask.any():
+                continue
+            upper = self._upper_bound(dim)
+            values = current.get(dim)
+            cands.append(current.moved(dim, np.clip(values - step, 0.0, upper), mask))
+            cands.append(current.moved(dim, np.clip(values + step, 0.0, upper), mask))
+        return cands
 
-    def expected_observation(
-        self, table: ProviderTable, lagged: Observation, intensity: np.ndarray
-    ) -> Observation:
-        """What the purchaser would observe of each provider next step at ``intensity``."""
-        units = intensity * table.need_belief
-        services = np.zeros_like(lagged.services)
+    def _upper_bound(self, dim: int) -> np.ndarray | float:
+        if dim == 6:
+            return self.scenario.shifting.max_shift
+        if dim == 5:
+            return 1.0 - self._ethics
+        return 1.0
+
+    # -- what a decision would lead to -------------------------------------------------
+    def own_units(self, table: ProviderTable, decision: Decision, outlook: Outlook) -> np.ndarray:
+        """Service units the provider itself would deliver per step."""
+        need = table.need_belief * table.need_multiplier * self._panel_change(table, decision, outlook)
+        return decision.intensity * need * (1.0 - decision.shift)
+
+    def _panel_change(self, table: ProviderTable, decision: Decision, outlook: Outlook) -> np.ndarray:
+        """Relative panel size a decision leads to within a year (patient choice)."""
+        if outlook.retention is None:
+            return np.ones(table.n)
+        quality = self.benefit_of(table, decision)
+        current = self.benefit_of(table, table.decision)
+        return outlook.retention(quality) / outlook.retention(current)
+
+    def benefit_of(self, table: ProviderTable, decision: Decision) -> np.ndarray:
+        """Expected benefit of the provider's care for a patient, 1 at guideline care."""
+        b = care_benefit(decision.intensity, self.overtreatment_harm)
+        if self.mechanisms.multitasking:
+            q = table.quality(decision.effort, self.effort.measured_share)
+            b = b * (1.0 - self.effort.quality_weight * (1.0 - q))
+        b = b * (1.0 + table.benefit_gain)
+        return b * (1.0 - self.scenario.shifting.shift_health_penalty * decision.shift)
+
+    def measured_quality(self, decision: Decision) -> np.ndarray:
+        """The indicator the purchaser would measure: guideline adherence (and measured effort)."""
+        adherence = expected_indicator(decision.intensity, self.delivery_noise)
+        if self.mechanisms.multitasking:
+            return 0.5 * adherence + 0.5 * task_value(decision.effort[:, MEASURED])
+        return adherence
+
+    def spillover_units(
+        self, decision: Decision, outlook: Outlook, table: ProviderTable
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Changes in other rows' units per step caused by each provider's decision.
+
+        Returns (target rows, unit change) pairs relative to the current decision: failed
+        hand-offs duplicate work at the receiver and cause readmissions; shifted rehab
+        becomes home care; prevention removes future stroke care along the GP's chain.
+        """
+        now = table.decision
+        out = []
+        if self.mechanisms.coordination:
+            avoided = task_value(decision.effort[:, COORDINATION]) - task_value(now.effort[:, COORDINATION])
+            failures = -outlook.handoffs * HANDOFF_FAILURE * self.effort.coordination_effect * avoided
+            out.append((outlook.handoff_receiver, failures * outlook.failure_units))
+            out.append(
+                (outlook.readmission_target, failures * READMISSION_AFTER_FAILURE * outlook.readmission_units)
+            )
+        if self.mechanisms.care_shifting:
+            rehab_units = table.need_belief * table.need_multiplier * decision.intensity
+            out.append(
+                (outlook.shift_receiver, (decision.shift - now.shift) * rehab_units * outlook.shift_units)
+            )
+        if self.mechanisms.prevention:
+            prevented = (
+                outlook.preventable_strokes
+                * (task_value(decision.effort[:, PREVENTION]) - task_value(now.effort[:, PREVENTION]))
+                * realised_share(outlook.money_horizon, self.effort.prevention_buildup)
+            )
+            for d in range(len(outlook.episode_units)):
+                out.append((outlook.prevention_targets[:, d], -prevented * outlook.episode_units[d]))
+        return out
+
+    def expected_observation(self, table: ProviderTable, outlook: Outlook, decision: Decision) -> Observation:
+        """What the purchaser would observe of every provider in a step under ``decision``."""
+        lagged = outlook.lagged
+        units = self.own_units(table, decision, outlook)
+        services = lagged.services.copy()
         services[np.arange(table.n), table.discipline] = units
         cost = care_cost(units, table.capacity, table.unit_cost, self.overtime_premium)
-        quality = expected_indicator(intensity, self.delivery_noise)
-        return lagged.replace(services=services, cost=cost, measured_quality=quality)
+        for target, delta in self.spillover_units(decision, outlook, table):
+            valid = target >= 0
+            np.add.at(services, (target[valid], table.discipline[target[valid]]), delta[valid])
+            np.add.at(cost, target[valid], delta[valid] * table.unit_cost[target[valid]])
+        scale = self._panel_change(table, decision, outlook)
+        members = {
+            name: getattr(lagged, name) * scale
+            for name in ("member_months", "expected_cost", "average_cost", "cases", "case_value")
+        }
+        return lagged.replace(
+            services=np.maximum(services, 0.0),
+            cost=np.maximum(cost, 0.0),
+            measured_quality=self.measured_quality(decision),
+            **members,
+        )
 
     def yearly_income(
         self,
@@ -119,52 +342,165 @@ class DecisionRule:
     ) -> np.ndarray:
         """Income each provider would get over a year if ``obs`` were its typical step."""
         yearly = obs.rescaled(obs.months * self.steps_per_year)
-        payee_obs = aggregate(yearly, table.payee, n_payees)
+        payee_obs = aggregate(yearly, table.payee, n_payees, table.discipline)
         return distribute(contract.pay(payee_obs), yearly, table.payee)
 
-    def utility(self, table: ProviderTable, intensity: np.ndarray, income: np.ndarray) -> np.ndarray:
-        """Loss-averse yearly profit plus altruistic value of the patients' health."""
-        units = intensity * table.need_belief
-        yearly_cost = care_cost(units, table.capacity, table.unit_cost, self.overtime_premium)
-        profit = income - yearly_cost * self.steps_per_year
+    # -- valuing a decision ------------------------------------------------------------------
+    def health_value(self, table: ProviderTable, decision: Decision, outlook: Outlook) -> np.ndarray:
+        """Yearly value (EUR) of the patients' health the decision produces, before altruism."""
+        spy = self.steps_per_year
+        kappa = self.benefit_to_cost
+        care_value = kappa * table.unit_cost * table.need_belief * table.need_multiplier * spy
+        value = care_value * self.benefit_of(table, decision)
+        if self.mechanisms.coordination:
+            failures = (
+                outlook.handoffs
+                * spy
+                * HANDOFF_FAILURE
+                * (1 - self.effort.coordination_effect * task_value(decision.effort[:, COORDINATION]))
+            )
+            per_failure = outlook.failure_units * self._receiver_cost(outlook.handoff_receiver, table) + (
+                READMISSION_AFTER_FAILURE
+                * outlook.readmission_units
+                * self._receiver_cost(outlook.readmission_target, table)
+            )
+            value = value - kappa * failures * per_failure
+        if self.mechanisms.prevention:
+            episode_cost = self._episode_cost(outlook, table)
+            prevented = outlook.preventable_strokes * spy * task_value(decision.effort[:, PREVENTION])
+            value = value + kappa * prevented * episode_cost * realised_share(
+                outlook.health_horizon, self.effort.prevention_buildup
+            )
+        if self.mechanisms.risk_selection:
+            value = value - decision.selection * self._steering_rate() * outlook.selection_harm
+        return value
+
+    def _episode_cost(self, outlook: Outlook, table: ProviderTable) -> np.ndarray:
+        targets = np.maximum(outlook.prevention_targets, 0)
+        return (table.unit_cost[targets] * outlook.episode_units[None, :]).sum(axis=1)
+
+    @staticmethod
+    def _receiver_cost(target: np.ndarray, table: ProviderTable) -> np.ndarray:
+        return np.where(target >= 0, table.unit_cost[np.maximum(target, 0)], 0.0)
+
+    def _steering_rate(self) -> float:
+        sel = self.scenario.selection
+        return sel.steer_rate * sel.steer_success
+
+    def effort_cost(self, decision: Decision, outlook: Outlook) -> np.ndarray:
+        """Yearly disutility of effort: convex in total (time-weighted) effort, so tasks compete."""
+        efforts = np.column_stack([decision.effort, decision.selection])
+        budgets = outlook.budgets
+        total = np.maximum(budgets.sum(axis=1), 1e-9)
+        return (budgets * efforts).sum(axis=1) ** 2 / (2 * total)
+
+    def utility(
+        self, table: ProviderTable, decision: Decision, income: np.ndarray, outlook: Outlook
+    ) -> np.ndarray:
+        """Loss-averse yearly profit, plus altruism times health value, minus effort."""
+        units = self.own_units(table, decision, outlook)
+        yearly_cost = (
+            care_cost(units, table.capacity, table.unit_cost, self.overtime_premium) * self.steps_per_year
+        )
+        profit = income - yearly_cost
+        if self.mechanisms.risk_selection:
+            profit = profit + decision.selection * self._steering_rate() * outlook.selection_gain
         felt_profit = np.where(profit >= 0, profit, table.loss_aversion * profit)
-        value_of_care = self.benefit_to_cost * table.unit_cost * table.need_belief * self.steps_per_year
-        health = care_benefit(intensity, self.overtreatment_harm)
-        return felt_profit + table.altruism * value_of_care * health
+        return (
+            felt_profit
+            + table.altruism * self.health_value(table, decision, outlook)
+            - self.effort_cost(decision, outlook)
+        )
+
+    # -- choosing ---------------------------------------------------------------------------------
+    def evaluate(
+        self,
+        table: ProviderTable,
+        outlook: Outlook,
+        contract: PaymentScheme,
+        distribute: DistributionRule,
+        n_payees: int,
+        candidates: list[Decision],
+    ) -> np.ndarray:
+        """Utility of each candidate for each provider, shape (K, P).
+
+        Providers sharing a payee are probed in separate rounds (others held at their
+        current decision), so each weighs only its own effect on the shared payment.
+        """
+        utilities = np.empty((len(candidates), table.n))
+        rounds = member_rank(table.payee)
+        for r in range(int(rounds.max()) + 1 if len(rounds) else 0):
+            movers = rounds == r
+            for k, cand in enumerate(candidates):
+                trial = cand.where(movers, table.decision)
+                obs = self.expected_observation(table, outlook, trial)
+                income = self.yearly_income(contract, obs, table, distribute, n_payees)
+                utilities[k, movers] = self.utility(table, trial, income, outlook)[movers]
+        return utilities
+
+    def logit_pick(self, utilities: np.ndarray, table: ProviderTable, rng: np.random.Generator) -> np.ndarray:
+        """Index of the chosen candidate per provider: a logit (noisy best) choice."""
+        scale = self.params.choice_noise * np.maximum(
+            table.unit_cost * table.need_belief * self.steps_per_year, 1e-9
+        )
+        weights = np.exp((utilities - utilities.max(axis=0)) / scale)
+        cumulative = np.cumsum(weights / weights.sum(axis=0), axis=0)
+        pick = (rng.random(table.n)[None, :] > cumulative).sum(axis=0)
+        return np.minimum(pick, utilities.shape[0] - 1)
 
     def choose(
         self,
         table: ProviderTable,
-        lagged: Observation,
+        outlook: Outlook,
         contract: PaymentScheme,
         distribute: DistributionRule,
         n_payees: int,
         rng: np.random.Generator,
-    ) -> np.ndarray:
-        """New intensities: a logit choice among candidates, probing the contract for each.
+    ) -> Decision:
+        """The providers' next decision: logit choice among candidates, each probed on the contract."""
+        self._ethics = table.ethics
+        cands = self.candidates(table.decision, outlook.active, rng)
+        utilities = self.evaluate(table, outlook, contract, distribute, n_payees, cands)
+        pick = self.logit_pick(utilities, table, rng)
+        chosen = table.decision.copy()
+        for k, cand in enumerate(cands):
+            chosen = cand.where(pick == k, chosen)
+        return chosen
 
-        Providers sharing a payee are probed in separate rounds (others held at their
-        current intensity), so each weighs only its own effect on the shared payment.
+    def adoption_gain(
+        self,
+        table: ProviderTable,
+        outlook: Outlook,
+        contract: PaymentScheme,
+        distribute: DistributionRule,
+        n_payees: int,
+        need_change: float,
+        health_gain: float,
+        upfront: np.ndarray,
+    ) -> np.ndarray:
+        """Utility gain over the horizon of adopting an innovation, per provider.
+
+        The provider probes the contract with its care changed by the innovation (more or
+        fewer service units, more benefit) and counts money over the years the contract
+        lets it keep and health over its planning horizon, minus the up-front cost.
         """
-        cands = self.candidates(table.intensity, rng)
-        utilities = np.empty_like(cands)
-        rounds = member_rank(table.payee)
-        for r in range(int(rounds.max()) + 1 if len(rounds) else 0):
-            movers = rounds == r
-            for k in range(cands.shape[0]):
-                trial = np.where(movers, cands[k], table.intensity)
-                obs = self.expected_observation(table, lagged, trial)
-                income = self.yearly_income(contract, obs, table, distribute, n_payees)
-                utilities[k, movers] = self.utility(table, trial, income)[movers]
-        scale = self.params.choice_noise * np.maximum(
-            table.unit_cost * table.need_belief * self.steps_per_year, 1e-9
-        )
-        logits = (utilities - utilities.max(axis=0)) / scale
-        weights = np.exp(logits)
-        cumulative = np.cumsum(weights / weights.sum(axis=0), axis=0)
-        pick = (rng.random(table.n)[None, :] > cumulative).sum(axis=0)
-        pick = np.minimum(pick, cands.shape[0] - 1)
-        return cands[pick, np.arange(table.n)]
+        base = table.need_multiplier.copy(), table.benefit_gain.copy()
+        values = []
+        for change, gain in ((0.0, 0.0), (need_change, health_gain)):
+            table.need_multiplier = base[0] * (1 + change)
+            table.benefit_gain = base[1] + gain
+            obs = self.expected_observation(table, outlook, table.decision)
+            income = self.yearly_income(contract, obs, table, distribute, n_payees)
+            units = self.own_units(table, table.decision, outlook)
+            cost = (
+                care_cost(units, table.capacity, table.unit_cost, self.overtime_premium) * self.steps_per_year
+            )
+            health = self.health_value(table, table.decision, outlook)
+            values.append((income - cost, health))
+        table.need_multiplier, table.benefit_gain = base
+        money = (values[1][0] - values[0][0]) * outlook.money_horizon - upfront
+        felt = np.where(money >= 0, money, table.loss_aversion * money)
+        return felt + table.altruism * (values[1][1] - values[0][1]) * outlook.health_horizon
 
 
 def member_rank(payee: np.ndarray) -> np.ndarray:
@@ -178,13 +514,27 @@ def member_rank(payee: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def aggregate(obs: Observation, payee: np.ndarray, n_payees: int) -> Observation:
-    """Sum provider-level observations into payee-level ones (quality member-weighted)."""
+def aggregate(
+    obs: Observation, payee: np.ndarray, n_payees: int, discipline: np.ndarray | None = None
+) -> Observation:
+    """Sum provider-level observations into payee-level ones (quality member-weighted).
+
+    With ``discipline`` given, enrolment counts persons once: a patient enrolled with a
+    group's GP and its hospital is one member, so member-months are the largest total of
+    any one discipline.
+    """
 
     def total(values: np.ndarray) -> np.ndarray:
         return np.bincount(payee, weights=values, minlength=n_payees)
 
-    members = total(obs.member_months)
+    if discipline is None:
+        members = total(obs.member_months)
+    else:
+        n_disc = int(discipline.max()) + 1 if len(discipline) else 1
+        per_discipline = np.bincount(
+            payee * n_disc + discipline, weights=obs.member_months, minlength=n_payees * n_disc
+        )
+        members = per_discipline.reshape(n_payees, n_disc).max(axis=1)
     weighted_quality = total(obs.measured_quality * np.maximum(obs.member_months, 1e-12))
     weights = total(np.maximum(obs.member_months, 1e-12))
     services = np.zeros((n_payees, obs.services.shape[1]))
@@ -205,33 +555,47 @@ def aggregate(obs: Observation, payee: np.ndarray, n_payees: int) -> Observation
 
 
 class DistributionRule:
-    """How a contracting group splits its payment among members (Section 4.2.1).
+    """How a contracting group shares pain and gain among its members (Section 4.2.1).
 
-    ``equal``: the same share each; ``panel``: by enrolled patients; ``contribution``: by
-    the member's own billed care at the normative cost (its work for the group). A payee
-    with one member keeps everything under any rule.
+    The group pays each member's cost of care and splits the surplus (payment minus the
+    members' total cost, negative for a loss) by weights: ``equal`` the same for all;
+    ``panel`` by the member's share of the group's risk-adjusted expected cost;
+    ``contribution`` by the member's own contribution, its savings against its share of the
+    payment (or, for a loss, its overrun). A payee with one member keeps its whole surplus
+    under any rule, so solo contracts are unaffected.
     """
 
     RULES = ("equal", "panel", "contribution")
 
-    def __init__(self, rule: str = "contribution") -> None:
+    def __init__(self, rule: str = "equal") -> None:
         if rule not in self.RULES:
-            from .errors import ParameterError
-
-            raise ParameterError("distribution", rule, f"one of {list(self.RULES)}")
+            raise ParameterError("groups.distribution", rule, f"one of {list(self.RULES)}")
         self.rule = rule
 
-    def __call__(self, payments: np.ndarray, obs: Observation, payee: np.ndarray) -> np.ndarray:
-        """Each provider's share of its payee's payment."""
+    def weights(self, payments: np.ndarray, obs: Observation, payee: np.ndarray) -> np.ndarray:
+        """Each member's share of its payee's surplus (shares of a payee sum to 1)."""
+        n_payees = len(payments)
+        expected = np.maximum(obs.expected_cost, 0.0) + 1e-9
+        expected_share = expected / np.bincount(payee, weights=expected, minlength=n_payees)[payee]
         if self.rule == "equal":
-            weight = np.ones(len(payee))
+            raw = np.ones(len(payee))
         elif self.rule == "panel":
-            weight = obs.member_months
+            raw = expected_share
         else:
-            weight = obs.services @ obs.unit_cost
-        weight = np.asarray(weight, dtype=float) + 1e-12
-        group_total = np.bincount(payee, weights=weight, minlength=len(payments))
-        return payments[payee] * weight / group_total[payee]
+            cost_total = np.bincount(payee, weights=obs.cost, minlength=n_payees)
+            savings = payments[payee] * expected_share - obs.cost
+            gain = (payments - cost_total)[payee] >= 0
+            raw = np.where(gain, np.maximum(savings, 0.0), np.maximum(-savings, 0.0))
+            empty = np.bincount(payee, weights=raw, minlength=n_payees)[payee] <= 1e-9
+            raw = np.where(empty, expected_share, raw)
+        raw = raw + 1e-12
+        return raw / np.bincount(payee, weights=raw, minlength=n_payees)[payee]
+
+    def __call__(self, payments: np.ndarray, obs: Observation, payee: np.ndarray) -> np.ndarray:
+        """Each provider's income: its own cost plus its share of the payee's surplus."""
+        cost_total = np.bincount(payee, weights=obs.cost, minlength=len(payments))
+        surplus = payments - cost_total
+        return obs.cost + self.weights(payments, obs, payee) * surplus[payee]
 
 
 class Provider(mesa.Agent):
@@ -308,21 +672,22 @@ class Purchaser(mesa.Agent):
         """Steps between two settlements of a contract component."""
         return max(1, round(leaf.settlement_months * self.steps_per_year / 12))
 
-    def pay(self, provider_obs: Observation, payee: np.ndarray, step: int) -> np.ndarray:
+    def pay(
+        self, provider_obs: Observation, payee: np.ndarray, step: int, discipline: np.ndarray | None = None
+    ) -> np.ndarray:
         """Settle every contract component due this step; returns each provider's income."""
         components = list(self.contract.components())
         for period in {self.settlement_steps(leaf) for _, leaf in components}:
             if period not in self.pending:
                 self.pending[period] = Observation.zeros(len(payee), self.unit_cost)
             self.pending[period].accumulate(provider_obs)
-        income = np.zeros(len(payee))
+        payments = np.zeros(self.n_payees)
         for weight, leaf in components:
             period = self.settlement_steps(leaf)
             if (step + 1) % period == 0:
-                accumulated = self.pending[period]
-                payee_obs = aggregate(accumulated, payee, self.n_payees)
-                payments = weight * np.asarray(leaf.pay(payee_obs), dtype=float)
-                income += self.distribute(payments, accumulated, payee)
+                payee_obs = aggregate(self.pending[period], payee, self.n_payees, discipline)
+                payments += weight * np.asarray(leaf.pay(payee_obs), dtype=float)
+        income = self.distribute(payments, provider_obs, payee)
         for period in list(self.pending):
             if (step + 1) % period == 0:
                 del self.pending[period]

@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import pandas as pd
 import typer
@@ -38,7 +38,7 @@ from .experiments import compare as compare_table
 from .experiments import replicate
 from .experiments import run as run_model
 from .metrics import DIMENSIONS
-from .scenarios import list_scenarios
+from .scenarios import list_scenarios, load_scenario
 from .schemes import SCHEMES, make_scheme
 
 #: Schemes compared by default: the four base methods of Cattel et al. (2018, Section 3.3),
@@ -76,7 +76,13 @@ COMPARE_CAPTION = (
 )
 
 #: Names that are arguments of ``vbpsim.run`` itself and so cannot be ``--set``.
-RESERVED_KEYS = {"scheme": "--scheme", "scenario": "--scenario", "years": "--years", "seed": "--seed"}
+RESERVED_KEYS = {
+    "scheme": "--scheme",
+    "scenario": "--scenario",
+    "years": "--years",
+    "seed": "--seed",
+    "progress": "--progress",
+}
 
 SHOW_AFTER_SECONDS = 1.0
 EXIT_BAD_INPUT = 2
@@ -112,7 +118,7 @@ class _Group(TyperGroup):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     """Print a one-line error on stderr and exit."""
     line = " ".join(str(message).split())
     typer.echo(f"error: {line}", err=True)
@@ -178,7 +184,7 @@ class _Ticker:
                 MofNCompleteColumn(),
                 TimeRemainingColumn(),
                 console=self.console,
-                transient=True,
+                transient=self.console.is_terminal,
             )
             self.progress.start()
             self.task = self.progress.add_task(self.description, total=total, completed=done)
@@ -343,7 +349,8 @@ def compare(
     runs = pd.concat(parts, ignore_index=True)
     summary = compare_table(runs)
 
-    span = f"{years} year{'s' * (years != 1)}" if years is not None else "the scenario's horizon"
+    horizon = years if years is not None else load_scenario(scenario).simulation.years
+    span = f"{horizon} year{'s' * (horizon != 1)}"
     table = Table(
         title=f"Scenario '{scenario}', {span}, mean over {seeds} seed{'s' * (seeds != 1)}",
         title_justify="left",

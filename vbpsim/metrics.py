@@ -39,7 +39,7 @@ def value_dimensions(ts: pd.DataFrame, initial_patients: int, years: float) -> d
         "quality": _ratio(ts.qalys.sum(), capita_years),
         "cost_consciousness": 1.0 - _ratio(ts.low_value_cost.sum(), delivered),
         "coordination": 1.0 - _ratio(ts.handoff_failures.sum(), ts.handoffs.sum()),
-        "innovation": 0.0,
+        "innovation": _ratio(ts.innovation_nmb.sum(), capita_years) if "innovation_nmb" in ts else 0.0,
         "prevention": _ratio(prevented, preventable, default=1.0),
     }
 
@@ -61,7 +61,7 @@ def indicators(
     delivered = guideline - ts.shortfall_cost.sum() + ts.low_value_cost.sum()
     spending_pc = _ratio(ts.spending.sum(), capita_years)
     qalys_pc = _ratio(ts.qalys.sum(), capita_years)
-    margins = np.divide(provider_income - provider_cost, np.maximum(provider_income, 1e-9))
+    margins = (provider_income - provider_cost) / np.maximum(provider_cost, 1e-9)
     out = {
         "overprovision": _ratio(ts.low_value_cost.sum(), guideline),
         "underprovision": _ratio(ts.shortfall_cost.sum(), guideline),
@@ -80,7 +80,7 @@ def indicators(
         "margin_sd": float(np.std(margins)),
         "insolvent_providers": float((insolvent_steps > 0).sum()),
         "health_per_1000_eur": _ratio(1000 * qalys_pc, spending_pc),
-        "net_monetary_benefit": willingness_to_pay * qalys_pc - spending_pc,
+        "net_monetary_benefit": willingness_to_pay * qalys_pc - _ratio(ts.provider_cost.sum(), capita_years),
     }
     for name in DISCIPLINES:
         out[f"intensity_{name}"] = float(ts[f"intensity_{name}"].mean())

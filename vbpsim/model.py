@@ -1,10 +1,11 @@
 """The vbpsim model: patients, providers and a purchaser under one payment contract.
 
 Each step (a month by default) reads in this order: patients need care and their
-providers deliver it at their chosen intensity; the purchaser observes what happened and
-pays according to the contract; patients' health evolves with the care they got; patients
-may switch GP; providers revise their intensity from lagged data with the one decision
-rule; the step is recorded. Nothing here depends on which scheme is in force.
+providers deliver it as they decided; the purchaser observes what happened and pays
+according to the contract; patients' health evolves with the care they got; patients may
+switch GP or be steered away; innovations may arrive and be adopted; providers revise
+their decisions from lagged data with the one decision rule; the step is recorded.
+Nothing here depends on which scheme is in force.
 """
 
 from __future__ import annotations
@@ -16,16 +17,27 @@ import mesa
 import numpy as np
 
 from .agents import (
+    COORDINATION,
+    DUPLICATE_SHARE,
+    HANDOFF_FAILURE,
+    MEASURED,
+    PREVENTION,
     QUALITY_STANDARD,
+    READMISSION_AFTER_FAILURE,
+    UNMEASURED,
+    Decision,
     DecisionRule,
     DistributionRule,
+    Outlook,
     Provider,
     ProviderTable,
     Purchaser,
+    aggregate,
     care_cost,
+    task_value,
 )
 from .errors import ParameterError
-from .parameters import DISCIPLINES, Scenario
+from .parameters import DISCIPLINES, INNOVATION_TYPES, Scenario
 from .population import (
     ACUTE,
     CHRONIC,
@@ -33,18 +45,28 @@ from .population import (
     DISABLED,
     GP,
     HEALTHY,
+    HOSPITAL,
     LEAD_DISCIPLINE,
     NEED_PER_MONTH,
+    NURSING,
     POST_ACUTE,
+    REHAB,
     Population,
     care_benefit,
 )
 from .schemes import Observation, PaymentScheme, make_scheme
 
-STREAMS = ("population", "providers", "health", "choice", "decisions", "measurement")
-HANDOFF_FAILURE = 0.2  # share of hand-offs that fail without coordination effort
-DUPLICATE_SHARE = 0.25  # duplicated work after a failed hand-off, share of a month's need
-READMISSION_AFTER_FAILURE = 0.1
+# Random streams; new ones are appended so earlier streams stay the same (common random numbers).
+STREAMS = (
+    "population",
+    "providers",
+    "health",
+    "choice",
+    "decisions",
+    "measurement",
+    "selection",
+    "innovation",
+)
 
 
 def care_chains(discipline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,20 +78,44 @@ def care_chains(discipline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     providers share patients (the basis of multidisciplinary groups and bundles).
     """
     ids = [np.flatnonzero(discipline == d) for d in range(len(DISCIPLINES))]
-    n_regions = len(ids[1])
+    n_regions = len(ids[HOSPITAL])
     region = np.empty(len(discipline), dtype=np.int64)
-    for d, members in enumerate(ids):
-        region[members] = np.arange(len(members)) % n_regions if d != 1 else np.arange(n_regions)
-    gp_region = np.arange(len(ids[0])) % n_regions
+    for members in ids:
+        region[members] = np.arange(len(members)) % n_regions
+    gp_region = np.arange(len(ids[GP])) % n_regions
     chains = np.column_stack(
         [
-            ids[0],
-            ids[1][gp_region],
-            ids[2][gp_region % len(ids[2])],
-            ids[3][gp_region % len(ids[3])],
+            ids[GP],
+            ids[HOSPITAL][gp_region],
+            ids[REHAB][gp_region % len(ids[REHAB])],
+            ids[NURSING][gp_region % len(ids[NURSING])],
         ]
     ).astype(np.int32)
     return region, chains
+
+
+def contracting_groups(
+    discipline: np.ndarray, region: np.ndarray, composition: str, group_size: int
+) -> np.ndarray:
+    """Payee index of every provider: solo, consecutive GP groups, or one group per region chain."""
+    n = len(discipline)
+    if composition == "solo":
+        return np.arange(n)
+    if composition == "gp_groups":
+        gps = np.flatnonzero(discipline == GP)
+        payee = np.empty(n, dtype=np.int64)
+        payee[gps] = np.arange(len(gps)) // group_size
+        others = np.flatnonzero(discipline != GP)
+        payee[others] = payee[gps].max() + 1 + np.arange(len(others))
+        return payee
+    counts = np.bincount(discipline, minlength=len(DISCIPLINES))
+    if not counts[HOSPITAL] == counts[REHAB] == counts[NURSING]:
+        raise ParameterError(
+            "groups.composition",
+            composition,
+            f"'chain' needs as many rehab and nursing providers as hospitals (got {counts[1:].tolist()})",
+        )
+    return region.copy()
 
 
 def check_seed(seed: Any) -> int:
@@ -105,6 +151,7 @@ class VBPModel(mesa.Model):
         streams = np.random.SeedSequence(self.seed_value).spawn(len(STREAMS))
         self.streams = {name: np.random.default_rng(s) for name, s in zip(STREAMS, streams, strict=True)}
         sim = self.config.simulation
+        self.mechanisms = self.config.mechanisms
         self.steps_per_year = sim.steps_per_year
         self.n_steps = sim.years * sim.steps_per_year
         self.months_per_step = 12.0 / sim.steps_per_year
@@ -118,8 +165,13 @@ class VBPModel(mesa.Model):
             self.gp_chains,
             self.streams["population"],
         )
-        self.initial_patients = self.population.size
-        self.pending_duplicates = np.zeros((self.population.size, len(DISCIPLINES)))
+        pop = self.population
+        self.initial_patients = pop.size
+        self.pending_duplicates = np.zeros((pop.size, len(DISCIPLINES)))
+        self.prevention_stock = np.zeros(pop.size)
+        self.unprofitable = np.zeros(pop.size, dtype=bool)
+        quartiles = np.quantile(pop.log_risk_private, [0.25, 0.75])
+        self.private_risk_band = np.digitize(pop.log_risk_private, quartiles)  # 0 low, 1 mid, 2 high
         self._calibrate_providers()
         self.purchaser = Purchaser(
             self, self.contract, self.distribution, self.n_payees, self.unit_cost, self.steps_per_year
@@ -128,9 +180,16 @@ class VBPModel(mesa.Model):
         lag_steps = round(self.config.providers.data_lag_months / self.months_per_step)
         self.history: deque[Observation] = deque(maxlen=lag_steps + 1)
         self.need_history: deque[np.ndarray] = deque(maxlen=lag_steps + 1)
+        self.episode_units = self._expected_episode_units()
+        n = self.providers.n
+        self.handoff_belief = np.zeros(n)
+        self.failure_units_belief = np.full(n, DUPLICATE_SHARE * 8.0 * self.months_per_step)
+        self.innovation_offers = np.zeros(len(INNOVATION_TYPES))
+        self.innovation_adoptions = np.zeros(len(INNOVATION_TYPES))
+        self.adopted_need_change = np.zeros(n)
         self.records: list[dict[str, float]] = []
-        self.income_total = np.zeros(self.providers.n)
-        self.cost_total = np.zeros(self.providers.n)
+        self.income_total = np.zeros(n)
+        self.cost_total = np.zeros(n)
         self.step_index = 0
 
     # -- set-up -----------------------------------------------------------------------
@@ -142,6 +201,18 @@ class VBPModel(mesa.Model):
         rng = self.streams["providers"]
         mean, sd = p.altruism_mean, p.altruism_sd
         altruism = np.clip(rng.normal(mean, sd, n), 0.0, 1.0) if sd > 0 else np.full(n, mean)
+        sel = self.config.selection
+        ethics_rng = self.streams["selection"]
+        ethics = (
+            np.clip(ethics_rng.normal(sel.ethics_mean, sel.ethics_sd, n), 0.0, 1.0)
+            if sel.ethics_sd > 0
+            else np.full(n, sel.ethics_mean)
+        )
+        effort0 = self.config.effort.initial_effort
+        effort = np.full((n, 4), effort0) if self.mechanisms.multitasking else np.full((n, 4), effort0)
+        self.region, self.gp_chains = care_chains(discipline)
+        groups = self.config.groups
+        payee = contracting_groups(discipline, self.region, groups.composition, groups.group_size)
         self.providers = ProviderTable(
             discipline=discipline,
             unit_cost=self.unit_cost[discipline],
@@ -149,23 +220,52 @@ class VBPModel(mesa.Model):
             loss_aversion=np.full(n, p.loss_aversion),
             capacity=np.zeros(n),
             reserves=np.zeros(n),
-            intensity=np.full(n, p.initial_intensity),
+            decision=Decision(np.full(n, p.initial_intensity), effort, np.zeros(n), np.zeros(n)),
             need_belief=np.zeros(n),
-            payee=np.arange(n),
+            payee=payee,
+            ethics=ethics,
         )
-        self.n_payees = n
-        self.region, self.gp_chains = care_chains(discipline)
-        self.distribution = DistributionRule("contribution")
+        self.n_payees = int(payee.max()) + 1
+        self.group_size = np.bincount(payee, minlength=self.n_payees)
+        self.distribution = DistributionRule(groups.distribution)
         self.agents_by_index = [Provider(self, i) for i in range(n)]
-        clinical = self.config.clinical
-        self.rule = DecisionRule(
-            p,
-            p.benefit_to_cost,
-            clinical.overtreatment_harm,
-            p.overtime_premium,
-            clinical.delivery_noise,
-            self.steps_per_year,
-        )
+        self.rule = DecisionRule(self.config, self.steps_per_year)
+        self.active = self._active_dimensions(discipline)
+        self._chain_rows(discipline)
+
+    def _active_dimensions(self, discipline: np.ndarray) -> np.ndarray:
+        """Which decision dimensions each provider controls, given the mechanisms switched on."""
+        m = self.mechanisms
+        active = np.zeros((len(discipline), len(Decision.DIMENSIONS)), dtype=bool)
+        active[:, 0] = True
+        active[:, 1 + MEASURED] = m.multitasking
+        active[:, 1 + UNMEASURED] = m.multitasking
+        active[:, 1 + COORDINATION] = m.coordination & np.isin(discipline, [HOSPITAL, REHAB])
+        active[:, 1 + PREVENTION] = m.prevention & (discipline == GP)
+        active[:, 5] = m.risk_selection & (discipline == GP)
+        active[:, 6] = m.care_shifting & (discipline == REHAB)
+        return active
+
+    def _chain_rows(self, discipline: np.ndarray) -> None:
+        """Who receives each provider's hand-offs, shifted care and prevented episodes."""
+        n = len(discipline)
+        ids = [np.flatnonzero(discipline == d) for d in range(len(DISCIPLINES))]
+        by_region = {
+            d: ids[d][np.arange(len(ids[HOSPITAL])) % len(ids[d])] for d in (HOSPITAL, REHAB, NURSING)
+        }
+        region = self.region % len(ids[HOSPITAL])
+        self.handoff_receiver = np.full(n, -1)
+        self.handoff_receiver[ids[HOSPITAL]] = by_region[REHAB][region[ids[HOSPITAL]]]
+        self.handoff_receiver[ids[REHAB]] = by_region[NURSING][
+            np.arange(len(ids[REHAB])) % len(ids[HOSPITAL])
+        ]
+        self.readmission_target = np.full(n, -1)
+        senders = np.concatenate([ids[HOSPITAL], ids[REHAB]])
+        self.readmission_target[senders] = by_region[HOSPITAL][region[senders]]
+        self.shift_receiver = np.full(n, -1)
+        self.shift_receiver[ids[REHAB]] = self.handoff_receiver[ids[REHAB]]
+        self.prevention_targets = np.full((n, len(DISCIPLINES)), -1)
+        self.prevention_targets[ids[GP]] = self.gp_chains
 
     def _calibrate_providers(self) -> None:
         """Capacity and reserves from each provider's initial panel at guideline care."""
@@ -176,9 +276,23 @@ class VBPModel(mesa.Model):
         table.capacity = p.capacity_slack * units
         table.reserves = p.reserve_months / self.months_per_step * units * table.unit_cost
 
+    def _expected_episode_units(self) -> np.ndarray:
+        """Expected service units per stroke by discipline (acute, post-acute, disability)."""
+        c = self.config.clinical
+        months = self.months_per_step
+        per_step = 1 - (1 - np.array([c.recovery_rate, c.disability_rate, c.post_acute_mortality])) ** months
+        post_acute_steps = 1.0 / max(per_step.sum(), 1e-9)
+        p_disabled = per_step[1] / max(per_step.sum(), 1e-9)
+        horizon_steps = self.config.providers.horizon_years * self.steps_per_year
+        disabled_steps = min(1.0 / max(1 - (1 - c.disabled_mortality) ** months, 1e-9), horizon_steps)
+        survive = 1 - c.case_fatality
+        units = NEED_PER_MONTH[ACUTE] * months
+        units = units + survive * NEED_PER_MONTH[POST_ACUTE] * months * post_acute_steps
+        return units + survive * p_disabled * NEED_PER_MONTH[DISABLED] * months * disabled_steps
+
     # -- helpers ---------------------------------------------------------------------
     def care_need(self) -> dict[str, np.ndarray]:
-        """This step's guideline need per patient and discipline: by diagnosis and in person.
+        """Guideline need per patient and discipline: by diagnosis and in person.
 
         ``diagnosis_cost`` prices the need of an average-risk patient with the same state and
         diagnoses (what a DRG or the purchaser's diagnosis groups see); ``need`` is the
@@ -228,18 +342,36 @@ class VBPModel(mesa.Model):
             minlength=self.providers.n,
         )
         mean_cost = need["cost"].sum(axis=0) / max(int(alive.sum()), 1)
+        scores = self._risk_scores(need)
+        need["scores"] = scores
+        need["mean_cost"] = mean_cost
         return {
-            "expected_cost": self._per_provider(self._risk_scores(need)),
+            "expected_cost": self._per_provider(scores),
             "average_cost": members * mean_cost[self.providers.discipline],
             "member_months": members * self.months_per_step,
         }
+
+    def _provider_benefit(self, benefit: np.ndarray) -> np.ndarray:
+        """Patients' benefit of care (n, 4) after their providers' quality, innovation and shifting."""
+        table = self.providers
+        factor = np.ones(table.n)
+        if self.mechanisms.multitasking:
+            quality = table.quality(table.decision.effort, self.config.effort.measured_share)
+            factor = factor * (1.0 - self.config.effort.quality_weight * (1.0 - quality))
+        if self.mechanisms.innovation:
+            factor = factor * (1.0 + table.benefit_gain)
+        if self.mechanisms.care_shifting:
+            factor = factor * (1.0 - self.config.shifting.shift_health_penalty * table.decision.shift)
+        if np.all(factor == 1.0):
+            return benefit
+        return benefit * factor[self.population.provider]
 
     # -- the step ------------------------------------------------------------------------
     def step(self) -> None:
         """Advance one time step."""
         care = self.deliver_care()
         obs = self.observe(care)
-        income = self.purchaser.pay(obs, self.providers.payee, self.step_index)
+        income = self.purchaser.pay(obs, self.providers.payee, self.step_index, self.providers.discipline)
         self.providers.reserves += income - obs.cost
         self.income_total += income
         self.cost_total += obs.cost
@@ -249,19 +381,40 @@ class VBPModel(mesa.Model):
         self.history.append(obs)
         if (self.step_index + 1) % self.steps_per_year == 0:
             self.adjust_capacity()
+        innovation = self.innovations_arrive()
         self.providers_decide()
-        self.record(care, obs, income, health)
+        self.record(care, obs, income, health, innovation)
         self.step_index += 1
 
     def deliver_care(self) -> dict[str, np.ndarray]:
-        """Each patient in need gets care at their provider's intensity (with noise)."""
+        """Each patient in need gets care as their providers decided (with noise).
+
+        A rehabilitation provider that shifts care lets the region's home-care provider
+        deliver that share instead, at home-care prices (outside a rehab bundle's border).
+        """
         pop = self.population
+        table = self.providers
         care = self.care_need()
-        ratio = self.providers.intensity[pop.provider] * pop.delivery_noise
+        ratio = table.decision.intensity[pop.provider] * pop.delivery_noise
         care["ratio"] = ratio
-        care["delivered"] = ratio * care["need"] + self.pending_duplicates
+        delivered = ratio * care["need"] * table.need_multiplier[pop.provider]
+        shifted = np.zeros(pop.size)
+        if self.mechanisms.care_shifting:
+            share = table.decision.shift[pop.provider[:, REHAB]]
+            shifted = delivered[:, REHAB] * share
+            delivered[:, REHAB] -= shifted
+            delivered[:, NURSING] += shifted * self._shift_units()
+        care["shifted_cost"] = shifted * self.unit_cost[REHAB]
+        care["delivered"] = delivered + self.pending_duplicates
+        care["duplicates"] = self.pending_duplicates.copy()
         self.pending_duplicates[:] = 0.0
         return care
+
+    def _shift_units(self) -> float:
+        """Home-care units that replace one shifted rehabilitation unit."""
+        return float(
+            self.unit_cost[REHAB] / self.unit_cost[NURSING] * (1 + self.config.shifting.shift_inefficiency)
+        )
 
     def observe(self, care: dict[str, np.ndarray]) -> Observation:
         """What the purchaser sees of each provider this step."""
@@ -277,7 +430,9 @@ class VBPModel(mesa.Model):
         noise = self.streams["measurement"].normal(
             0.0, self.config.purchaser.quality_measurement_noise, table.n
         )
-        quality = np.clip(np.divide(met, cases, out=np.ones_like(met), where=cases > 0) + noise, 0, 1)
+        adherence = np.divide(met, cases, out=np.ones_like(met), where=cases > 0)
+        if self.mechanisms.multitasking:
+            adherence = 0.5 * adherence + 0.5 * task_value(table.decision.effort[:, MEASURED])
         self.need_history.append(self._per_provider(need))
         return Observation(
             months=self.months_per_step,
@@ -290,15 +445,17 @@ class VBPModel(mesa.Model):
             average_cost=normative["average_cost"],
             baseline_cost=self.baseline_cost.copy(),
             cost=care_cost(units, table.capacity, table.unit_cost, self.config.providers.overtime_premium),
-            measured_quality=quality,
+            measured_quality=np.clip(adherence + noise, 0, 1),
         )
 
     def update_health(self, care: dict[str, np.ndarray]) -> dict[str, float]:
-        """Health transitions, with care quality changing the hazards (vectorised)."""
+        """Health transitions, with the care received changing the hazards (vectorised)."""
         pop, clinical = self.population, self.config.clinical
         dt, months = self.dt_years, self.months_per_step
         rng = self.streams["health"]
-        benefit = care_benefit(care["ratio"], clinical.overtreatment_harm)
+        table = self.providers
+        benefit = self._provider_benefit(care_benefit(care["ratio"], clinical.overtreatment_harm))
+        care["benefit"] = benefit
         lead = LEAD_DISCIPLINE[pop.state]
         lead_benefit = benefit[np.arange(pop.size), lead]
         state = pop.state
@@ -315,6 +472,8 @@ class VBPModel(mesa.Model):
         base_stroke = pop.stroke_hazard(clinical)
         gp_shortfall = 1.0 - benefit[:, GP]
         stroke_h = base_stroke * (1 + harm * gp_shortfall)
+        if self.mechanisms.prevention:
+            stroke_h = stroke_h * (1 - self.config.effort.prevention_efficacy * self.prevention_stock)
         p_stroke = 1 - np.exp(-stroke_h * dt)
         p_background = 1 - np.exp(-pop.background_mortality(clinical) * dt)
         monthly = (
@@ -339,9 +498,9 @@ class VBPModel(mesa.Model):
             [fatality, monthly[1] * (1 + harm * shortfall), monthly[2] * (1 + harm * shortfall)],
             0.0,
         )
-        p_death = 1 - (1 - np.minimum(p_death, 1.0)) * (1 - p_background)
-        p_recover = np.where(state == POST_ACUTE, monthly[3] * lead_benefit, 0.0)
-        p_disabled = np.where(state == POST_ACUTE, monthly[4] * (1 + harm * shortfall), 0.0)
+        p_death = 1 - (1 - np.clip(p_death, 0.0, 1.0)) * (1 - p_background)
+        p_recover = np.where(state == POST_ACUTE, monthly[3] * np.maximum(lead_benefit, 0), 0.0)
+        p_disabled = np.where(state == POST_ACUTE, np.maximum(monthly[4] * (1 + harm * shortfall), 0), 0.0)
 
         u = rng.random(pop.size)
         dies = alive & (u < p_death)
@@ -360,17 +519,29 @@ class VBPModel(mesa.Model):
         new_state[dies] = DEAD
 
         handoff = discharged | disabled
-        u_handoff = self.streams["health"].random(pop.size)
-        failed = handoff & (u_handoff < HANDOFF_FAILURE)
-        readmitted = failed & (u_handoff < HANDOFF_FAILURE * READMISSION_AFTER_FAILURE)
+        sender = pop.provider[np.arange(pop.size), lead]
+        p_fail = np.full(pop.size, HANDOFF_FAILURE)
+        if self.mechanisms.coordination:
+            effect = self.config.effort.coordination_effect * task_value(
+                table.decision.effort[:, COORDINATION]
+            )
+            p_fail = HANDOFF_FAILURE * (1 - effect[sender])
+        u_handoff = rng.random(pop.size)
+        failed = handoff & (u_handoff < p_fail)
+        readmitted = failed & (u_handoff < p_fail * READMISSION_AFTER_FAILURE)
         new_state[readmitted] = ACUTE
         receiving_need = NEED_PER_MONTH[new_state] * pop.frailty[:, None] * months
         self.pending_duplicates[failed] = DUPLICATE_SHARE * receiving_need[failed]
+        self._learn_handoffs(handoff, failed, sender, receiving_need)
 
         self._onset_conditions(new_state, rng)
         pop.months_in_state = np.where(new_state == state, pop.months_in_state + 1, 0).astype(np.int16)
         pop.state = new_state
         pop.age = np.where(new_state != DEAD, pop.age + dt, pop.age)
+        if self.mechanisms.prevention:
+            target = task_value(table.decision.effort[pop.provider[:, GP], PREVENTION])
+            buildup = 1 - np.exp(-self.config.effort.prevention_buildup * dt)
+            self.prevention_stock += buildup * (target - self.prevention_stock)
         untreated = base_stroke * (1 + harm)
         at_risk = survivor & ((state == HEALTHY) | (state == CHRONIC))
         return {
@@ -386,6 +557,25 @@ class VBPModel(mesa.Model):
             "true_quality": float(lead_benefit[alive].mean()) if alive.any() else 0.0,
         }
 
+    def _learn_handoffs(
+        self, handoff: np.ndarray, failed: np.ndarray, sender: np.ndarray, receiving_need: np.ndarray
+    ) -> None:
+        """Senders' beliefs about their hand-off volume and the work a failure duplicates."""
+        n = self.providers.n
+        rate = self.config.providers.learning_rate
+        counts = np.bincount(sender[handoff], minlength=n).astype(float)
+        self.handoff_belief += rate * (counts - self.handoff_belief)
+        if failed.any():
+            dup = DUPLICATE_SHARE * receiving_need[failed].sum(axis=1)
+            n_failed = np.bincount(sender[failed], minlength=n)
+            per_failure = np.divide(
+                np.bincount(sender[failed], weights=dup, minlength=n),
+                n_failed,
+                out=self.failure_units_belief.copy(),
+                where=n_failed > 0,
+            )
+            self.failure_units_belief += rate * (per_failure - self.failure_units_belief)
+
     def _onset_conditions(self, new_state: np.ndarray, rng: np.random.Generator) -> None:
         """New chronic conditions arise with age; a healthy patient becomes chronic."""
         pop = self.population
@@ -398,39 +588,221 @@ class VBPModel(mesa.Model):
         new_state[(new_state == HEALTHY) & pop.conditions.any(axis=1)] = CHRONIC
 
     def patients_choose(self, care: dict[str, np.ndarray]) -> None:
-        """Patients update their experience of GP care and may switch GP (vectorised)."""
+        """Patients update their experience of GP care, may switch GP, or are steered away."""
         pop = self.population
         rng = self.streams["choice"]
-        benefit = care_benefit(care["ratio"][:, GP], self.config.clinical.overtreatment_harm)
+        benefit = care["benefit"][:, GP]
         seen = care["need"][:, GP] > 0
         pop.experience = np.where(seen, 0.9 * pop.experience + 0.1 * benefit, pop.experience)
         p_switch = self.config.population.switch_rate * (1 - pop.experience) * (12 / self.steps_per_year)
         switching = pop.alive & (rng.random(pop.size) < p_switch)
+        self.steered = np.zeros(pop.size, dtype=bool)
+        if self.mechanisms.risk_selection:
+            sel = self.config.selection
+            effort = self.providers.decision.selection[pop.provider[:, GP]]
+            p_steer = effort * sel.steer_rate * sel.steer_success * self.dt_years
+            draws = self.streams["selection"].random(pop.size)
+            self.steered = pop.alive & self.unprofitable & (draws < p_steer) & ~switching
+        moving = switching | self.steered
         gps = np.flatnonzero(self.providers.discipline == GP)
-        if switching.any() and len(gps) > 1:
-            reputation = np.bincount(pop.provider[:, GP], weights=pop.experience, minlength=self.providers.n)[
-                gps
-            ]
-            panel = np.bincount(pop.provider[:, GP], minlength=self.providers.n)[gps]
-            score = np.divide(reputation, panel, out=np.full(len(gps), 0.8), where=panel > 0)
+        if moving.any() and len(gps) > 1:
+            living = pop.alive.astype(float)
+            reputation = np.bincount(
+                pop.provider[:, GP], weights=pop.experience * living, minlength=self.providers.n
+            )
+            panel = np.bincount(pop.provider[:, GP], weights=living, minlength=self.providers.n)[gps]
+            score = np.divide(reputation[gps], panel, out=np.full(len(gps), 0.8), where=panel > 0)
             weights = np.exp(20 * (score - score.max()))
             cumulative = np.cumsum(weights / weights.sum())
-            choice = np.minimum(np.searchsorted(cumulative, rng.random(int(switching.sum()))), len(gps) - 1)
-            pop.provider[switching] = self.gp_chains[choice]
+            choice = np.minimum(np.searchsorted(cumulative, rng.random(int(moving.sum()))), len(gps) - 1)
+            pop.provider[moving] = self.gp_chains[choice]
+
+    def innovations_arrive(self) -> dict[str, float]:
+        """Innovations arrive at random; providers of their discipline decide to adopt each."""
+        if not self.mechanisms.innovation or not self.history:
+            return {"innovation_nmb": 0.0}
+        inno = self.config.innovation
+        rng = self.streams["innovation"]
+        table = self.providers
+        arrivals = rng.poisson(inno.arrival_rate * self.dt_years)
+        outlook = self.outlook() if arrivals else None
+        for _ in range(arrivals):
+            kind = int(rng.integers(len(INNOVATION_TYPES)))
+            discipline = int(rng.integers(len(DISCIPLINES)))
+            name = INNOVATION_TYPES[kind]
+            eligible = table.discipline == discipline
+            upfront = inno.upfront_months / self.months_per_step * table.unit_cost * table.need_belief
+            gain = self.rule.adoption_gain(
+                table,
+                outlook,
+                self.contract,
+                self.distribution,
+                self.n_payees,
+                inno.need_change[name],
+                inno.health_gain[name],
+                upfront,
+            )
+            scale = self.config.providers.choice_noise * np.maximum(
+                table.unit_cost * table.need_belief * self.steps_per_year, 1e-9
+            )
+            p_adopt = 1.0 / (1.0 + np.exp(-np.clip(gain / scale, -50, 50)))
+            adopt = eligible & (rng.random(table.n) < p_adopt)
+            table.need_multiplier[adopt] *= 1 + inno.need_change[name]
+            table.benefit_gain[adopt] += inno.health_gain[name]
+            table.reserves[adopt] -= upfront[adopt]
+            self.cost_total[adopt] += upfront[adopt]
+            self.innovation_offers[kind] += eligible.sum()
+            self.innovation_adoptions[kind] += adopt.sum()
+        care_cost_per_step = table.unit_cost * table.need_belief
+        kappa = self.config.providers.benefit_to_cost
+        nmb = care_cost_per_step * (kappa * table.benefit_gain - (table.need_multiplier - 1.0))
+        return {"innovation_nmb": float(nmb.sum())}
 
     def adjust_capacity(self) -> None:
-        """Once a year providers size capacity to the guideline need they expect."""
+        """Once a year providers size capacity to the output they plan (long-run capacity choice)."""
         table = self.providers
-        table.capacity = self.config.providers.capacity_slack * table.need_belief
+        planned = table.decision.intensity * table.need_belief * table.need_multiplier
+        table.capacity = self.config.providers.capacity_slack * planned
+
+    def money_horizon(self) -> float:
+        """Years of future gains a provider can keep: its horizon, cut at the contract's end."""
+        horizon = self.config.providers.horizon_years
+        length = self.config.contract.length_years
+        if length <= 0:
+            return horizon
+        elapsed = (self.step_index + 1) / self.steps_per_year % length
+        return min(horizon, length - elapsed)
+
+    def outlook(self) -> Outlook:
+        """What providers expect from their lagged data, for the decision rule."""
+        table = self.providers
+        m = self.mechanisms
+        n = table.n
+        spy = self.steps_per_year
+        lagged = self.history[0]
+        preventable = np.zeros(n)
+        at_risk = np.zeros(n)
+        if m.prevention:
+            hazard = self.population.stroke_hazard(self.config.clinical)
+            preventable = np.bincount(self.population.provider[:, GP], weights=hazard, minlength=n)
+            preventable *= self.config.effort.prevention_efficacy * self.dt_years
+            at_risk = np.bincount(
+                self.population.provider[:, GP], weights=(hazard > 0).astype(float), minlength=n
+            )
+        gain, harm, unprofitable_count = np.zeros(n), np.zeros(n), np.zeros(n)
+        if m.risk_selection:
+            gain, harm, unprofitable_count = self.appraise_patients(lagged)
+        eff = self.config.effort
+        care_value = table.unit_cost * table.need_belief * spy
+        budgets = np.column_stack(
+            [
+                eff.effort_cost * care_value,
+                eff.effort_cost * care_value,
+                self.handoff_belief * spy * eff.coordination_cost,
+                at_risk * eff.prevention_cost,
+                unprofitable_count * self.config.selection.steering_cost,
+            ]
+        )
+        budgets[:, :4] *= self.active[:, 1:5]
+        budgets[:, 4] *= self.active[:, 5]
+        retention = None
+        if m.patient_choice and self.config.population.switch_rate > 0:
+            rate = self.config.population.switch_rate * 12
+            is_gp = table.discipline == GP
+
+            def retention(benefit: np.ndarray) -> np.ndarray:
+                return np.where(is_gp, np.exp(-rate * (1 - np.clip(benefit, 0, 1.5))), 1.0)
+
+        horizon = np.full(n, self.config.providers.horizon_years)
+        return Outlook(
+            lagged=lagged,
+            active=self.active,
+            handoffs=self.handoff_belief,
+            handoff_receiver=self.handoff_receiver,
+            failure_units=self.failure_units_belief,
+            readmission_target=self.readmission_target,
+            readmission_units=np.full(n, NEED_PER_MONTH[ACUTE, HOSPITAL] * self.months_per_step),
+            shift_receiver=self.shift_receiver,
+            shift_units=np.full(n, self._shift_units()),
+            preventable_strokes=preventable,
+            prevention_targets=self.prevention_targets,
+            episode_units=self.episode_units,
+            money_horizon=np.full(n, self.money_horizon()),
+            health_horizon=horizon,
+            selection_gain=gain,
+            selection_harm=harm,
+            budgets=budgets,
+            retention=retention,
+        )
+
+    def appraise_patients(self, lagged: Observation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """GPs' private view of which patients cost their payee more than they bring.
+
+        The payee's marginal payment for each observed quantity is read off the contract by
+        probing it (payment with one more unit of that quantity); a patient's contribution
+        uses the GP's own, better view of the patient's risk (Section 4.2.4). Returns each
+        GP's yearly profit from losing its unprofitable patients, their yearly care value
+        (for the altruistic cost of steering them) and their number.
+        """
+        pop, table = self.population, self.providers
+        spy = self.steps_per_year
+        yearly = aggregate(lagged.rescaled(lagged.months * spy), table.payee, self.n_payees, table.discipline)
+        base = self.contract.pay(yearly)
+        fields = ("member_months", "expected_cost", "average_cost", "cases", "case_value", "cost")
+        grad = {}
+        for name in fields:
+            bump = max(float(np.abs(getattr(yearly, name)).mean()) * 1e-3, 1e-3)
+            probe = yearly.replace(**{name: getattr(yearly, name) + bump})
+            grad[name] = (self.contract.pay(probe) - base) / bump
+        services_grad = np.zeros((self.n_payees, len(DISCIPLINES)))
+        for d in range(len(DISCIPLINES)):
+            bump_services = yearly.services.copy()
+            bump_services[:, d] += 1.0
+            services_grad[:, d] = self.contract.pay(yearly.replace(services=bump_services)) - base
+
+        need = self.care_need()
+        self._observe_normative(need)
+        perceived = (need["diagnosis_cost"] / self.unit_cost) * np.exp(
+            pop.log_risk_observable + pop.provider_view_private
+        )[:, None]
+        gp = pop.provider[:, GP]
+        payee_of_gp = table.payee[gp]
+        rows = pop.provider
+        inside = table.payee[rows] == payee_of_gp[:, None]
+        units = table.decision.intensity[rows] * perceived * table.need_multiplier[rows]
+        in_care = need["need"] > 0
+        per_year = spy * inside
+        pay = (
+            need["scores"] * grad["expected_cost"][payee_of_gp, None]
+            + need["mean_cost"][None, :] * grad["average_cost"][payee_of_gp, None]
+            + in_care
+            * (
+                grad["cases"][payee_of_gp, None]
+                + self._case_weights(need) * grad["case_value"][payee_of_gp, None]
+            )
+            + units * services_grad[payee_of_gp]
+            + units * self.unit_cost * grad["cost"][payee_of_gp, None]
+        ) * per_year
+        pay = pay.sum(axis=1) + grad["member_months"][payee_of_gp] * self.months_per_step * spy
+        cost = (units * self.unit_cost * per_year).sum(axis=1)
+        share = self.distribution.weights(base, yearly_rows(lagged, spy), table.payee)
+        net = share[gp] * (pay - cost)
+        self.unprofitable = pop.alive & (net < 0)
+        n = table.n
+        loss = np.where(self.unprofitable, -net, 0.0)
+        gain = np.bincount(gp, weights=loss, minlength=n)
+        kappa = self.config.providers.benefit_to_cost
+        care_value = kappa * units[:, GP] * self.unit_cost[GP] * spy * self.unprofitable
+        harm = self.config.selection.steering_harm * np.bincount(gp, weights=care_value, minlength=n)
+        return gain, harm, np.bincount(gp, weights=self.unprofitable.astype(float), minlength=n)
 
     def providers_decide(self) -> None:
-        """Every provider revises its intensity with the same rule, from lagged data."""
-        lagged = self.history[0]
+        """Every provider revises its decision with the same rule, from lagged data."""
         table = self.providers
         table.need_belief += self.config.providers.learning_rate * (self.need_history[0] - table.need_belief)
-        self.providers.intensity = self.rule.choose(
-            self.providers,
-            lagged,
+        table.decision = self.rule.choose(
+            table,
+            self.outlook(),
             self.contract,
             self.distribution,
             self.n_payees,
@@ -438,34 +810,72 @@ class VBPModel(mesa.Model):
         )
 
     def record(
-        self, care: dict[str, np.ndarray], obs: Observation, income: np.ndarray, health: dict[str, float]
+        self,
+        care: dict[str, np.ndarray],
+        obs: Observation,
+        income: np.ndarray,
+        health: dict[str, float],
+        innovation: dict[str, float],
     ) -> None:
         """Store this step's aggregates (one row of the time series)."""
         need, delivered = care["need"], care["delivered"]
-        cost_of = need * self.unit_cost
+        optimal = need * self.providers.need_multiplier[self.population.provider]
+        cost_of = optimal * self.unit_cost
         delivered_cost = delivered * self.unit_cost
         table = self.providers
+        decision = table.decision
+        pop = self.population
+        weights = np.maximum(table.need_belief * table.unit_cost, 1e-9)
         row: dict[str, float] = {
             "step": self.step_index,
             "year": self.step_index // self.steps_per_year,
-            "alive": float(self.population.alive.sum()),
+            "alive": float(pop.alive.sum()),
             "spending": float(income.sum()),
             "provider_cost": float(obs.cost.sum()),
             "provider_income": float(income.sum()),
             "guideline_cost": float(cost_of.sum()),
             "low_value_cost": float(np.maximum(delivered_cost - cost_of, 0).sum()),
             "shortfall_cost": float(np.maximum(cost_of - delivered_cost, 0).sum()),
+            "duplicate_cost": float((care["duplicates"] * self.unit_cost).sum()),
+            "shifted_cost": float(care["shifted_cost"].sum()),
+            "rehab_guideline_cost": float(cost_of[:, REHAB].sum()),
             "measured_quality": float(np.average(obs.measured_quality, weights=np.maximum(obs.cases, 1e-9))),
+            "unmeasured_quality": float(
+                np.average(task_value(decision.effort[:, UNMEASURED]), weights=weights)
+            ),
             "insolvent_providers": float((table.reserves < 0).sum()),
+            "steered": float(self.steered.sum()),
+            "steered_high_risk": float((self.steered & (self.private_risk_band == 2)).sum()),
+            "steered_low_risk": float((self.steered & (self.private_risk_band == 0)).sum()),
+            "alive_high_risk": float((pop.alive & (self.private_risk_band == 2)).sum()),
+            "alive_low_risk": float((pop.alive & (self.private_risk_band == 0)).sum()),
+            "steered_frailty": float(pop.frailty[self.steered].sum()),
+            "mean_frailty": float(pop.frailty[pop.alive].mean()) if pop.alive.any() else 1.0,
+            "prevention_stock": float(self.prevention_stock[pop.alive].mean()) if pop.alive.any() else 0.0,
         }
+        for task, name in enumerate(("measured", "unmeasured", "coordination", "prevention")):
+            mask = self.active[:, 1 + task]
+            row[f"effort_{name}"] = float(decision.effort[mask, task].mean()) if mask.any() else 0.0
+        for dim, name in ((5, "selection"), (6, "shift")):
+            mask = self.active[:, dim]
+            row[f"decision_{name}"] = float(decision.get(dim)[mask].mean()) if mask.any() else 0.0
         for d, name in enumerate(DISCIPLINES):
-            total_need = need[:, d].sum()
-            row[f"intensity_{name}"] = float(delivered[:, d].sum() / total_need) if total_need > 0 else 1.0
-            row[f"chosen_intensity_{name}"] = float(table.intensity[table.discipline == d].mean())
+            total_need = cost_of[:, d].sum()
+            row[f"intensity_{name}"] = (
+                float(delivered_cost[:, d].sum() / total_need) if total_need > 0 else 1.0
+            )
+            row[f"chosen_intensity_{name}"] = float(decision.intensity[table.discipline == d].mean())
+            row[f"spending_{name}"] = float(income[table.discipline == d].sum())
         row.update(health)
+        row.update(innovation)
         self.records.append(row)
 
     def run(self) -> None:
         """Run the scenario's whole horizon."""
         for _ in range(self.n_steps - self.step_index):
             self.step()
+
+
+def yearly_rows(obs: Observation, steps_per_year: int) -> Observation:
+    """A provider-level observation projected to a year."""
+    return obs.rescaled(obs.months * steps_per_year)

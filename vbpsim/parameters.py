@@ -19,6 +19,8 @@ from .errors import ParameterError
 DISCIPLINES: tuple[str, ...] = ("gp", "hospital", "rehab", "nursing")
 HEALTH_STATES: tuple[str, ...] = ("healthy", "chronic", "acute", "post_acute", "disabled", "dead")
 CONDITIONS: tuple[str, ...] = ("hypertension", "diabetes", "atrial_fibrillation")
+INNOVATION_TYPES: tuple[str, ...] = ("cost_saving", "cost_effective", "low_value")
+EFFORT_TASKS: tuple[str, ...] = ("measured", "unmeasured", "coordination", "prevention")
 
 ASSUMPTION = "modelling assumption (docs/ODD.md, 'Details')"
 
@@ -72,7 +74,12 @@ class PopulationParams(Section):
         1.6, "odds ratio", ASSUMPTION, "Odds of each condition per 10 years of age.", gt=0
     )
     condition_incidence: float = param(
-        0.015, "1/year", ASSUMPTION, "Yearly incidence of a new chronic condition at 60.", ge=0, le=1
+        0.015,
+        "1/year",
+        ASSUMPTION,
+        "Yearly incidence of each chronic condition at 60 (rising with age like prevalence).",
+        ge=0,
+        le=1,
     )
     post_acute_prevalence_60: float = param(
         0.002,
@@ -298,6 +305,9 @@ class ProviderParams(Section):
         gt=0,
         le=1,
     )
+    horizon_years: float = param(
+        3.0, "years", "Cattel et al. 2018, Section 4.2.3.2", "Planning horizon for lagged gains.", gt=0, le=50
+    )
     data_lag_months: int = param(
         1,
         "months",
@@ -305,6 +315,195 @@ class ProviderParams(Section):
         "Delay before providers see own data.",
         ge=0,
         le=24,
+    )
+
+
+class MechanismParams(Section):
+    """Switches for the behavioural mechanisms; with all off the model is the core model."""
+
+    multitasking: bool = param(
+        True,
+        "on/off",
+        "Cattel et al. 2018, Section 3.2",
+        "Effort split across measured and unmeasured quality.",
+    )
+    risk_selection: bool = param(
+        True, "on/off", "Cattel et al. 2018, Section 4.2.4", "GPs may steer away unprofitable patients."
+    )
+    coordination: bool = param(
+        True, "on/off", "Cattel et al. 2018, Section 4.2.1", "Coordination effort cuts hand-off failures."
+    )
+    prevention: bool = param(
+        True,
+        "on/off",
+        "Cattel et al. 2018, Section 4.2.2",
+        "GP prevention effort lowers stroke risk with a lag.",
+    )
+    innovation: bool = param(
+        True, "on/off", "Cattel et al. 2018, Sections 2 and 4.2.3.2", "Innovations arrive and may be adopted."
+    )
+    care_shifting: bool = param(
+        True,
+        "on/off",
+        "Cattel et al. 2018, Sections 3.3 and 4.2.2",
+        "Rehabilitation may be shifted to home care, across a bundle's border.",
+    )
+    patient_choice: bool = param(
+        True, "on/off", "SPEC: patients choose and switch", "Patients switch GP by experienced quality."
+    )
+
+
+class EffortParams(Section):
+    """Effort tasks of the multitasking problem: quality (measured, unmeasured), coordination, prevention."""
+
+    effort_cost: float = param(
+        0.3,
+        "share of value of care",
+        "convex effort cost (Holmstrom & Milgrom 1991)",
+        "Disutility of total effort E: effort_cost * value of guideline care * E^2 / 2.",
+        ge=0,
+    )
+    initial_effort: float = param(0.3, "0-1", ASSUMPTION, "Starting level of every effort task.", ge=0, le=1)
+    effort_step: float = param(0.05, "0-1", "local search", "Step of the effort local search.", gt=0, le=1)
+    measured_share: float = param(
+        0.4,
+        "share",
+        "Cattel et al. 2018, Section 3.2 (incomplete contracts)",
+        "Share of care quality that indicators measure.",
+        ge=0,
+        le=1,
+    )
+    quality_weight: float = param(
+        0.3,
+        "share of benefit",
+        ASSUMPTION,
+        "Share of the benefit of care lost with no quality effort.",
+        ge=0,
+        le=1,
+    )
+    coordination_effect: float = param(
+        0.8,
+        "share",
+        ASSUMPTION,
+        "Share of hand-off failures avoided at full coordination effort.",
+        ge=0,
+        le=1,
+    )
+    prevention_efficacy: float = param(
+        0.3,
+        "relative hazard",
+        "secondary prevention of stroke (order of magnitude)",
+        "Stroke hazard reduction at a full prevention stock.",
+        ge=0,
+        le=1,
+    )
+    coordination_cost: float = param(
+        400.0, "EUR per hand-off", ASSUMPTION, "Time cost of fully coordinating one hand-off.", ge=0
+    )
+    prevention_cost: float = param(
+        50.0,
+        "EUR per patient-year",
+        ASSUMPTION,
+        "Time cost of full prevention for one patient at risk.",
+        ge=0,
+    )
+    prevention_buildup: float = param(
+        0.5, "1/year", ASSUMPTION, "Rate at which a patient's prevention stock follows GP effort.", gt=0
+    )
+
+
+class SelectionParams(Section):
+    """Risk selection: who may be steered away, bounded by ethics and patients' choice."""
+
+    ethics_mean: float = param(
+        0.7,
+        "0-1",
+        "Cattel et al. 2018, Section 4.2.4 (professional ethics)",
+        "Mean ethics: a provider steers at most a share 1-ethics of unprofitable patients.",
+        ge=0,
+        le=1,
+    )
+    ethics_sd: float = param(0.1, "0-1", ASSUMPTION, "Heterogeneity of ethics.", ge=0, le=0.5)
+    steer_rate: float = param(
+        0.5, "1/year", ASSUMPTION, "Yearly rate of steering at full selection effort.", ge=0, le=12
+    )
+    steering_cost: float = param(
+        200.0, "EUR per patient", ASSUMPTION, "Time cost of steering one patient away at full effort.", ge=0
+    )
+    steering_harm: float = param(
+        0.25,
+        "share of a year's care value",
+        ASSUMPTION,
+        "Harm to a steered patient (lost continuity) as the provider's altruism sees it.",
+        ge=0,
+        le=1,
+    )
+    steer_success: float = param(
+        0.5, "probability", "SPEC: patients choose", "Chance a steered patient actually leaves.", ge=0, le=1
+    )
+
+
+class GroupParams(Section):
+    """Who contracts: solo providers, GP groups, or whole regional care chains (Section 4.2.1)."""
+
+    composition: str = param(
+        "solo",
+        "solo | gp_groups | chain",
+        "Cattel et al. 2018, Section 4.2.1",
+        "Solo contracts, groups of GPs, or each region's chain (GPs, hospital, rehab, nursing) as one group.",
+        pattern="^(solo|gp_groups|chain)$",
+    )
+    group_size: int = param(1, "GPs", "Cattel et al. 2018, Section 5.1", "GPs per group (gp_groups).", ge=1)
+    distribution: str = param(
+        "equal",
+        "equal | panel | contribution",
+        "Cattel et al. 2018, Section 4.2.1",
+        "How a group splits its surplus among members.",
+        pattern="^(equal|panel|contribution)$",
+    )
+
+
+class InnovationParams(Section):
+    """Innovations: arrivals, up-front cost and the three types of Section 2."""
+
+    arrival_rate: float = param(1.0, "1/year", ASSUMPTION, "Innovations arriving per year.", ge=0)
+    upfront_months: float = param(
+        2.0,
+        "months of care value",
+        ASSUMPTION,
+        "Up-front cost of adopting, in months of guideline care.",
+        ge=0,
+    )
+    need_change: dict[str, float] = param(
+        {"cost_saving": -0.10, "cost_effective": 0.15, "low_value": 0.10},
+        "relative units of care",
+        "Cattel et al. 2018, Section 2 (dimension 4)",
+        "Change in service units per patient by innovation type.",
+    )
+    health_gain: dict[str, float] = param(
+        {"cost_saving": 0.0, "cost_effective": 0.10, "low_value": 0.0},
+        "benefit units",
+        "Cattel et al. 2018, Section 2 (dimension 4)",
+        "Gain in the benefit of care by innovation type.",
+    )
+
+
+class ShiftingParams(Section):
+    """Where care is delivered: rehabilitation may be replaced by home care across a border."""
+
+    shift_health_penalty: float = param(
+        0.3,
+        "share of benefit",
+        ASSUMPTION,
+        "Benefit lost for rehabilitation delivered as home care.",
+        ge=0,
+        le=1,
+    )
+    shift_inefficiency: float = param(
+        0.1, "share of cost", ASSUMPTION, "Extra cost of shifted care over the care it replaces.", ge=0
+    )
+    max_shift: float = param(
+        0.8, "share", ASSUMPTION, "Largest share of rehab that can be shifted.", ge=0, le=1
     )
 
 
@@ -329,6 +528,13 @@ class ContractParams(Section):
 
     scheme: str = param("ffs", "name", "vbpsim.list_schemes()", "Payment scheme in force.")
     params: dict[str, Any] = param({}, "-", "scheme docstrings", "Keyword arguments of the scheme.")
+    length_years: int = param(
+        0,
+        "years",
+        "Cattel et al. 2018, Section 4.2.3.2",
+        "Contract length; gains after its end are not the provider's (0 = the whole run).",
+        ge=0,
+    )
 
 
 class SimulationParams(Section):
@@ -347,6 +553,12 @@ class Scenario(Section):
     clinical: ClinicalParams = ClinicalParams()
     providers: ProviderParams = ProviderParams()
     purchaser: PurchaserParams = PurchaserParams()
+    mechanisms: MechanismParams = MechanismParams()
+    effort: EffortParams = EffortParams()
+    selection: SelectionParams = SelectionParams()
+    groups: GroupParams = GroupParams()
+    innovation: InnovationParams = InnovationParams()
+    shifting: ShiftingParams = ShiftingParams()
     contract: ContractParams = ContractParams()
     simulation: SimulationParams = SimulationParams()
 
@@ -411,6 +623,16 @@ def _check_consistency(scenario: Scenario) -> None:
     _check_table("clinical.unit_cost", clin.unit_cost, DISCIPLINES, positive=True)
     _check_table("clinical.stroke_hr", clin.stroke_hr, CONDITIONS, positive=True)
     _check_table("clinical.qol", clin.qol, HEALTH_STATES[:-1], unit_interval=True)
+    inno = scenario.innovation
+    for name in ("need_change", "health_gain"):
+        table = getattr(inno, name)
+        if set(table) != set(INNOVATION_TYPES):
+            raise ParameterError(
+                f"innovation.{name}", table, f"needs exactly the keys {list(INNOVATION_TYPES)}"
+            )
+        for key, value in table.items():
+            if not -1 < value < 10:
+                raise ParameterError(f"innovation.{name}.{key}", value, "a number in (-1, 10)")
 
 
 def _check_table(

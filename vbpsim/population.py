@@ -127,10 +127,11 @@ class Population:
 
     def diagnosis_need(self) -> np.ndarray:
         """Guideline need of an average-risk patient in the same state and diagnoses."""
-        chronic_conditions = np.where(self.state == CHRONIC, self.conditions.sum(axis=1), 0)
+        chronic = self.state == CHRONIC
+        extra_conditions = np.where(chronic, self.conditions.sum(axis=1) - 1, 0)
         base = NEED_PER_MONTH[self.state]
-        base[:, :2] += chronic_conditions[:, None] * NEED_PER_MONTH[CHRONIC, :2]
-        base[:, 0] += np.where(self.state == CHRONIC, NEED_PER_MONTH[HEALTHY, 0], 0.0)
+        base[:, :2] += extra_conditions[:, None] * NEED_PER_MONTH[CHRONIC, :2]
+        base[:, 0] += np.where(chronic, NEED_PER_MONTH[HEALTHY, 0], 0.0)
         return base
 
     def guideline_need(self) -> np.ndarray:

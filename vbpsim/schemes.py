@@ -280,7 +280,7 @@ class PayForPerformance(PaymentScheme):
     description = "Yearly bonus for measured quality, as a share of normative cost."
     settlement_months = 12
 
-    def __init__(self, *, bonus_share: float = 0.05, threshold: float = 0.5):
+    def __init__(self, *, bonus_share: float = 0.05, threshold: float = 0.0):
         self.bonus_share = _check_nonnegative("bonus_share", bonus_share)
         self.threshold = _check_share("threshold", threshold)
         if self.threshold >= 1:
@@ -383,7 +383,7 @@ def make_scheme(name: str | PaymentScheme, params: dict[str, Any] | None = None)
         raise ParameterError("scheme", name, f"one of {list_schemes()} or a PaymentScheme")
     params = dict(params or {})
     base_name, plus, addon = name.partition("+")
-    if base_name not in SCHEMES or (plus and addon != "p4p"):
+    if base_name not in SCHEMES or (plus and (addon != "p4p" or base_name == "p4p")):
         allowed = list_schemes() + [f"{s}+p4p" for s in list_schemes() if s != "p4p"]
         raise ParameterError("scheme", name, f"one of {allowed}")
     addon_params = {k.removeprefix("p4p_"): params.pop(k) for k in list(params) if k.startswith("p4p_")}

@@ -1,0 +1,295 @@
+"""Print the parameter tables of docs/ODD.md from the code, or rewrite them in place.
+
+The tables are built from what the code declares, so they cannot drift from it:
+
+* every field of every section of :class:`vbpsim.parameters.Scenario`, with its default,
+  allowed range, unit, source and description (pydantic field metadata);
+* the module-level constants that act as parameters (values read from the modules);
+* every registered payment scheme with its constructor parameters and defaults.
+
+Usage::
+
+    python docs/make_parameter_tables.py            # print the markdown block
+    python docs/make_parameter_tables.py --write    # replace the block in docs/ODD.md
+    python docs/make_parameter_tables.py --check    # exit 1 if docs/ODD.md is out of date
+
+The block sits between ``<!-- BEGIN PARAMETER TABLES -->`` and
+``<!-- END PARAMETER TABLES -->``; ``tests/test_docs.py`` fails when it differs from the
+output of this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from pathlib import Path
+from typing import Any
+
+import annotated_types
+import numpy as np
+
+from vbpsim import agents, model, population, schemes
+from vbpsim.parameters import DISCIPLINES, HEALTH_STATES, SECTIONS, Scenario
+
+BEGIN = "<!-- BEGIN PARAMETER TABLES -->"
+END = "<!-- END PARAMETER TABLES -->"
+ODD_PATH = Path(__file__).resolve().parent / "ODD.md"
+
+# Module-level constants that act as parameters: (module, name, unit, meaning).
+# Values are read from the modules at run time; only the words live here.
+CONSTANTS: tuple[tuple[Any, str, str, str], ...] = (
+    (
+        agents,
+        "QUALITY_STANDARD",
+        "x optimum",
+        "A patient counts as 'met' for the measured indicator when delivered/guideline >= this.",
+    ),
+    (
+        model,
+        "HANDOFF_FAILURE",
+        "probability",
+        "Share of hand-offs (acute to post-acute, post-acute to disabled) that fail; fixed.",
+    ),
+    (
+        model,
+        "DUPLICATE_SHARE",
+        "share of a step's need",
+        "Work duplicated in the receiving setting after a failed hand-off, delivered next step.",
+    ),
+    (
+        model,
+        "READMISSION_AFTER_FAILURE",
+        "probability",
+        "Share of failed hand-offs that send the patient back to the acute state.",
+    ),
+)
+
+# Meaning and unit of each scheme parameter, keyed by (scheme, parameter). A parameter
+# missing here is still listed (name and default come from the code), flagged as such.
+SCHEME_PARAMETERS: dict[tuple[str, str], tuple[str, str]] = {
+    ("ffs", "fee_to_cost"): ("ratio", "Fee per service unit relative to the unit cost."),
+    ("ffs", "fees"): ("EUR per unit", "Overrides the fee of single disciplines, e.g. {'gp': 60}."),
+    ("per_case", "price_to_cost"): ("ratio", "Price relative to the normative (case-mix) cost of a case."),
+    ("capitation", "rate_to_cost"): ("ratio", "Rate relative to the member's normative cost."),
+    ("capitation", "risk_adjusted"): (
+        "true/false",
+        "Rate follows the purchaser's risk score (true) or the population average (false).",
+    ),
+    ("per_period", "budget_to_cost"): (
+        "ratio",
+        "Budget relative to the risk-adjusted normative cost of the panel at contract start.",
+    ),
+    ("p4p", "bonus_share"): ("share of normative cost", "Bonus at a perfect indicator score."),
+    ("p4p", "threshold"): ("indicator score", "Score below which no bonus is paid (linear above)."),
+    ("mixed", "ffs_share"): ("share", "Weight of the FFS part; the capitation part gets 1 - ffs_share."),
+    ("mixed", "fee_to_cost"): ("ratio", "Fee-to-cost ratio of the FFS part."),
+    ("mixed", "rate_to_cost"): ("ratio", "Rate-to-cost ratio of the capitation part."),
+    ("mixed", "risk_adjusted"): ("true/false", "Whether the capitation part is risk-adjusted."),
+}
+
+
+def _cell(text: Any) -> str:
+    """One markdown table cell: no pipes or line breaks inside."""
+    return str(text).replace("|", "\\|").replace("\n", " ").strip()
+
+
+def format_value(value: Any) -> str:
+    """A default as it appears in the tables (dicts as `key: value` lists)."""
+    if isinstance(value, dict):
+        if not value:
+            return "`{}`"
+        return "`{" + ", ".join(f"{k}: {format_value(v).strip('`')}" for k, v in value.items()) + "}`"
+    if isinstance(value, bool) or value is None:
+        return f"`{value}`"
+    if isinstance(value, float):
+        return f"`{value:g}`" if abs(value) < 1e6 else f"`{value:.6g}`"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    return f"`{value}`"
+
+
+def allowed_range(metadata: list[Any]) -> str:
+    """Constraints of a field (ge, gt, le, lt) as a short interval text."""
+    low = high = ""
+    for item in metadata:
+        if isinstance(item, annotated_types.Ge):
+            low = f"≥ {item.ge:g}"
+        elif isinstance(item, annotated_types.Gt):
+            low = f"> {item.gt:g}"
+        elif isinstance(item, annotated_types.Le):
+            high = f"≤ {item.le:g}"
+        elif isinstance(item, annotated_types.Lt):
+            high = f"< {item.lt:g}"
+    return ", ".join(part for part in (low, high) if part) or "-"
+
+
+def scenario_tables() -> list[str]:
+    """One table per scenario section, rows `section.field`."""
+    lines = ["### Scenario parameters (`vbpsim.parameters.Scenario`)", ""]
+    lines += [
+        "Set any of them with `vbpsim.run(..., **{'section.field': value})` or a flat field name.",
+        "Keyed tables (`unit_cost`, `stroke_hr`, `qol`) must keep exactly the keys shown.",
+        "",
+    ]
+    for section, cls in SECTIONS.items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        lines += [f"#### `{section}`: {_cell(doc)}", ""]
+        lines += [
+            "| Parameter | Default | Allowed | Unit | Source | Description |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, info in cls.model_fields.items():
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        f"`{section}.{name}`",
+                        format_value(info.get_default(call_default_factory=True)),
+                        _cell(allowed_range(info.metadata)),
+                        _cell(extra.get("unit", "-")),
+                        _cell(extra.get("source", "-")),
+                        _cell(info.description or "-"),
+                    ]
+                )
+                + " |"
+            )
+        lines.append("")
+    top = [n for n, info in Scenario.model_fields.items() if n not in SECTIONS]
+    lines += ["Top-level scenario fields (labels, no effect on the dynamics):", ""]
+    lines += ["| Field | Default |", "|---|---|"]
+    lines += [f"| `{n}` | {format_value(Scenario.model_fields[n].default)} |" for n in top]
+    lines.append("")
+    return lines
+
+
+def constant_tables() -> list[str]:
+    """The module-level constants that act as parameters."""
+    lines = ["### Constants in the code that act as parameters", ""]
+    lines += [
+        "Not part of `Scenario` (they cannot be overridden per run); change them in the module.",
+        "",
+        "| Constant | Value | Unit | Meaning |",
+        "|---|---|---|---|",
+    ]
+    for module, name, unit, meaning in CONSTANTS:
+        owner = next((m for m in (module, agents, model, population) if hasattr(m, name)), None)
+        value = format_value(getattr(owner, name)) if owner is not None else "(no longer in the code)"
+        where = f"{owner.__name__}.{name}" if owner is not None else name
+        lines.append(f"| `{where}` | {value} | {_cell(unit)} | {_cell(meaning)} |")
+    lines.append("")
+    need = np.asarray(population.NEED_PER_MONTH)
+    lines += [
+        "`vbpsim.population.NEED_PER_MONTH`: guideline service units per month for an average-risk",
+        "patient (frailty 1), by health state and discipline; the `chronic` row is combined with",
+        "the `healthy` row and the number of conditions as in Section 7.1. Multiplied by the",
+        "patient's frailty and priced at `clinical.unit_cost`.",
+        "",
+        "| State | " + " | ".join(DISCIPLINES) + " |",
+        "|---|" + "---|" * len(DISCIPLINES),
+    ]
+    for i, state in enumerate(HEALTH_STATES):
+        label = "chronic (per condition)" if state == "chronic" else state
+        lines.append(f"| {label} | " + " | ".join(f"{v:g}" for v in need[i]) + " |")
+    lead = np.asarray(population.LEAD_DISCIPLINE)
+    lines += [
+        "",
+        "`vbpsim.population.LEAD_DISCIPLINE`: the discipline whose care drives health (QoL and",
+        "transitions) in each state.",
+        "",
+        "| State | " + " | ".join(HEALTH_STATES) + " |",
+        "|---|" + "---|" * len(HEALTH_STATES),
+        "| Lead discipline | " + " | ".join(DISCIPLINES[int(d)] for d in lead) + " |",
+        "",
+    ]
+    return lines
+
+
+def scheme_tables() -> list[str]:
+    """Every registered payment scheme and its constructor parameters with defaults."""
+    lines = ["### Payment schemes (`vbpsim.schemes.SCHEMES`)", ""]
+    lines += [
+        "Any registered name can be combined with a P4P add-on as `name+p4p` (add-on parameters",
+        "with a `p4p_` prefix, e.g. `p4p_bonus_share`).",
+        "",
+        "| Scheme | Class | Settled every | Prospective | Risk-bearing | Description |",
+        "|---|---|---|---|---|---|",
+    ]
+    registered = sorted(schemes.SCHEMES.items())
+    for name, cls in registered:
+        lines.append(
+            f"| `{name}` | `{cls.__name__}` | {cls.settlement_months} month(s) | {cls.prospective} | "
+            f"{cls.risk_bearing} | {_cell(cls.description)} |"
+        )
+    lines += [
+        "",
+        "| Scheme | Parameter | Default | Unit | Meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for name, cls in registered:
+        params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
+        if not params:
+            lines.append(f"| `{name}` | (none) | - | - | - |")
+        for p in params:
+            default = "(required)" if p.default is inspect.Parameter.empty else format_value(p.default)
+            unit, meaning = SCHEME_PARAMETERS.get(
+                (name, p.name), ("-", "not yet described here; see the scheme's docstring")
+            )
+            lines.append(f"| `{name}` | `{p.name}` | {default} | {_cell(unit)} | {_cell(meaning)} |")
+    lines.append("")
+    return lines
+
+
+def render() -> str:
+    """The whole generated block (without the markers)."""
+    lines = [
+        "<!-- Generated by docs/make_parameter_tables.py; do not edit by hand. -->",
+        "",
+        *scenario_tables(),
+        *constant_tables(),
+        *scheme_tables(),
+    ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def current_block(text: str) -> str:
+    """The text between the markers of an ODD document."""
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise SystemExit(f"markers {BEGIN!r} ... {END!r} not found")
+    return text[start + len(BEGIN) : end].strip("\n") + "\n"
+
+
+def replace_block(text: str, block: str) -> str:
+    """The document with the block between the markers replaced."""
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise SystemExit(f"markers {BEGIN!r} ... {END!r} not found")
+    return text[: start + len(BEGIN)] + "\n" + block + text[end:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--write", action="store_true", help="rewrite the block in ODD.md in place")
+    group.add_argument("--check", action="store_true", help="exit 1 if ODD.md is out of date")
+    parser.add_argument("--odd", type=Path, default=ODD_PATH, help="path of ODD.md")
+    args = parser.parse_args(argv)
+    block = render()
+    if args.write:
+        text = args.odd.read_text(encoding="utf-8")
+        args.odd.write_text(replace_block(text, block), encoding="utf-8")
+        return 0
+    if args.check:
+        if current_block(args.odd.read_text(encoding="utf-8")) != block:
+            print(f"{args.odd} is out of date: run python docs/make_parameter_tables.py --write")
+            return 1
+        return 0
+    sys.stdout.write(block)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,193 @@
+"""Hypothesis generators for vbpsim tests (in the spirit of Axelrod's ``tests/property.py``).
+
+* :func:`observations`: random purchaser observations (1..20 payees, finite non-negative
+  extensive fields, quality in [0, 1], a month or a year).
+* :func:`valid_scheme_params` / :func:`invalid_scheme_params`: keyword parameters of each
+  registered scheme that must be accepted, or that must be rejected with a
+  ``ParameterError`` (exactly one parameter is made bad).
+* :func:`obs`: a hand-written observation for closed-form tables.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from vbpsim.parameters import DISCIPLINES
+from vbpsim.schemes import Observation
+
+N_DISC = len(DISCIPLINES)
+UNIT_COST = np.array([50.0, 1000.0, 200.0, 50.0])
+
+# Magnitudes stay far from overflow: payments are sums of a few products of these.
+AMOUNT = st.floats(min_value=0.0, max_value=1e6, allow_nan=False, allow_infinity=False)
+QUALITY = st.floats(min_value=0.0, max_value=1.0, allow_nan=False, allow_infinity=False)
+RATIO = st.floats(min_value=0.0, max_value=5.0, allow_nan=False, allow_infinity=False)
+SHARE = st.floats(min_value=0.0, max_value=1.0, allow_nan=False, allow_infinity=False)
+
+
+def obs(
+    n: int | None = None,
+    *,
+    months: float = 1.0,
+    unit_cost: np.ndarray | None = None,
+    **fields: Any,
+) -> Observation:
+    """An observation with every field given or zero (``n`` payees, inferred if omitted)."""
+    if n is None:
+        n = len(next(iter(fields.values())))
+    zero = Observation.zeros(n, UNIT_COST if unit_cost is None else np.asarray(unit_cost, float), months)
+    changes = {k: np.asarray(v, dtype=float) for k, v in fields.items()}
+    return zero.replace(**changes)
+
+
+@st.composite
+def observations(draw: st.DrawFn, min_payees: int = 1, max_payees: int = 20) -> Observation:
+    """A random valid observation: non-negative finite arrays, quality in [0, 1]."""
+    n = draw(st.integers(min_payees, max_payees))
+    months = draw(st.sampled_from([1.0, 12.0]))
+
+    def vec() -> np.ndarray:
+        return draw(hnp.arrays(np.float64, n, elements=AMOUNT))
+
+    unit_cost = draw(
+        hnp.arrays(np.float64, N_DISC, elements=st.floats(1.0, 5_000.0, allow_nan=False))
+    )
+    return Observation(
+        months=months,
+        services=draw(hnp.arrays(np.float64, (n, N_DISC), elements=st.floats(0.0, 1e4, allow_nan=False))),
+        unit_cost=unit_cost,
+        cases=vec(),
+        case_value=vec(),
+        member_months=vec(),
+        expected_cost=vec(),
+        average_cost=vec(),
+        baseline_cost=vec(),
+        cost=vec(),
+        measured_quality=draw(hnp.arrays(np.float64, n, elements=QUALITY)),
+    )
+
+
+# -- scheme parameters --------------------------------------------------------------------
+FEES = st.dictionaries(st.sampled_from(DISCIPLINES), st.floats(0.0, 1e4, allow_nan=False), max_size=4)
+
+VALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "ffs": {"fee_to_cost": RATIO, "fees": FEES},
+    "per_case": {"price_to_cost": RATIO},
+    "capitation": {"rate_to_cost": RATIO, "risk_adjusted": st.booleans()},
+    "per_period": {"budget_to_cost": RATIO},
+    "p4p": {"bonus_share": SHARE, "threshold": st.floats(0.0, 0.99, allow_nan=False)},
+    "mixed": {
+        "ffs_share": SHARE,
+        "fee_to_cost": RATIO,
+        "rate_to_cost": RATIO,
+        "risk_adjusted": st.booleans(),
+    },
+}
+
+NOT_A_NUMBER = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+)
+NEGATIVE = st.one_of(
+    st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=True),
+    st.integers(max_value=-1),
+)
+NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
+BAD_NONNEGATIVE = st.one_of(NOT_A_NUMBER, NEGATIVE, NON_FINITE)
+BAD_SHARE = st.one_of(BAD_NONNEGATIVE, st.floats(min_value=1.0 + 1e-9, allow_nan=False))
+BAD_BOOL = st.one_of(st.none(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5))
+BAD_FEES = st.one_of(
+    # an unknown discipline
+    st.dictionaries(
+        st.text(min_size=1, max_size=8).filter(lambda s: s not in DISCIPLINES),
+        st.floats(0, 10, allow_nan=False),
+        min_size=1,
+        max_size=2,
+    ),
+    # a known discipline with a bad fee
+    st.dictionaries(st.sampled_from(DISCIPLINES), BAD_NONNEGATIVE, min_size=1, max_size=2),
+)
+
+INVALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "ffs": {"fee_to_cost": BAD_NONNEGATIVE, "fees": BAD_FEES},
+    "per_case": {"price_to_cost": BAD_NONNEGATIVE},
+    "capitation": {"rate_to_cost": BAD_NONNEGATIVE, "risk_adjusted": BAD_BOOL},
+    "per_period": {"budget_to_cost": BAD_NONNEGATIVE},
+    "p4p": {
+        "bonus_share": BAD_NONNEGATIVE,
+        "threshold": st.one_of(BAD_NONNEGATIVE, st.floats(min_value=1.0, allow_nan=False)),
+    },
+    "mixed": {
+        "ffs_share": BAD_SHARE,
+        "fee_to_cost": BAD_NONNEGATIVE,
+        "rate_to_cost": BAD_NONNEGATIVE,
+        "risk_adjusted": BAD_BOOL,
+    },
+}
+
+UNKNOWN_KEY = st.text(
+    alphabet=st.characters(whitelist_categories=("Ll",), whitelist_characters="_"), min_size=1, max_size=12
+)
+
+
+@st.composite
+def valid_scheme_params(draw: st.DrawFn, scheme: str) -> dict[str, Any]:
+    """A random subset of a scheme's parameters, each with a valid value."""
+    fields = VALID[scheme]
+    keys = draw(st.lists(st.sampled_from(sorted(fields)), unique=True))
+    return {k: draw(fields[k]) for k in keys}
+
+
+@st.composite
+def invalid_scheme_params(
+    draw: st.DrawFn, scheme: str, unknown_keys: bool = True
+) -> tuple[dict[str, Any], str]:
+    """Valid parameters with exactly one made bad; returns (params, name of the bad one).
+
+    The bad one is a bad value of a real parameter or (if ``unknown_keys``) a key the
+    scheme does not have.
+    """
+    params = draw(valid_scheme_params(scheme))
+    if not unknown_keys or draw(st.booleans()):
+        key = draw(st.sampled_from(sorted(INVALID[scheme])))
+        params[key] = draw(INVALID[scheme][key])
+    else:
+        key = draw(UNKNOWN_KEY.filter(lambda k: k not in VALID[scheme] and not k.startswith("p4p_")))
+        params[key] = draw(st.floats(0, 1))
+    return params, key
+
+
+@st.composite
+def scheme_with_params(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """Any registered scheme with random valid parameters."""
+    name = draw(st.sampled_from(sorted(VALID)))
+    return name, draw(valid_scheme_params(name))
+
+
+@st.composite
+def addon_scheme_params(draw: st.DrawFn, scheme: str) -> dict[str, Any]:
+    """Valid parameters of ``base+p4p``: the base's own and the add-on's with a ``p4p_`` prefix."""
+    base, _, _ = scheme.partition("+")
+    params = draw(valid_scheme_params(base))
+    params.update({f"p4p_{k}": v for k, v in draw(valid_scheme_params("p4p")).items()})
+    return params
+
+
+def params_strategy(scheme: str) -> st.SearchStrategy[dict[str, Any]]:
+    """Valid parameters for a registered scheme name or a ``base+p4p`` name."""
+    return addon_scheme_params(scheme) if "+" in scheme else valid_scheme_params(scheme)
+
+
+PER_PAYEE = ("services", *Observation.EXTENSIVE[1:], "measured_quality")
+
+
+def take_payees(observation: Observation, index: Any) -> Observation:
+    """The observation restricted to (or reordered by) some payee rows."""
+    return observation.replace(**{f: getattr(observation, f)[index] for f in PER_PAYEE})
