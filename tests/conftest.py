@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # `import strategies` however py
 
 settings.register_profile(
     "vbpsim",
-    max_examples=30,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors],  # inherited contract tests
     print_blob=True,

@@ -47,29 +47,24 @@ def obs(
 
 @st.composite
 def observations(draw: st.DrawFn, min_payees: int = 1, max_payees: int = 20) -> Observation:
-    """A random valid observation: non-negative finite arrays, quality in [0, 1]."""
+    """A random valid observation: non-negative finite arrays, quality in [0, 1].
+
+    Every extensive field (whatever ``Observation.EXTENSIVE`` lists, with the shape
+    ``Observation.zeros`` gives it) is cut from one array draw: fast, and it shrinks well.
+    """
     n = draw(st.integers(min_payees, max_payees))
     months = draw(st.sampled_from([1.0, 12.0]))
-
-    def vec() -> np.ndarray:
-        return draw(hnp.arrays(np.float64, n, elements=AMOUNT))
-
-    unit_cost = draw(
-        hnp.arrays(np.float64, N_DISC, elements=st.floats(1.0, 5_000.0, allow_nan=False))
-    )
-    return Observation(
-        months=months,
-        services=draw(hnp.arrays(np.float64, (n, N_DISC), elements=st.floats(0.0, 1e4, allow_nan=False))),
-        unit_cost=unit_cost,
-        cases=vec(),
-        case_value=vec(),
-        member_months=vec(),
-        expected_cost=vec(),
-        average_cost=vec(),
-        baseline_cost=vec(),
-        cost=vec(),
-        measured_quality=draw(hnp.arrays(np.float64, n, elements=QUALITY)),
-    )
+    unit_cost = draw(hnp.arrays(np.float64, N_DISC, elements=st.floats(1.0, 5_000.0)))
+    template = Observation.zeros(n, unit_cost, months)
+    widths = {f: int(np.prod(getattr(template, f).shape[1:], dtype=int)) for f in Observation.EXTENSIVE}
+    table = draw(hnp.arrays(np.float64, (n, sum(widths.values())), elements=AMOUNT))
+    changes, col = {}, 0
+    for name, width in widths.items():
+        shape = getattr(template, name).shape
+        changes[name] = table[:, col : col + width].reshape(shape).copy()
+        col += width
+    changes["measured_quality"] = draw(hnp.arrays(np.float64, n, elements=QUALITY))
+    return template.replace(**changes)
 
 
 # -- scheme parameters --------------------------------------------------------------------
@@ -87,6 +82,12 @@ VALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "rate_to_cost": RATIO,
         "risk_adjusted": st.booleans(),
     },
+    "bundle": {
+        "covered": st.lists(st.sampled_from(DISCIPLINES), min_size=1, max_size=4, unique=True).map(tuple),
+        "price_to_cost": RATIO,
+        "fee_to_cost": RATIO,
+    },
+    "outlier": {"share": SHARE},
 }
 
 NOT_A_NUMBER = st.one_of(
@@ -130,6 +131,15 @@ INVALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "rate_to_cost": BAD_NONNEGATIVE,
         "risk_adjusted": BAD_BOOL,
     },
+    "bundle": {
+        "covered": st.one_of(
+            st.just(()),
+            st.lists(st.text(min_size=1, max_size=8).filter(lambda s: s not in DISCIPLINES), min_size=1, max_size=2),
+        ),
+        "price_to_cost": BAD_NONNEGATIVE,
+        "fee_to_cost": BAD_NONNEGATIVE,
+    },
+    "outlier": {"share": BAD_SHARE},
 }
 
 UNKNOWN_KEY = st.text(
@@ -146,9 +156,7 @@ def valid_scheme_params(draw: st.DrawFn, scheme: str) -> dict[str, Any]:
 
 
 @st.composite
-def invalid_scheme_params(
-    draw: st.DrawFn, scheme: str, unknown_keys: bool = True
-) -> tuple[dict[str, Any], str]:
+def invalid_scheme_params(draw: st.DrawFn, scheme: str, unknown_keys: bool = True) -> tuple[dict[str, Any], str]:
     """Valid parameters with exactly one made bad; returns (params, name of the bad one).
 
     The bad one is a bad value of a real parameter or (if ``unknown_keys``) a key the
@@ -173,15 +181,16 @@ def scheme_with_params(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 
 @st.composite
 def addon_scheme_params(draw: st.DrawFn, scheme: str) -> dict[str, Any]:
-    """Valid parameters of ``base+p4p``: the base's own and the add-on's with a ``p4p_`` prefix."""
-    base, _, _ = scheme.partition("+")
+    """Valid parameters of ``base+addon``: the base's own, each add-on's with its name as prefix."""
+    base, *addons = scheme.split("+")
     params = draw(valid_scheme_params(base))
-    params.update({f"p4p_{k}": v for k, v in draw(valid_scheme_params("p4p")).items()})
+    for addon in addons:
+        params.update({f"{addon}_{k}": v for k, v in draw(valid_scheme_params(addon)).items()})
     return params
 
 
 def params_strategy(scheme: str) -> st.SearchStrategy[dict[str, Any]]:
-    """Valid parameters for a registered scheme name or a ``base+p4p`` name."""
+    """Valid parameters for a registered scheme name or a ``base+addon`` name."""
     return addon_scheme_params(scheme) if "+" in scheme else valid_scheme_params(scheme)
 
 

@@ -22,6 +22,7 @@ from strategies import UNIT_COST, obs, observations, params_strategy, take_payee
 import vbpsim
 from vbpsim import schemes as schemes_module
 from vbpsim.agents import DistributionRule, Purchaser, aggregate
+from vbpsim.parameters import DISCIPLINES
 from vbpsim.schemes import (
     Blend,
     Capitation,
@@ -52,6 +53,8 @@ TWO = obs(
     baseline_cost=[3000, 100],
     cost=[700, 2500],
     measured_quality=[1.0, 0.75],
+    case_mix=[[0, 2000, 500, 0], [100, 1000, 0, 300]],  # case value by discipline
+    outlier_cost=[1000, 0],
 )
 
 
@@ -129,9 +132,7 @@ class SchemeContract:
         factor = data.draw(st.sampled_from([12.0, 1 / 12, 3.0, 0.5]), label="factor")
         longer = observation.rescaled(observation.months * factor)
         assert longer.months == pytest.approx(observation.months * factor)
-        np.testing.assert_allclose(
-            scheme.pay(longer), factor * scheme.pay(observation), rtol=1e-9, atol=1e-6
-        )
+        np.testing.assert_allclose(scheme.pay(longer), factor * scheme.pay(observation), rtol=1e-9, atol=1e-6)
 
     def test_does_not_mutate_observation(self) -> None:
         before = {f: np.copy(getattr(TWO, f)) for f in ("services", "unit_cost", "measured_quality")}
@@ -177,7 +178,6 @@ class TestFeeForService(SchemeContract):
         ({"fee_to_cost": 0.0}, TWO, [0.0, 0.0]),
         ({"fee_to_cost": 1.0, "fees": {"gp": 70}}, TWO, [700.0, 1940.0]),
         ({"fee_to_cost": 2.0, "fees": {"hospital": 0, "nursing": 10}}, TWO, [1000.0, 200 + 0 + 1200 + 40]),
-        ({}, TWO, [625.0, 2375.0]),  # default fee_to_cost 1.25
     ]
 
     def test_fee_schedule(self) -> None:
@@ -200,7 +200,7 @@ class TestPerCase(SchemeContract):
     table = [
         ({"price_to_cost": 1.05}, TWO, [1050.0, 262.5]),
         ({"price_to_cost": 0.8}, TWO, [800.0, 200.0]),
-        ({}, obs(case_value=[0, 40]), [0.0, 42.0]),
+        ({"price_to_cost": 1.05}, obs(case_value=[0, 40]), [0.0, 42.0]),
     ]
 
     def test_services_do_not_pay(self) -> None:
@@ -215,7 +215,7 @@ class TestCapitation(SchemeContract):
         ({"rate_to_cost": 1.1}, TWO, [2200.0, 550.0]),  # x risk-adjusted expected cost
         ({"rate_to_cost": 1.1, "risk_adjusted": False}, TWO, [1650.0, 1650.0]),  # x average cost
         ({"rate_to_cost": 0}, TWO, [0.0, 0.0]),
-        ({}, TWO, [2100.0, 525.0]),  # default 1.05, risk adjusted
+        ({"rate_to_cost": 1.05}, TWO, [2100.0, 525.0]),  # risk adjusted unless told otherwise
     ]
 
     def test_care_given_does_not_pay(self) -> None:
@@ -229,7 +229,7 @@ class TestPerPeriod(SchemeContract):
     scheme = "per_period"
     table = [
         ({"budget_to_cost": 0.9}, TWO, [2700.0, 90.0]),
-        ({}, TWO, [3150.0, 105.0]),
+        ({"budget_to_cost": 1.05}, TWO, [3150.0, 105.0]),
     ]
 
     def test_only_baseline_matters(self) -> None:
@@ -248,7 +248,7 @@ class TestPayForPerformance(SchemeContract):
         ({"bonus_share": 0.1, "threshold": 0.5}, QUALITY_GRID, [0.0, 0.0, 150.0, 400.0, 20.0]),
         ({"bonus_share": 0.1, "threshold": 0.0}, QUALITY_GRID, [40.0, 100.0, 225.0, 400.0, 60.0]),
         ({"bonus_share": 0.2, "threshold": 0.8}, QUALITY_GRID, [0.0, 0.0, 0.0, 800.0, 0.0]),
-        ({}, TWO, [75.0, 37.5]),  # defaults 5%, threshold 0.5: 0.05 x 1500 x {1, 0.5}
+        ({"bonus_share": 0.05, "threshold": 0.5}, TWO, [75.0, 37.5]),  # 0.05 x 1500 x {1, 0.5}
     ]
 
     def test_settles_yearly(self) -> None:
@@ -275,8 +275,11 @@ class TestMixed(SchemeContract):
         ({"fee_to_cost": 1.2, "rate_to_cost": 1.1}, TWO, [1400.0, 1415.0]),
         ({"ffs_share": 1.0, "fee_to_cost": 1.2}, TWO, [600.0, 2280.0]),
         ({"ffs_share": 0.0, "rate_to_cost": 1.1}, TWO, [2200.0, 550.0]),
-        ({"ffs_share": 0.25, "fee_to_cost": 1.0, "rate_to_cost": 1.0, "risk_adjusted": False}, TWO,
-         [0.25 * 500 + 0.75 * 1500, 0.25 * 1900 + 0.75 * 1500]),
+        (
+            {"ffs_share": 0.25, "fee_to_cost": 1.0, "rate_to_cost": 1.0, "risk_adjusted": False},
+            TWO,
+            [0.25 * 500 + 0.75 * 1500, 0.25 * 1900 + 0.75 * 1500],
+        ),
     ]
 
     @given(data=st.data())
@@ -284,9 +287,7 @@ class TestMixed(SchemeContract):
         params = data.draw(params_strategy("mixed"))
         share = params.get("ffs_share", 0.5)
         ffs = FeeForService(fee_to_cost=params.get("fee_to_cost", 1.25))
-        cap = Capitation(
-            rate_to_cost=params.get("rate_to_cost", 1.05), risk_adjusted=params.get("risk_adjusted", True)
-        )
+        cap = Capitation(rate_to_cost=params.get("rate_to_cost", 1.05), risk_adjusted=params.get("risk_adjusted", True))
         observation = data.draw(observations())
         np.testing.assert_allclose(
             Mixed(**params).pay(observation),
@@ -303,7 +304,16 @@ class TestFFSPlusP4P(SchemeContract):
     scheme = "ffs+p4p"
     table = [
         # FFS at fee 1.3 (fees 65, 1300, 260, 65): 650 and 2470; P4P 10% x 1500 x {1, 0.5}
-        ({"fee_to_cost": 1.3, "p4p_bonus_share": 0.1}, TWO, [650.0 + 150.0, 2470.0 + 75.0]),
+        (
+            {"fee_to_cost": 1.3, "p4p_bonus_share": 0.1, "p4p_threshold": 0.5},
+            TWO,
+            [650.0 + 150.0, 2470.0 + 75.0],
+        ),
+        (
+            {"fee_to_cost": 1.3, "p4p_bonus_share": 0.1, "p4p_threshold": 0.0},
+            TWO,
+            [650.0 + 150.0, 2470.0 + 112.5],
+        ),
         ({"fee_to_cost": 1.3, "p4p_bonus_share": 0.1, "p4p_threshold": 0.9}, TWO, [800.0, 2470.0]),
     ]
 
@@ -311,6 +321,7 @@ class TestFFSPlusP4P(SchemeContract):
         combined = make_scheme("ffs+p4p", {"fee_to_cost": 1.3, "p4p_bonus_share": 0.1})
         assert isinstance(combined, Blend)
         expected = FeeForService(fee_to_cost=1.3).pay(TWO) + PayForPerformance(bonus_share=0.1).pay(TWO)
+        np.testing.assert_array_less(0, PayForPerformance(bonus_share=0.1).pay(TWO))
         assert_pays(combined, TWO, expected)
         assert_pays(with_p4p(FeeForService(fee_to_cost=1.3), bonus_share=0.1), TWO, expected)
         leaves = [(w, type(leaf), leaf.settlement_months) for w, leaf in combined.components()]
@@ -320,6 +331,51 @@ class TestFFSPlusP4P(SchemeContract):
     def test_every_base_takes_the_addon(self, base: str) -> None:
         combined = make_scheme(f"{base}+p4p", {"p4p_bonus_share": 0.1})
         assert_pays(combined, TWO, make_scheme(base).pay(TWO) + PayForPerformance(bonus_share=0.1).pay(TWO))
+
+
+class TestBundle(SchemeContract):
+    scheme = "bundle"
+    # price x case value of the covered disciplines + fee x services of the others
+    table = [
+        # covered hospital+rehab: 2000 + 500 | 1000 + 0; FFS 1.2 on gp and nursing: 600 | 120 + 240
+        ({"covered": ("hospital", "rehab"), "price_to_cost": 1.0, "fee_to_cost": 1.2}, TWO, [3100.0, 1360.0]),
+        # covered gp at half price: 0 | 50; FFS at cost on the rest: 0 | 1000 + 600 + 200
+        ({"covered": ["gp"], "price_to_cost": 0.5, "fee_to_cost": 1.0}, TWO, [0.0, 1850.0]),
+        ({"covered": DISCIPLINES, "price_to_cost": 1.1, "fee_to_cost": 9.0}, TWO, [2750.0, 1540.0]),
+    ]
+
+    def test_covered_services_do_not_pay(self) -> None:
+        scheme = make_scheme("bundle", {"covered": ["hospital"]})
+        more_hospital = TWO.replace(services=TWO.services + np.array([0, 5, 0, 0]))
+        assert_pays(scheme, more_hospital, scheme.pay(TWO))
+
+
+class TestOutlierSharing(SchemeContract):
+    scheme = "outlier"
+    table = [
+        ({"share": 0.8}, TWO, [800.0, 0.0]),
+        ({"share": 0.0}, TWO, [0.0, 0.0]),
+        ({"share": 1.0}, obs(outlier_cost=[5.0, 0.5, 0.0]), [5.0, 0.5, 0.0]),
+    ]
+
+
+class TestCapitationPlusOutlierPlusP4P(SchemeContract):
+    scheme = "capitation+outlier+p4p"
+    table = [
+        # 1.1 x expected cost + 0.5 x outlier cost + 0.1 x 1500 x score (threshold 0.5)
+        (
+            {"rate_to_cost": 1.1, "outlier_share": 0.5, "p4p_bonus_share": 0.1, "p4p_threshold": 0.5},
+            TWO,
+            [2200 + 500 + 150, 550 + 0 + 75],
+        ),
+    ]
+
+
+def test_add_ons_are_flagged() -> None:
+    add_ons = filtered_schemes(lambda s: s.add_on)
+    assert {"p4p", "outlier"} <= set(add_ons)
+    with pytest.raises(vbpsim.ParameterError):
+        make_scheme("p4p+outlier")  # an add-on is not a base
 
 
 def test_every_registered_scheme_has_a_contract_test() -> None:
@@ -406,7 +462,7 @@ def make_purchaser(contract: PaymentScheme, rule: str = "contribution", payee=No
 
 
 def test_purchaser_settles_ffs_monthly_and_p4p_yearly() -> None:
-    contract = make_scheme("ffs+p4p", {"fee_to_cost": 1.3, "p4p_bonus_share": 0.1})
+    contract = make_scheme("ffs+p4p", {"fee_to_cost": 1.3, "p4p_bonus_share": 0.1, "p4p_threshold": 0.5})
     purchaser = make_purchaser(contract)
     payee = np.arange(3)
     ffs_monthly = np.array([130.0, 1300.0, 260.0])  # 2 x 65, 1 x 1300, 4 x 65
@@ -435,8 +491,10 @@ def test_purchaser_quarterly_steps_settle_p4p_every_four_steps() -> None:
     purchaser = make_purchaser(PayForPerformance(bonus_share=0.1, threshold=0.5), payee=one, steps_per_year=4)
     assert purchaser.settlement_steps(FeeForService()) == 1
     assert purchaser.settlement_steps(PayForPerformance()) == 4
-    incomes = [purchaser.pay(obs(member_months=[1], average_cost=[300], measured_quality=[1.0]),
-                             one, step).sum() for step in range(8)]
+    incomes = [
+        purchaser.pay(obs(member_months=[1], average_cost=[300], measured_quality=[1.0]), one, step).sum()
+        for step in range(8)
+    ]
     assert incomes == [0, 0, 0, pytest.approx(120.0), 0, 0, 0, pytest.approx(120.0)]
 
 
@@ -514,28 +572,41 @@ def test_distribution_shares_sum_to_the_payee_payment(rule: str, data: st.DataOb
     payee, n_payees = data.draw(grouping())
     providers = data.draw(observations(min_payees=len(payee), max_payees=len(payee)))
     payments = data.draw(hnp.arrays(np.float64, n_payees, elements=st.floats(0, 1e7)))
-    shares = DistributionRule(rule)(payments, providers, payee)
-    assert shares.shape == (len(payee),)
-    assert np.isfinite(shares).all() and (shares >= 0).all()
-    np.testing.assert_allclose(np.bincount(payee, weights=shares, minlength=n_payees), payments,
-                               rtol=1e-9, atol=1e-6)
-    singles = np.flatnonzero(np.bincount(payee) == 1)
-    for g in singles:
-        np.testing.assert_allclose(shares[payee == g], payments[g], rtol=1e-9, atol=1e-6)
+    income = DistributionRule(rule)(payments, providers, payee)
+    assert income.shape == (len(payee),)
+    assert np.isfinite(income).all()
+    scale = 1e-9 * (1 + payments.max() + providers.cost.sum())
+    np.testing.assert_allclose(np.bincount(payee, weights=income, minlength=n_payees), payments, rtol=1e-9, atol=scale)
+    # a solo payee keeps its whole payment under any rule
+    for g in np.flatnonzero(np.bincount(payee) == 1):
+        np.testing.assert_allclose(income[payee == g], payments[g], rtol=1e-9, atol=scale)
+    # members share gain and pain: nobody gains from a group loss or loses from a group gain
+    surplus = payments - np.bincount(payee, weights=providers.cost, minlength=n_payees)
+    margin = income - providers.cost
+    assert (margin * np.sign(surplus[payee]) >= -scale).all()
 
 
 @pytest.mark.parametrize(
     ("rule", "expected"),
     [
-        ("equal", [50.0, 50.0, 30.0]),
-        ("panel", [25.0, 75.0, 30.0]),  # members 1 and 3
-        ("contribution", [100 * 50 / 1050, 100 * 1000 / 1050, 30.0]),  # billed 50 and 1000 EUR
+        # group 0 is paid 100 for costs 10 and 30 (surplus 60, expected costs equal);
+        # provider 2 is alone, paid 30 whatever its cost
+        ("equal", [10 + 30, 30 + 30, 30.0]),
+        ("panel", [10 + 30, 30 + 30, 30.0]),
+        # savings against half the payment: 50 - 10 = 40 and 50 - 30 = 20, so 2/3 and 1/3
+        ("contribution", [10 + 40, 30 + 20, 30.0]),
     ],
 )
 def test_distribution_rules_by_hand(rule: str, expected: list[float]) -> None:
-    providers = obs(services=[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], member_months=[1, 3, 2])
-    shares = DistributionRule(rule)(np.array([100.0, 30.0]), providers, np.array([0, 0, 1]))
-    np.testing.assert_allclose(shares, expected, rtol=1e-9)
+    providers = obs(cost=[10, 30, 5], expected_cost=[200, 200, 50], member_months=[1, 3, 2])
+    income = DistributionRule(rule)(np.array([100.0, 30.0]), providers, np.array([0, 0, 1]))
+    np.testing.assert_allclose(income, expected, rtol=1e-9)
+
+
+def test_panel_rule_shares_by_expected_cost() -> None:
+    providers = obs(cost=[0, 0], expected_cost=[100, 300])
+    income = DistributionRule("panel")(np.array([80.0]), providers, np.array([0, 0]))
+    np.testing.assert_allclose(income, [20.0, 60.0], rtol=1e-9)
 
 
 def test_distribution_rule_rejects_unknown_rule() -> None:

@@ -41,7 +41,7 @@ def test_parameter_error_is_a_value_error() -> None:
 # (keyword arguments of `vbpsim.run`, parameter named, value shown, fragment of what is allowed)
 RUN_CASES = [
     ({"scheme": "foo"}, "scheme", "'foo'", "ffs"),
-    ({"scheme": "ffs+bonus"}, "scheme", "'ffs+bonus'", "ffs+p4p"),
+    ({"scheme": "ffs+bonus"}, "scheme", "'ffs+bonus'", "+p4p"),
     ({"fee_to_cost": -1}, "fee_to_cost", "-1", ">= 0"),
     ({"fee_to_cost": math.nan}, "fee_to_cost", "nan", "finite"),
     ({"fees": {"gp": -5}}, "fees.gp", "-5", ">= 0"),
@@ -70,7 +70,12 @@ RUN_CASES = [
     ({"age_min": 90, "age_max": 80}, "population.age_min", "90", "age_max"),
     ({"intensity_min": 2.0, "intensity_max": 1.0}, "providers.intensity_min", "2.0", "intensity_max"),
     ({"unit_cost": {"gp": 50}}, "clinical.unit_cost", "gp", "keys"),
-    ({"unit_cost": {"gp": -1, "hospital": 1, "rehab": 1, "nursing": 1}}, "clinical.unit_cost.gp", "-1", "> 0"),
+    (
+        {"unit_cost": {"gp": -1, "hospital": 1, "rehab": 1, "nursing": 1}},
+        "clinical.unit_cost.gp",
+        "-1",
+        "> 0",
+    ),
     ({"scenario": "huge"}, "scenario", "'huge'", "small"),
 ]
 
@@ -93,12 +98,6 @@ def test_scheme_object_with_params_is_refused() -> None:
     assert err.name == "fee_to_cost"
 
 
-@pytest.mark.xfail(
-    reason="experiments.py:113 reports value '' instead of the value given for an extra "
-    "keyword passed with a PaymentScheme object, and calls it 'not a scenario parameter'",
-    strict=True,
-    raises=AssertionError,
-)
 def test_scheme_object_with_params_names_the_value() -> None:
     err = refused(vbpsim.run, FeeForService(), fee_to_cost=1.2, **SMALL)
     assert "1.2" in str(err)
@@ -109,24 +108,12 @@ def test_stray_p4p_parameter_is_refused() -> None:
     assert "ffs+p4p" in str(err)
 
 
-@pytest.mark.xfail(
-    reason="schemes.py:390-391 reports a p4p_ parameter without '+p4p' by its stripped name "
-    "('bonus_share') and the placeholder value 'p4p_*' instead of the key and value given",
-    strict=True,
-    raises=AssertionError,
-)
 def test_stray_p4p_parameter_names_key_and_value() -> None:
     err = refused(make_scheme, "ffs", {"p4p_bonus_share": 0.1})
     assert err.name == "p4p_bonus_share"
     assert "0.1" in str(err)
 
 
-@pytest.mark.xfail(
-    reason="parameters.py:379: an unknown dotted override key is reported with the value "
-    "'(override)', not the value given",
-    strict=True,
-    raises=AssertionError,
-)
 def test_unknown_dotted_override_names_the_value() -> None:
     err = refused(vbpsim.run, **SMALL, **{"population.colour": "blue"})
     assert err.name == "population.colour"
@@ -172,12 +159,6 @@ def test_build_scenario_refuses_bad_dicts(data: dict[str, Any], name: str, value
     assert err.allowed
 
 
-@pytest.mark.xfail(
-    reason="parameters.py:391-393: an unknown key only says 'Extra inputs are not permitted'; "
-    "it does not say which keys are allowed",
-    strict=True,
-    raises=AssertionError,
-)
 def test_unknown_scenario_key_lists_allowed_keys() -> None:
     err = refused(build_scenario, {"population": {"n_patient": 100}})
     assert "n_patients" in str(err)
@@ -192,12 +173,6 @@ def test_unknown_scenario_key_lists_allowed_keys() -> None:
         {"clinical": {"unit_cost": {"gp": math.inf, "hospital": 1, "rehab": 1, "nursing": 1}}},
     ],
     ids=lambda d: str(d)[:50],
-)
-@pytest.mark.xfail(
-    reason="parameters.py:39: Section allows inf (pydantic allow_inf_nan defaults to True), so "
-    "e.g. benefit_to_cost=inf is accepted and the run's utilities become NaN",
-    strict=True,
-    raises=pytest.fail.Exception,
 )
 def test_build_scenario_refuses_infinite_numbers(data: dict[str, Any]) -> None:
     refused(build_scenario, data)
@@ -230,23 +205,21 @@ def test_make_scheme_refuses(call, name: str) -> None:
     assert refused(call).name == name
 
 
-@pytest.mark.xfail(
-    reason="schemes.py:386 accepts 'p4p+p4p' (a double bonus) although the error message's "
-    "list of allowed names excludes it",
-    strict=True,
-    raises=pytest.fail.Exception,
-)
 def test_p4p_plus_p4p_is_refused() -> None:
     refused(make_scheme, "p4p+p4p")
 
 
+@pytest.mark.parametrize("covered", [5, None, "hospice", ["hospital", "dentist"]])
+def test_bundle_covered_must_be_a_list_of_disciplines(covered: Any) -> None:
+    err = refused(make_scheme, "bundle", {"covered": covered})
+    assert err.name == "covered"
+
+
+def test_bundle_covered_accepts_a_single_discipline_name() -> None:
+    assert make_scheme("bundle", {"covered": "hospital"}).covered == ("hospital",)
+
+
 @pytest.mark.parametrize("fees", ["abc", 5, [1, 2], 1.5])
-@pytest.mark.xfail(
-    reason="schemes.py:186 `dict(fees or {})` raises a bare ValueError/TypeError for a `fees` "
-    "that is not a mapping instead of a ParameterError naming `fees`",
-    strict=True,
-    raises=(TypeError, ValueError),
-)
 def test_fees_must_be_a_mapping(fees: Any) -> None:
     assert refused(make_scheme, "ffs", {"fees": fees}).name == "fees"
 
@@ -266,33 +239,30 @@ def test_invalid_scheme_params_always_raise_parameter_error(scheme: str, data: s
 
 @given(data=st.data())
 def test_invalid_addon_params_always_raise_parameter_error(data: st.DataObject) -> None:
-    base = data.draw(st.sampled_from(sorted(set(VALID) - {"p4p"})))
-    params, bad = data.draw(invalid_scheme_params("p4p", unknown_keys=False))
-    prefixed = {f"p4p_{k}": v for k, v in params.items()}
+    add_ons = sorted(n for n in VALID if vbpsim.SCHEMES[n].add_on)
+    base = data.draw(st.sampled_from(sorted(set(VALID) - set(add_ons))))
+    addon = data.draw(st.sampled_from(add_ons))
+    params, bad = data.draw(invalid_scheme_params(addon))
+    prefixed = {f"{addon}_{k}": v for k, v in params.items()}
     with pytest.raises(ParameterError) as info:
-        make_scheme(f"{base}+p4p", prefixed)
-    assert info.value.name == bad
+        make_scheme(f"{base}+{addon}", prefixed)
+    assert info.value.name in (bad, f"{addon}_{bad}")
 
 
-@pytest.mark.xfail(
-    reason="schemes.py:394 builds the P4P add-on with `with_p4p(base, **addon_params)`, bypassing "
-    "`_construct`, so an unknown p4p_ key raises a bare TypeError instead of a ParameterError",
-    strict=True,
-    raises=TypeError,
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: make_scheme("capitation+p4p", {"p4p_colour": 1.0}),
+        lambda: vbpsim.run("ffs+p4p", p4p_treshold=0.6, **SMALL),
+    ],
 )
-@pytest.mark.parametrize("call", [
-    lambda: make_scheme("capitation+p4p", {"p4p_colour": 1.0}),
-    lambda: vbpsim.run("ffs+p4p", p4p_treshold=0.6, **SMALL),
-])
 def test_unknown_addon_parameter_raises_parameter_error(call) -> None:
     assert refused(call).name in ("p4p_colour", "colour", "p4p_treshold", "treshold")
 
 
 @given(name=st.text(max_size=12))
 def test_unknown_scheme_names_raise_parameter_error(name: str) -> None:
-    assume(name != "p4p+p4p")  # a known bug, see test_p4p_plus_p4p_is_refused
-    allowed = set(vbpsim.list_schemes()) | {f"{s}+p4p" for s in vbpsim.list_schemes() if s != "p4p"}
-    if name in allowed:
-        make_scheme(name)
-    else:
-        assert refused(make_scheme, name).name == "scheme"
+    assume(not all(part in vbpsim.SCHEMES for part in name.split("+")))  # some part is unknown
+    err = refused(make_scheme, name)
+    assert err.name == "scheme"
+    assert err.value == name

@@ -8,7 +8,16 @@ Quick start::
 """
 
 from .errors import ParameterError, VBPSimError
-from .experiments import Result, build_model, compare, paired_difference, replicate, run
+from .experiments import (
+    Result,
+    build_model,
+    compare,
+    free_riding,
+    paired_difference,
+    replicate,
+    run,
+    teaching_to_test,
+)
 from .metrics import DIMENSIONS
 from .model import VBPModel
 from .parameters import Scenario

@@ -19,6 +19,7 @@ Providers are few (10 to 1,000), so they are Mesa agents; their numeric state li
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -193,7 +194,8 @@ class Outlook:
     selection_gain: np.ndarray  # yearly profit if every unprofitable patient left
     selection_harm: np.ndarray  # yearly care value of those patients
     budgets: np.ndarray  # (P, 5) EUR/year time cost of full effort per task and of selection
-    retention: np.ndarray | None = None  # GP panel kept per year as a function of experience
+    retention: Callable[[np.ndarray], np.ndarray] | None = None  # GP panel kept per year, by benefit
+    current_retention: np.ndarray | None = None  # cache: retention at the current decision
 
 
 class DecisionRule:
@@ -211,11 +213,14 @@ class DecisionRule:
         self.effort = scenario.effort
 
     # -- candidates -----------------------------------------------------------------
-    def candidates(self, current: Decision, active: np.ndarray, rng: np.random.Generator) -> list[Decision]:
+    def candidates(
+        self, current: Decision, active: np.ndarray, rng: np.random.Generator
+    ) -> tuple[list[Decision], list[tuple[int, list[int]]]]:
         """Current choice, one step down and up in each active dimension, a random intensity.
 
-        The first four candidates (current, intensity down, up, random trial) are the core
-        model's; further dimensions add their steps after them.
+        Returns the candidates and, per decision dimension, the indices of the candidates
+        it chooses among. The first four (current, intensity down, up, random trial) are
+        the core model's; further dimensions add their steps after them.
         """
         p = self.params
         lo, hi = p.intensity_min, p.intensity_max
@@ -228,6 +233,7 @@ class DecisionRule:
             current.moved(0, np.clip(x + p.search_step, lo, hi), everyone),
             current.moved(0, trial, everyone),
         ]
+        groups = [(0, [0, 1, 2, 3])]
         step = self.effort.effort_step
         for dim in range(1, len(Decision.DIMENSIONS)):
             mask = active[:, dim]
@@ -235,9 +241,10 @@ class DecisionRule:
                 continue
             upper = self._upper_bound(dim)
             values = current.get(dim)
+            groups.append((dim, [0, len(cands), len(cands) + 1]))
             cands.append(current.moved(dim, np.clip(values - step, 0.0, upper), mask))
             cands.append(current.moved(dim, np.clip(values + step, 0.0, upper), mask))
-        return cands
+        return cands, groups
 
     def _upper_bound(self, dim: int) -> np.ndarray | float:
         if dim == 6:
@@ -256,9 +263,9 @@ class DecisionRule:
         """Relative panel size a decision leads to within a year (patient choice)."""
         if outlook.retention is None:
             return np.ones(table.n)
-        quality = self.benefit_of(table, decision)
-        current = self.benefit_of(table, table.decision)
-        return outlook.retention(quality) / outlook.retention(current)
+        if outlook.current_retention is None:
+            outlook.current_retention = outlook.retention(self.benefit_of(table, table.decision))
+        return outlook.retention(self.benefit_of(table, decision)) / outlook.current_retention
 
     def benefit_of(self, table: ProviderTable, decision: Decision) -> np.ndarray:
         """Expected benefit of the provider's care for a patient, 1 at guideline care."""
@@ -291,14 +298,10 @@ class DecisionRule:
             avoided = task_value(decision.effort[:, COORDINATION]) - task_value(now.effort[:, COORDINATION])
             failures = -outlook.handoffs * HANDOFF_FAILURE * self.effort.coordination_effect * avoided
             out.append((outlook.handoff_receiver, failures * outlook.failure_units))
-            out.append(
-                (outlook.readmission_target, failures * READMISSION_AFTER_FAILURE * outlook.readmission_units)
-            )
+            out.append((outlook.readmission_target, failures * READMISSION_AFTER_FAILURE * outlook.readmission_units))
         if self.mechanisms.care_shifting:
             rehab_units = table.need_belief * table.need_multiplier * decision.intensity
-            out.append(
-                (outlook.shift_receiver, (decision.shift - now.shift) * rehab_units * outlook.shift_units)
-            )
+            out.append((outlook.shift_receiver, (decision.shift - now.shift) * rehab_units * outlook.shift_units))
         if self.mechanisms.prevention:
             prevented = (
                 outlook.preventable_strokes
@@ -309,10 +312,13 @@ class DecisionRule:
                 out.append((outlook.prevention_targets[:, d], -prevented * outlook.episode_units[d]))
         return out
 
-    def expected_observation(self, table: ProviderTable, outlook: Outlook, decision: Decision) -> Observation:
+    def expected_observation(
+        self, table: ProviderTable, outlook: Outlook, decision: Decision, units: np.ndarray | None = None
+    ) -> Observation:
         """What the purchaser would observe of every provider in a step under ``decision``."""
         lagged = outlook.lagged
-        units = self.own_units(table, decision, outlook)
+        if units is None:
+            units = self.own_units(table, decision, outlook)
         services = lagged.services.copy()
         services[np.arange(table.n), table.discipline] = units
         cost = care_cost(units, table.capacity, table.unit_cost, self.overtime_premium)
@@ -350,7 +356,7 @@ class DecisionRule:
         """Yearly value (EUR) of the patients' health the decision produces, before altruism."""
         spy = self.steps_per_year
         kappa = self.benefit_to_cost
-        care_value = kappa * table.unit_cost * table.need_belief * table.need_multiplier * spy
+        care_value = kappa * table.unit_cost * table.need_belief * spy  # health, not units: innovation-neutral
         value = care_value * self.benefit_of(table, decision)
         if self.mechanisms.coordination:
             failures = (
@@ -395,13 +401,17 @@ class DecisionRule:
         return (budgets * efforts).sum(axis=1) ** 2 / (2 * total)
 
     def utility(
-        self, table: ProviderTable, decision: Decision, income: np.ndarray, outlook: Outlook
+        self,
+        table: ProviderTable,
+        decision: Decision,
+        income: np.ndarray,
+        outlook: Outlook,
+        units: np.ndarray | None = None,
     ) -> np.ndarray:
         """Loss-averse yearly profit, plus altruism times health value, minus effort."""
-        units = self.own_units(table, decision, outlook)
-        yearly_cost = (
-            care_cost(units, table.capacity, table.unit_cost, self.overtime_premium) * self.steps_per_year
-        )
+        if units is None:
+            units = self.own_units(table, decision, outlook)
+        yearly_cost = care_cost(units, table.capacity, table.unit_cost, self.overtime_premium) * self.steps_per_year
         profit = income - yearly_cost
         if self.mechanisms.risk_selection:
             profit = profit + decision.selection * self._steering_rate() * outlook.selection_gain
@@ -433,20 +443,32 @@ class DecisionRule:
             movers = rounds == r
             for k, cand in enumerate(candidates):
                 trial = cand.where(movers, table.decision)
-                obs = self.expected_observation(table, outlook, trial)
+                units = self.own_units(table, trial, outlook)
+                obs = self.expected_observation(table, outlook, trial, units)
                 income = self.yearly_income(contract, obs, table, distribute, n_payees)
-                utilities[k, movers] = self.utility(table, trial, income, outlook)[movers]
+                utilities[k, movers] = self.utility(table, trial, income, outlook, units)[movers]
         return utilities
 
-    def logit_pick(self, utilities: np.ndarray, table: ProviderTable, rng: np.random.Generator) -> np.ndarray:
+    def logit_pick(self, utilities: np.ndarray, scale: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Index of the chosen candidate per provider: a logit (noisy best) choice."""
-        scale = self.params.choice_noise * np.maximum(
-            table.unit_cost * table.need_belief * self.steps_per_year, 1e-9
-        )
-        weights = np.exp((utilities - utilities.max(axis=0)) / scale)
+        weights = np.exp((utilities - utilities.max(axis=0)) / np.maximum(scale, 1e-9))
         cumulative = np.cumsum(weights / weights.sum(axis=0), axis=0)
-        pick = (rng.random(table.n)[None, :] > cumulative).sum(axis=0)
+        pick = (rng.random(utilities.shape[1])[None, :] > cumulative).sum(axis=0)
         return np.minimum(pick, utilities.shape[0] - 1)
+
+    def noise_scale(self, dim: int, table: ProviderTable, outlook: Outlook) -> np.ndarray:
+        """Logit temperature of a decision dimension: choice noise times what is at stake in it.
+
+        Intensity and care shifting put the provider's whole care at stake; an effort task
+        or selection only its own time budget, so small decisions are not drowned in the
+        noise of large ones.
+        """
+        care_value = table.unit_cost * table.need_belief * self.steps_per_year
+        if dim == 0 or dim == 6:
+            stake = care_value
+        else:
+            stake = outlook.budgets[:, dim - 1]
+        return self.params.choice_noise * np.maximum(stake, 1e-9)
 
     def choose(
         self,
@@ -457,14 +479,19 @@ class DecisionRule:
         n_payees: int,
         rng: np.random.Generator,
     ) -> Decision:
-        """The providers' next decision: logit choice among candidates, each probed on the contract."""
+        """The providers' next decision: a noisy local search, probing the contract for each move.
+
+        Each dimension is compared separately (its candidates differ from the current
+        decision in that dimension only) with a logit choice scaled to its stakes.
+        """
         self._ethics = table.ethics
-        cands = self.candidates(table.decision, outlook.active, rng)
+        cands, groups = self.candidates(table.decision, outlook.active, rng)
         utilities = self.evaluate(table, outlook, contract, distribute, n_payees, cands)
-        pick = self.logit_pick(utilities, table, rng)
         chosen = table.decision.copy()
-        for k, cand in enumerate(cands):
-            chosen = cand.where(pick == k, chosen)
+        for dim, members in groups:
+            pick = self.logit_pick(utilities[members], self.noise_scale(dim, table, outlook), rng)
+            values = np.stack([cands[k].get(dim) for k in members])[pick, np.arange(table.n)]
+            chosen.get(dim)[:] = values
         return chosen
 
     def adoption_gain(
@@ -492,9 +519,7 @@ class DecisionRule:
             obs = self.expected_observation(table, outlook, table.decision)
             income = self.yearly_income(contract, obs, table, distribute, n_payees)
             units = self.own_units(table, table.decision, outlook)
-            cost = (
-                care_cost(units, table.capacity, table.unit_cost, self.overtime_premium) * self.steps_per_year
-            )
+            cost = care_cost(units, table.capacity, table.unit_cost, self.overtime_premium) * self.steps_per_year
             health = self.health_value(table, table.decision, outlook)
             values.append((income - cost, health))
         table.need_multiplier, table.benefit_gain = base
@@ -514,9 +539,7 @@ def member_rank(payee: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def aggregate(
-    obs: Observation, payee: np.ndarray, n_payees: int, discipline: np.ndarray | None = None
-) -> Observation:
+def aggregate(obs: Observation, payee: np.ndarray, n_payees: int, discipline: np.ndarray | None = None) -> Observation:
     """Sum provider-level observations into payee-level ones (quality member-weighted).
 
     With ``discipline`` given, enrolment counts persons once: a patient enrolled with a
@@ -539,6 +562,8 @@ def aggregate(
     weights = total(np.maximum(obs.member_months, 1e-12))
     services = np.zeros((n_payees, obs.services.shape[1]))
     np.add.at(services, payee, obs.services)
+    case_mix = np.zeros((n_payees, obs.services.shape[1]))
+    np.add.at(case_mix, payee, obs.case_mix)
     return Observation(
         months=obs.months,
         services=services,
@@ -551,6 +576,8 @@ def aggregate(
         baseline_cost=total(obs.baseline_cost),
         cost=total(obs.cost),
         measured_quality=weighted_quality / weights,
+        case_mix=case_mix,
+        outlier_cost=total(obs.outlier_cost),
     )
 
 
@@ -668,6 +695,10 @@ class Purchaser(mesa.Agent):
         self.pending: dict[int, Observation] = {}
         self.total_paid = 0.0
 
+    def _due(self, period: int, step: int) -> bool:
+        """A component settles every ``period`` steps and, whatever its period, at each year end."""
+        return (step + 1) % period == 0 or (step + 1) % self.steps_per_year == 0
+
     def settlement_steps(self, leaf: PaymentScheme) -> int:
         """Steps between two settlements of a contract component."""
         return max(1, round(leaf.settlement_months * self.steps_per_year / 12))
@@ -684,12 +715,12 @@ class Purchaser(mesa.Agent):
         payments = np.zeros(self.n_payees)
         for weight, leaf in components:
             period = self.settlement_steps(leaf)
-            if (step + 1) % period == 0:
+            if self._due(period, step):
                 payee_obs = aggregate(self.pending[period], payee, self.n_payees, discipline)
                 payments += weight * np.asarray(leaf.pay(payee_obs), dtype=float)
         income = self.distribute(payments, provider_obs, payee)
         for period in list(self.pending):
-            if (step + 1) % period == 0:
+            if self._due(period, step):
                 del self.pending[period]
         self.total_paid += float(income.sum())
         return income

@@ -323,9 +323,9 @@ def compare(
     years: Annotated[
         int | None, typer.Option(help="Horizon in years (default: the scenario's).", show_default=False)
     ] = None,
-    schemes: Annotated[
-        str, typer.Option("--schemes", help="Comma-separated scheme names to compare.")
-    ] = ",".join(DEFAULT_COMPARE),
+    schemes: Annotated[str, typer.Option("--schemes", help="Comma-separated scheme names to compare.")] = ",".join(
+        DEFAULT_COMPARE
+    ),
     out: Annotated[
         Path | None,
         typer.Option(help="Write runs.csv and comparison.csv into this folder.", show_default=False),

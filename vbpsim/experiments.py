@@ -110,7 +110,12 @@ def build_model(
     if scheme is not None:
         if isinstance(scheme, PaymentScheme):
             if scheme_params:
-                raise ParameterError(next(iter(scheme_params)), "", "not a scenario parameter")
+                key = next(iter(scheme_params))
+                raise ParameterError(
+                    key,
+                    scheme_params[key],
+                    "not a scenario parameter; a scheme object takes no extra parameters",
+                )
         else:
             scenario_over["contract.scheme"] = scheme
             scenario_over["contract.params"] = scheme_params
@@ -158,9 +163,8 @@ def result_of(model: VBPModel) -> Result:
         model.providers.insolvent_steps,
         sc.clinical.willingness_to_pay,
     )
-    name = getattr(model.contract, "name", "") or type(model.contract).__name__
     return Result(
-        scheme=sc.contract.scheme if name == "blend" else name,
+        scheme=scheme_label(model.contract),
         scenario=sc.name,
         seed=model.seed_value,
         years=sc.simulation.years,
@@ -169,6 +173,14 @@ def result_of(model: VBPModel) -> Result:
         timeseries=ts,
         parameters={"contract": repr(model.contract), "scenario": sc.model_dump()},
     )
+
+
+def scheme_label(contract: PaymentScheme) -> str:
+    """A readable name for a contract: its registered name, or its parts joined by '+'."""
+    name = getattr(contract, "name", "")
+    if name and name != "blend":
+        return name
+    return "+".join(scheme_label(leaf) for _, leaf in getattr(contract, "parts", [])) or type(contract).__name__
 
 
 def _run_flat(args: tuple[Any, ...]) -> dict[str, Any]:
@@ -221,3 +233,32 @@ def compare(table: pd.DataFrame, metrics: Sequence[str] | None = None, z: float 
     mean, sd, n = grouped.mean(), grouped.std(ddof=1), grouped.count()
     half = z * sd / np.sqrt(n)
     return pd.concat({"mean": mean, "ci_low": mean - half, "ci_high": mean + half}, axis=1)
+
+
+def teaching_to_test(result: Result, counterfactual: Result) -> float:
+    """Change in measured quality minus change in unmeasured quality against a run without P4P.
+
+    Positive when a bonus raises what indicators see more than (or at the expense of) what
+    they do not see (Holmstrom & Milgrom 1991; Cattel et al. 2018, Section 3.2). Run both
+    on the same scenario and seed (common random numbers).
+    """
+    measured = result.indicators["measured_quality"] - counterfactual.indicators["measured_quality"]
+    unmeasured = result.indicators["unmeasured_quality"] - counterfactual.indicators["unmeasured_quality"]
+    return measured - unmeasured
+
+
+def cost_saving_effort(result: Result, discipline: str = "gp") -> float:
+    """How far providers of a discipline cut care below FFS-like levels: 1 - delivered intensity."""
+    return 1.0 - result.indicators[f"intensity_{discipline}"]
+
+
+def free_riding(group: Result, solo: Result, discipline: str = "gp") -> float:
+    """1 - cost-saving effort per group member / that of solo providers under the same contract.
+
+    0 means no free-riding; 1 means members make no cost-saving effort at all
+    (Cattel et al. 2018, Section 5.1). Run both on the same scenario and seed.
+    """
+    solo_effort = cost_saving_effort(solo, discipline)
+    if solo_effort <= 0:
+        return 0.0
+    return 1.0 - cost_saving_effort(group, discipline) / solo_effort

@@ -84,4 +84,38 @@ def indicators(
     }
     for name in DISCIPLINES:
         out[f"intensity_{name}"] = float(ts[f"intensity_{name}"].mean())
+        out[f"spending_{name}_per_capita"] = _ratio(ts[f"spending_{name}"].sum(), capita_years)
+    out.update(behaviour_indicators(ts, steps_per_year))
+    return out
+
+
+def behaviour_indicators(ts: pd.DataFrame, steps_per_year: int) -> dict[str, float]:
+    """Indicators of the perverse and virtuous behaviours that can be read off one run.
+
+    ``risk_selection``: steering of patients in the top quartile of unpriced risk (their
+    true expected cost minus what the contract pays for them) minus steering of the bottom
+    quartile, per 1,000 patient-years (0 = who is steered does not depend on unpriced risk).
+    ``cost_shifting``: share of rehabilitation moved across the border to home care.
+    Effort indicators are final-year means over the providers who control them.
+    Teaching to the test and free-riding need a counterfactual run: see
+    :func:`vbpsim.experiments.teaching_to_test` and :func:`vbpsim.experiments.free_riding`.
+    """
+    last = ts[ts.year == ts.year.max()]
+    high_years = ts.alive_high_risk.sum() / steps_per_year
+    low_years = ts.alive_low_risk.sum() / steps_per_year
+    steered = ts.steered.sum()
+    out = {
+        "risk_selection": 1000
+        * (_ratio(ts.steered_high_risk.sum(), high_years) - _ratio(ts.steered_low_risk.sum(), low_years)),
+        "steered_per_1000": 1000 * _ratio(steered, ts.alive.sum() / steps_per_year),
+        "steered_risk_ratio": _ratio(ts.steered_frailty.sum(), steered * ts.mean_frailty.mean(), default=1.0),
+        "cost_shifting": _ratio(ts.shifted_cost.sum(), ts.rehab_guideline_cost.sum()),
+        "duplicate_share": _ratio(ts.duplicate_cost.sum(), ts.guideline_cost.sum()),
+        "unmeasured_quality": float(last.unmeasured_quality.mean()),
+        "prevention_stock": float(last.prevention_stock.mean()),
+    }
+    for name in ("measured", "unmeasured", "coordination", "prevention"):
+        out[f"effort_{name}"] = float(last[f"effort_{name}"].mean())
+    for name in ("selection", "shift"):
+        out[f"decision_{name}"] = float(last[f"decision_{name}"].mean())
     return out

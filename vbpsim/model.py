@@ -94,10 +94,8 @@ def care_chains(discipline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return region, chains
 
 
-def contracting_groups(
-    discipline: np.ndarray, region: np.ndarray, composition: str, group_size: int
-) -> np.ndarray:
-    """Payee index of every provider: solo, consecutive GP groups, or one group per region chain."""
+def contracting_groups(discipline: np.ndarray, region: np.ndarray, composition: str, group_size: int) -> np.ndarray:
+    """Payee index of every provider: solo, GP groups, hospital+rehab per region, or whole chains."""
     n = len(discipline)
     if composition == "solo":
         return np.arange(n)
@@ -113,9 +111,14 @@ def contracting_groups(
         raise ParameterError(
             "groups.composition",
             composition,
-            f"'chain' needs as many rehab and nursing providers as hospitals (got {counts[1:].tolist()})",
+            f"'{composition}' needs as many rehab and nursing providers as hospitals (got {counts[1:].tolist()})",
         )
-    return region.copy()
+    if composition == "chain":
+        return region.copy()
+    together = np.isin(discipline, [HOSPITAL, REHAB])
+    payee = region.copy()
+    payee[~together] = region.max() + 1 + np.arange(int((~together).sum()))
+    return payee
 
 
 def check_seed(seed: Any) -> int:
@@ -170,8 +173,8 @@ class VBPModel(mesa.Model):
         self.pending_duplicates = np.zeros((pop.size, len(DISCIPLINES)))
         self.prevention_stock = np.zeros(pop.size)
         self.unprofitable = np.zeros(pop.size, dtype=bool)
-        quartiles = np.quantile(pop.log_risk_private, [0.25, 0.75])
-        self.private_risk_band = np.digitize(pop.log_risk_private, quartiles)  # 0 low, 1 mid, 2 high
+        self.unpriced_band = np.ones(pop.size, dtype=np.int64)  # quartile of unpriced risk: 0 low, 2 high
+        self.steer_weight = np.zeros(pop.size)
         self._calibrate_providers()
         self.purchaser = Purchaser(
             self, self.contract, self.distribution, self.n_payees, self.unit_cost, self.steps_per_year
@@ -250,15 +253,11 @@ class VBPModel(mesa.Model):
         """Who receives each provider's hand-offs, shifted care and prevented episodes."""
         n = len(discipline)
         ids = [np.flatnonzero(discipline == d) for d in range(len(DISCIPLINES))]
-        by_region = {
-            d: ids[d][np.arange(len(ids[HOSPITAL])) % len(ids[d])] for d in (HOSPITAL, REHAB, NURSING)
-        }
+        by_region = {d: ids[d][np.arange(len(ids[HOSPITAL])) % len(ids[d])] for d in (HOSPITAL, REHAB, NURSING)}
         region = self.region % len(ids[HOSPITAL])
         self.handoff_receiver = np.full(n, -1)
         self.handoff_receiver[ids[HOSPITAL]] = by_region[REHAB][region[ids[HOSPITAL]]]
-        self.handoff_receiver[ids[REHAB]] = by_region[NURSING][
-            np.arange(len(ids[REHAB])) % len(ids[HOSPITAL])
-        ]
+        self.handoff_receiver[ids[REHAB]] = by_region[NURSING][np.arange(len(ids[REHAB])) % len(ids[HOSPITAL])]
         self.readmission_target = np.full(n, -1)
         senders = np.concatenate([ids[HOSPITAL], ids[REHAB]])
         self.readmission_target[senders] = by_region[HOSPITAL][region[senders]]
@@ -306,9 +305,7 @@ class VBPModel(mesa.Model):
         """Sum a (patients, disciplines) array into each patient's provider per discipline."""
         if mask is not None:
             values = np.where(mask, values, 0.0)
-        return np.bincount(
-            self.population.provider.ravel(), weights=values.ravel(), minlength=self.providers.n
-        )
+        return np.bincount(self.population.provider.ravel(), weights=values.ravel(), minlength=self.providers.n)
 
     def _risk_scores(self, need: dict[str, np.ndarray]) -> np.ndarray:
         """Purchaser's predicted guideline cost per patient and discipline this step.
@@ -381,8 +378,10 @@ class VBPModel(mesa.Model):
         self.history.append(obs)
         if (self.step_index + 1) % self.steps_per_year == 0:
             self.adjust_capacity()
-        innovation = self.innovations_arrive()
-        self.providers_decide()
+        self.providers_learn()
+        outlook = self.outlook(care)
+        innovation = self.innovations_arrive(outlook)
+        self.providers_decide(outlook)
         self.record(care, obs, income, health, innovation)
         self.step_index += 1
 
@@ -410,11 +409,15 @@ class VBPModel(mesa.Model):
         self.pending_duplicates[:] = 0.0
         return care
 
+    def outlier_threshold(self, care: dict[str, np.ndarray]) -> np.ndarray:
+        """Per-discipline monthly cost above which a patient's care counts as outlier cost."""
+        in_care = care["need"] > 0
+        mean_case = care["cost"].sum(axis=0) / np.maximum(in_care.sum(axis=0), 1)
+        return self.config.purchaser.outlier_threshold * mean_case
+
     def _shift_units(self) -> float:
         """Home-care units that replace one shifted rehabilitation unit."""
-        return float(
-            self.unit_cost[REHAB] / self.unit_cost[NURSING] * (1 + self.config.shifting.shift_inefficiency)
-        )
+        return float(self.unit_cost[REHAB] / self.unit_cost[NURSING] * (1 + self.config.shifting.shift_inefficiency))
 
     def observe(self, care: dict[str, np.ndarray]) -> Observation:
         """What the purchaser sees of each provider this step."""
@@ -427,19 +430,23 @@ class VBPModel(mesa.Model):
         services[np.arange(table.n), table.discipline] = units
         cases = self._per_provider(in_care.astype(float))
         met = self._per_provider((in_care & (ratio >= QUALITY_STANDARD)).astype(float))
-        noise = self.streams["measurement"].normal(
-            0.0, self.config.purchaser.quality_measurement_noise, table.n
-        )
+        noise = self.streams["measurement"].normal(0.0, self.config.purchaser.quality_measurement_noise, table.n)
         adherence = np.divide(met, cases, out=np.ones_like(met), where=cases > 0)
         if self.mechanisms.multitasking:
             adherence = 0.5 * adherence + 0.5 * task_value(table.decision.effort[:, MEASURED])
         self.need_history.append(self._per_provider(need))
+        case_value = self._per_provider(self._case_weights(care), in_care)
+        case_mix = np.zeros((table.n, len(DISCIPLINES)))
+        case_mix[np.arange(table.n), table.discipline] = case_value
+        excess = np.maximum(delivered * self.unit_cost - self.outlier_threshold(care), 0.0)
         return Observation(
             months=self.months_per_step,
             services=services,
             unit_cost=self.unit_cost,
             cases=cases,
-            case_value=self._per_provider(self._case_weights(care), in_care),
+            case_value=case_value,
+            case_mix=case_mix,
+            outlier_cost=self._per_provider(excess),
             member_months=normative["member_months"],
             expected_cost=normative["expected_cost"],
             average_cost=normative["average_cost"],
@@ -522,9 +529,7 @@ class VBPModel(mesa.Model):
         sender = pop.provider[np.arange(pop.size), lead]
         p_fail = np.full(pop.size, HANDOFF_FAILURE)
         if self.mechanisms.coordination:
-            effect = self.config.effort.coordination_effect * task_value(
-                table.decision.effort[:, COORDINATION]
-            )
+            effect = self.config.effort.coordination_effect * task_value(table.decision.effort[:, COORDINATION])
             p_fail = HANDOFF_FAILURE * (1 - effect[sender])
         u_handoff = rng.random(pop.size)
         failed = handoff & (u_handoff < p_fail)
@@ -602,14 +607,12 @@ class VBPModel(mesa.Model):
             effort = self.providers.decision.selection[pop.provider[:, GP]]
             p_steer = effort * sel.steer_rate * sel.steer_success * self.dt_years
             draws = self.streams["selection"].random(pop.size)
-            self.steered = pop.alive & self.unprofitable & (draws < p_steer) & ~switching
+            self.steered = pop.alive & self.unprofitable & (draws < p_steer * self.steer_weight) & ~switching
         moving = switching | self.steered
         gps = np.flatnonzero(self.providers.discipline == GP)
         if moving.any() and len(gps) > 1:
             living = pop.alive.astype(float)
-            reputation = np.bincount(
-                pop.provider[:, GP], weights=pop.experience * living, minlength=self.providers.n
-            )
+            reputation = np.bincount(pop.provider[:, GP], weights=pop.experience * living, minlength=self.providers.n)
             panel = np.bincount(pop.provider[:, GP], weights=living, minlength=self.providers.n)[gps]
             score = np.divide(reputation[gps], panel, out=np.full(len(gps), 0.8), where=panel > 0)
             weights = np.exp(20 * (score - score.max()))
@@ -617,15 +620,14 @@ class VBPModel(mesa.Model):
             choice = np.minimum(np.searchsorted(cumulative, rng.random(int(moving.sum()))), len(gps) - 1)
             pop.provider[moving] = self.gp_chains[choice]
 
-    def innovations_arrive(self) -> dict[str, float]:
+    def innovations_arrive(self, outlook: Outlook) -> dict[str, float]:
         """Innovations arrive at random; providers of their discipline decide to adopt each."""
-        if not self.mechanisms.innovation or not self.history:
+        if not self.mechanisms.innovation:
             return {"innovation_nmb": 0.0}
         inno = self.config.innovation
         rng = self.streams["innovation"]
         table = self.providers
         arrivals = rng.poisson(inno.arrival_rate * self.dt_years)
-        outlook = self.outlook() if arrivals else None
         for _ in range(arrivals):
             kind = int(rng.integers(len(INNOVATION_TYPES)))
             discipline = int(rng.integers(len(DISCIPLINES)))
@@ -673,7 +675,7 @@ class VBPModel(mesa.Model):
         elapsed = (self.step_index + 1) / self.steps_per_year % length
         return min(horizon, length - elapsed)
 
-    def outlook(self) -> Outlook:
+    def outlook(self, care: dict[str, np.ndarray]) -> Outlook:
         """What providers expect from their lagged data, for the decision rule."""
         table = self.providers
         m = self.mechanisms
@@ -686,12 +688,10 @@ class VBPModel(mesa.Model):
             hazard = self.population.stroke_hazard(self.config.clinical)
             preventable = np.bincount(self.population.provider[:, GP], weights=hazard, minlength=n)
             preventable *= self.config.effort.prevention_efficacy * self.dt_years
-            at_risk = np.bincount(
-                self.population.provider[:, GP], weights=(hazard > 0).astype(float), minlength=n
-            )
+            at_risk = np.bincount(self.population.provider[:, GP], weights=(hazard > 0).astype(float), minlength=n)
         gain, harm, unprofitable_count = np.zeros(n), np.zeros(n), np.zeros(n)
         if m.risk_selection:
-            gain, harm, unprofitable_count = self.appraise_patients(lagged)
+            gain, harm, unprofitable_count = self.appraise_patients(lagged, care)
         eff = self.config.effort
         care_value = table.unit_cost * table.need_belief * spy
         budgets = np.column_stack(
@@ -735,7 +735,9 @@ class VBPModel(mesa.Model):
             retention=retention,
         )
 
-    def appraise_patients(self, lagged: Observation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def appraise_patients(
+        self, lagged: Observation, need: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """GPs' private view of which patients cost their payee more than they bring.
 
         The payee's marginal payment for each observed quantity is read off the contract by
@@ -748,7 +750,15 @@ class VBPModel(mesa.Model):
         spy = self.steps_per_year
         yearly = aggregate(lagged.rescaled(lagged.months * spy), table.payee, self.n_payees, table.discipline)
         base = self.contract.pay(yearly)
-        fields = ("member_months", "expected_cost", "average_cost", "cases", "case_value", "cost")
+        fields = (
+            "member_months",
+            "expected_cost",
+            "average_cost",
+            "cases",
+            "case_value",
+            "cost",
+            "outlier_cost",
+        )
         grad = {}
         for name in fields:
             bump = max(float(np.abs(getattr(yearly, name)).mean()) * 1e-3, 1e-3)
@@ -760,8 +770,6 @@ class VBPModel(mesa.Model):
             bump_services[:, d] += 1.0
             services_grad[:, d] = self.contract.pay(yearly.replace(services=bump_services)) - base
 
-        need = self.care_need()
-        self._observe_normative(need)
         perceived = (need["diagnosis_cost"] / self.unit_cost) * np.exp(
             pop.log_risk_observable + pop.provider_view_private
         )[:, None]
@@ -769,40 +777,63 @@ class VBPModel(mesa.Model):
         payee_of_gp = table.payee[gp]
         rows = pop.provider
         inside = table.payee[rows] == payee_of_gp[:, None]
-        units = table.decision.intensity[rows] * perceived * table.need_multiplier[rows]
         in_care = need["need"] > 0
         per_year = spy * inside
-        pay = (
+        threshold = self.outlier_threshold(need)
+        priced = (
             need["scores"] * grad["expected_cost"][payee_of_gp, None]
             + need["mean_cost"][None, :] * grad["average_cost"][payee_of_gp, None]
             + in_care
-            * (
-                grad["cases"][payee_of_gp, None]
-                + self._case_weights(need) * grad["case_value"][payee_of_gp, None]
-            )
-            + units * services_grad[payee_of_gp]
-            + units * self.unit_cost * grad["cost"][payee_of_gp, None]
-        ) * per_year
-        pay = pay.sum(axis=1) + grad["member_months"][payee_of_gp] * self.months_per_step * spy
-        cost = (units * self.unit_cost * per_year).sum(axis=1)
-        share = self.distribution.weights(base, yearly_rows(lagged, spy), table.payee)
-        net = share[gp] * (pay - cost)
-        self.unprofitable = pop.alive & (net < 0)
-        n = table.n
-        loss = np.where(self.unprofitable, -net, 0.0)
-        gain = np.bincount(gp, weights=loss, minlength=n)
-        kappa = self.config.providers.benefit_to_cost
-        care_value = kappa * units[:, GP] * self.unit_cost[GP] * spy * self.unprofitable
-        harm = self.config.selection.steering_harm * np.bincount(gp, weights=care_value, minlength=n)
-        return gain, harm, np.bincount(gp, weights=self.unprofitable.astype(float), minlength=n)
+            * (grad["cases"][payee_of_gp, None] + self._case_weights(need) * grad["case_value"][payee_of_gp, None])
+        )
+        members = grad["member_months"][payee_of_gp] * self.months_per_step * spy
 
-    def providers_decide(self) -> None:
-        """Every provider revises its decision with the same rule, from lagged data."""
+        def yearly_net(need_units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            units = table.decision.intensity[rows] * need_units * table.need_multiplier[rows]
+            cost = units * self.unit_cost
+            pay = (
+                priced
+                + units * services_grad[payee_of_gp]
+                + cost * grad["cost"][payee_of_gp, None]
+                + np.maximum(cost - threshold, 0.0) * grad["outlier_cost"][payee_of_gp, None]
+            )
+            return ((pay - cost) * per_year).sum(axis=1) + members, (cost * per_year).sum(axis=1)
+
+        share = self.distribution.weights(base, yearly_rows(lagged, spy), table.payee)
+        net, cost = yearly_net(perceived)
+        net = share[gp] * net
+        true_net = yearly_net(need["need"])[0]
+        alive = pop.alive
+        self.unprofitable = alive & (net < 0)
+        n = table.n
+        living = alive.astype(float)
+        typical_cost = np.bincount(gp, weights=cost * living, minlength=n) / np.maximum(
+            np.bincount(gp, weights=living, minlength=n), 1.0
+        )
+        loss = np.where(self.unprofitable, -net, 0.0)
+        self.steer_weight = np.clip(loss / np.maximum(typical_cost[gp], 1e-9), 0.0, 1.0)
+        if alive.any():
+            bounds = np.quantile(-true_net[alive], [0.25, 0.75])
+            self.unpriced_band = np.where(alive, np.digitize(-true_net, bounds), 1)
+        kappa = self.config.providers.benefit_to_cost
+        care_value = kappa * perceived[:, GP] * self.unit_cost[GP] * spy
+        gain = np.bincount(gp, weights=loss * self.steer_weight, minlength=n)
+        harm = self.config.selection.steering_harm * np.bincount(
+            gp, weights=care_value * self.steer_weight, minlength=n
+        )
+        return gain, harm, np.bincount(gp, weights=self.steer_weight, minlength=n)
+
+    def providers_learn(self) -> None:
+        """Providers update their belief about their panel's need from lagged data."""
         table = self.providers
         table.need_belief += self.config.providers.learning_rate * (self.need_history[0] - table.need_belief)
+
+    def providers_decide(self, outlook: Outlook) -> None:
+        """Every provider revises its decision with the same rule, from lagged data."""
+        table = self.providers
         table.decision = self.rule.choose(
             table,
-            self.outlook(),
+            outlook,
             self.contract,
             self.distribution,
             self.n_payees,
@@ -840,15 +871,13 @@ class VBPModel(mesa.Model):
             "shifted_cost": float(care["shifted_cost"].sum()),
             "rehab_guideline_cost": float(cost_of[:, REHAB].sum()),
             "measured_quality": float(np.average(obs.measured_quality, weights=np.maximum(obs.cases, 1e-9))),
-            "unmeasured_quality": float(
-                np.average(task_value(decision.effort[:, UNMEASURED]), weights=weights)
-            ),
+            "unmeasured_quality": float(np.average(task_value(decision.effort[:, UNMEASURED]), weights=weights)),
             "insolvent_providers": float((table.reserves < 0).sum()),
             "steered": float(self.steered.sum()),
-            "steered_high_risk": float((self.steered & (self.private_risk_band == 2)).sum()),
-            "steered_low_risk": float((self.steered & (self.private_risk_band == 0)).sum()),
-            "alive_high_risk": float((pop.alive & (self.private_risk_band == 2)).sum()),
-            "alive_low_risk": float((pop.alive & (self.private_risk_band == 0)).sum()),
+            "steered_high_risk": float((self.steered & (self.unpriced_band == 2)).sum()),
+            "steered_low_risk": float((self.steered & (self.unpriced_band == 0)).sum()),
+            "alive_high_risk": float((pop.alive & (self.unpriced_band == 2)).sum()),
+            "alive_low_risk": float((pop.alive & (self.unpriced_band == 0)).sum()),
             "steered_frailty": float(pop.frailty[self.steered].sum()),
             "mean_frailty": float(pop.frailty[pop.alive].mean()) if pop.alive.any() else 1.0,
             "prevention_stock": float(self.prevention_stock[pop.alive].mean()) if pop.alive.any() else 0.0,
@@ -861,9 +890,7 @@ class VBPModel(mesa.Model):
             row[f"decision_{name}"] = float(decision.get(dim)[mask].mean()) if mask.any() else 0.0
         for d, name in enumerate(DISCIPLINES):
             total_need = cost_of[:, d].sum()
-            row[f"intensity_{name}"] = (
-                float(delivered_cost[:, d].sum() / total_need) if total_need > 0 else 1.0
-            )
+            row[f"intensity_{name}"] = float(delivered_cost[:, d].sum() / total_need) if total_need > 0 else 1.0
             row[f"chosen_intensity_{name}"] = float(decision.intensity[table.discipline == d].mean())
             row[f"spending_{name}"] = float(income[table.discipline == d].sum())
         row.update(health)

@@ -10,8 +10,9 @@ what is allowed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ParameterError
@@ -38,16 +39,14 @@ def param(default: Any, unit: str, source: str, description: str, **constraints:
 class Section(BaseModel):
     """A scenario section: unknown keys and wrong types are errors, not silent defaults."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
 
 
 class PopulationParams(Section):
     """Who the patients are: age, chronic risk factors and how much of risk is hidden."""
 
     n_patients: int = param(10_000, "persons", ASSUMPTION, "Initial population size.", ge=10)
-    age_mean: float = param(
-        62.0, "years", "adult population at stroke risk; ASSUMPTION", "Mean age.", ge=18, le=100
-    )
+    age_mean: float = param(62.0, "years", "adult population at stroke risk; ASSUMPTION", "Mean age.", ge=18, le=100)
     age_sd: float = param(12.0, "years", ASSUMPTION, "Standard deviation of age.", ge=0)
     age_min: float = param(40.0, "years", ASSUMPTION, "Youngest age in the population.", ge=18)
     age_max: float = param(95.0, "years", ASSUMPTION, "Oldest age in the population.", le=110)
@@ -187,9 +186,7 @@ class ClinicalParams(Section):
     post_acute_mortality: float = param(
         0.01, "1/month", ASSUMPTION, "Monthly death in the post-acute phase.", ge=0, le=1
     )
-    disabled_mortality: float = param(
-        0.01, "1/month", ASSUMPTION, "Monthly death while disabled.", ge=0, le=1
-    )
+    disabled_mortality: float = param(0.01, "1/month", ASSUMPTION, "Monthly death while disabled.", ge=0, le=1)
     background_mortality_60: float = param(
         0.006,
         "1/year",
@@ -260,9 +257,7 @@ class ProviderParams(Section):
         ge=0,
         le=1,
     )
-    altruism_sd: float = param(
-        0.1, "weight", ASSUMPTION, "Heterogeneity of altruism across providers.", ge=0, le=0.5
-    )
+    altruism_sd: float = param(0.1, "weight", ASSUMPTION, "Heterogeneity of altruism across providers.", ge=0, le=0.5)
     benefit_to_cost: float = param(
         3.0,
         "EUR of health per EUR of care",
@@ -398,7 +393,11 @@ class EffortParams(Section):
         le=1,
     )
     coordination_cost: float = param(
-        400.0, "EUR per hand-off", ASSUMPTION, "Time cost of fully coordinating one hand-off.", ge=0
+        150.0,
+        "EUR per hand-off",
+        "about 2 hours of a case manager; ASSUMPTION",
+        "Time cost of fully coordinating one hand-off.",
+        ge=0,
     )
     prevention_cost: float = param(
         50.0,
@@ -446,20 +445,19 @@ class SelectionParams(Section):
 class GroupParams(Section):
     """Who contracts: solo providers, GP groups, or whole regional care chains (Section 4.2.1)."""
 
-    composition: str = param(
+    composition: Literal["solo", "gp_groups", "hospital_rehab", "chain"] = param(
         "solo",
-        "solo | gp_groups | chain",
+        "solo | gp_groups | hospital_rehab | chain",
         "Cattel et al. 2018, Section 4.2.1",
-        "Solo contracts, groups of GPs, or each region's chain (GPs, hospital, rehab, nursing) as one group.",
-        pattern="^(solo|gp_groups|chain)$",
+        "Solo contracts; groups of GPs; each region's hospital with its rehab centre (a bundle holder); "
+        "or each region's whole chain (GPs, hospital, rehab, nursing) as one group.",
     )
     group_size: int = param(1, "GPs", "Cattel et al. 2018, Section 5.1", "GPs per group (gp_groups).", ge=1)
-    distribution: str = param(
+    distribution: Literal["equal", "panel", "contribution"] = param(
         "equal",
         "equal | panel | contribution",
         "Cattel et al. 2018, Section 4.2.1",
         "How a group splits its surplus among members.",
-        pattern="^(equal|panel|contribution)$",
     )
 
 
@@ -502,9 +500,7 @@ class ShiftingParams(Section):
     shift_inefficiency: float = param(
         0.1, "share of cost", ASSUMPTION, "Extra cost of shifted care over the care it replaces.", ge=0
     )
-    max_shift: float = param(
-        0.8, "share", ASSUMPTION, "Largest share of rehab that can be shifted.", ge=0, le=1
-    )
+    max_shift: float = param(0.8, "share", ASSUMPTION, "Largest share of rehab that can be shifted.", ge=0, le=1)
 
 
 class PurchaserParams(Section):
@@ -517,6 +513,13 @@ class PurchaserParams(Section):
         "Share of the observable log-risk the purchaser's risk model captures.",
         ge=0,
         le=1,
+    )
+    outlier_threshold: float = param(
+        3.0,
+        "x mean cost per case",
+        "outlier risk sharing (Cattel et al. 2018, Section 4.2.5.1)",
+        "A patient's monthly cost in a discipline above this multiple of the mean case cost is outlier cost.",
+        gt=0,
     )
     quality_measurement_noise: float = param(
         0.03, "indicator units", ASSUMPTION, "SD of noise in measured quality indicators.", ge=0
@@ -566,7 +569,7 @@ class Scenario(Section):
         """Return a copy with fields replaced; keys are a field name or `section.field`."""
         data = self.model_dump()
         for key, value in overrides.items():
-            section, field = _locate(key)
+            section, field = _locate(key, value)
             data[section][field] = value
         return build_scenario(data)
 
@@ -578,7 +581,7 @@ SECTIONS: dict[str, type[Section]] = {
 }
 
 
-def _locate(key: str) -> tuple[str, str]:
+def _locate(key: str, value: Any = "(override)") -> tuple[str, str]:
     """Find the section of a flat or dotted override key, or raise a clear error."""
     if "." in key:
         section, field = key.split(".", 1)
@@ -588,7 +591,7 @@ def _locate(key: str) -> tuple[str, str]:
         owners = [s for s, cls in SECTIONS.items() if key in cls.model_fields]
         if len(owners) == 1:
             return owners[0], key
-    raise ParameterError(key, "(override)", "not a scenario parameter; see docs/ODD.md")
+    raise ParameterError(key, value, "not a scenario parameter (see `vbpsim scenarios` and docs/ODD.md)")
 
 
 def build_scenario(data: dict[str, Any]) -> Scenario:
@@ -598,7 +601,13 @@ def build_scenario(data: dict[str, Any]) -> Scenario:
     except ValidationError as exc:
         first = exc.errors()[0]
         path = ".".join(str(p) for p in first["loc"])
-        raise ParameterError(path, first.get("input"), first["msg"]) from None
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            owner = Scenario
+            for part in first["loc"][:-1]:
+                owner = SECTIONS.get(str(part), owner)
+            message = f"unknown key; allowed: {sorted(owner.model_fields)}"
+        raise ParameterError(path, first.get("input"), message) from None
     _check_consistency(scenario)
     return scenario
 
@@ -627,9 +636,7 @@ def _check_consistency(scenario: Scenario) -> None:
     for name in ("need_change", "health_gain"):
         table = getattr(inno, name)
         if set(table) != set(INNOVATION_TYPES):
-            raise ParameterError(
-                f"innovation.{name}", table, f"needs exactly the keys {list(INNOVATION_TYPES)}"
-            )
+            raise ParameterError(f"innovation.{name}", table, f"needs exactly the keys {list(INNOVATION_TYPES)}")
         for key, value in table.items():
             if not -1 < value < 10:
                 raise ParameterError(f"innovation.{name}.{key}", value, "a number in (-1, 10)")
@@ -647,6 +654,8 @@ def _check_table(
     if set(table) != set(keys):
         raise ParameterError(name, table, f"needs exactly the keys {list(keys)}")
     for key, value in table.items():
+        if not isinstance(value, int | float) or not np.isfinite(value):
+            raise ParameterError(f"{name}.{key}", value, "a finite number")
         bad_sign = positive and not value > 0
         bad_range = unit_interval and not 0 <= value <= 1
         if bad_sign or bad_range or value != value:

@@ -57,17 +57,27 @@ class Observation:
     baseline_cost: np.ndarray  # normative cost of the panel fixed at contract start
     cost: np.ndarray  # provider's actual cost of the care delivered
     measured_quality: np.ndarray  # indicator score in [0, 1] as the purchaser measured it
+    case_mix: np.ndarray | None = None  # (payees, disciplines) case_value split by discipline
+    outlier_cost: np.ndarray | None = None  # cost above the purchaser's per-patient outlier threshold
 
     EXTENSIVE: ClassVar[tuple[str, ...]] = (
         "services",
         "cases",
         "case_value",
+        "case_mix",
+        "outlier_cost",
         "member_months",
         "expected_cost",
         "average_cost",
         "baseline_cost",
         "cost",
     )
+
+    def __post_init__(self) -> None:
+        if self.case_mix is None:
+            self.case_mix = np.zeros_like(self.services)
+        if self.outlier_cost is None:
+            self.outlier_cost = np.zeros_like(self.cost)
 
     @property
     def n_payees(self) -> int:
@@ -118,6 +128,7 @@ class PaymentScheme:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     prospective: ClassVar[bool] = False  # is the payment fixed before care is given?
+    add_on: ClassVar[bool] = False  # meant to be added to a base payment (``base+name``)?
     risk_bearing: ClassVar[bool] = False  # does the payee bear the cost of extra care?
     settlement_months: int = 1
 
@@ -183,6 +194,8 @@ class FeeForService(PaymentScheme):
 
     def __init__(self, *, fee_to_cost: float = 1.25, fees: dict[str, float] | None = None):
         self.fee_to_cost = _check_nonnegative("fee_to_cost", fee_to_cost)
+        if fees is not None and not isinstance(fees, dict):
+            raise ParameterError("fees", fees, "a mapping discipline -> EUR per unit")
         self.fees = dict(fees or {})
         for discipline, fee in self.fees.items():
             if discipline not in DISCIPLINES:
@@ -277,8 +290,9 @@ class PayForPerformance(PaymentScheme):
     """
 
     name = "p4p"
-    description = "Yearly bonus for measured quality, as a share of normative cost."
+    description = "Add-on: yearly bonus for measured quality, as a share of normative cost."
     settlement_months = 12
+    add_on = True
 
     def __init__(self, *, bonus_share: float = 0.05, threshold: float = 0.0):
         self.bonus_share = _check_nonnegative("bonus_share", bonus_share)
@@ -290,6 +304,71 @@ class PayForPerformance(PaymentScheme):
     def pay(self, obs: Observation) -> np.ndarray:
         score = np.clip((obs.measured_quality - self.threshold) / (1 - self.threshold), 0, 1)
         return self.bonus_share * obs.average_cost * score
+
+
+@register
+class Bundle(PaymentScheme):
+    """Bundled (episode) payment: one price for the covered disciplines' care of a case.
+
+    Care of the disciplines in ``covered`` is paid ``price_to_cost`` times its normative
+    case value whatever is done; every other discipline is paid fee-for-service at
+    ``fee_to_cost``. Which services fall inside the bundle is the border across which
+    care can be shifted (Cattel et al. 2018, Section 3.3; Section 4.2.2 on whole-person
+    accountability removing the border).
+    """
+
+    name = "bundle"
+    description = "Episode price for covered disciplines, FFS for the rest."
+    risk_bearing = True
+
+    def __init__(
+        self,
+        *,
+        covered: tuple[str, ...] | list[str] = ("hospital", "rehab"),
+        price_to_cost: float = 1.05,
+        fee_to_cost: float = 1.25,
+    ):
+        if isinstance(covered, str):
+            covered = (covered,)
+        if not isinstance(covered, tuple | list):
+            raise ParameterError("covered", covered, f"a list of disciplines from {list(DISCIPLINES)}")
+        covered = tuple(covered)
+        for discipline in covered:
+            if discipline not in DISCIPLINES:
+                raise ParameterError("covered", discipline, f"disciplines from {list(DISCIPLINES)}")
+        if not covered:
+            raise ParameterError("covered", covered, "at least one discipline")
+        self.covered = covered
+        self.price_to_cost = _check_nonnegative("price_to_cost", price_to_cost)
+        self.fee_to_cost = _check_nonnegative("fee_to_cost", fee_to_cost)
+
+    @override
+    def pay(self, obs: Observation) -> np.ndarray:
+        inside = np.array([d in self.covered for d in DISCIPLINES])
+        episode = self.price_to_cost * obs.case_mix[:, inside].sum(axis=1)
+        fees = obs.services[:, ~inside] @ (obs.unit_cost[~inside] * self.fee_to_cost)
+        return episode + fees
+
+
+@register
+class OutlierSharing(PaymentScheme):
+    """Outlier risk sharing: the purchaser pays ``share`` of each patient's cost above a threshold.
+
+    An add-on to a risk-bearing base payment (Cattel et al. 2018, Section 4.2.5.1): it
+    protects providers against expensive patients, so steering them away pays less. The
+    threshold is the purchaser's (``purchaser.outlier_threshold``).
+    """
+
+    name = "outlier"
+    description = "Add-on: purchaser pays a share of per-patient cost above the outlier threshold."
+    add_on = True
+
+    def __init__(self, *, share: float = 0.8):
+        self.share = _check_share("share", share)
+
+    @override
+    def pay(self, obs: Observation) -> np.ndarray:
+        return self.share * obs.outlier_cost
 
 
 @dataclass
@@ -371,9 +450,10 @@ def filtered_schemes(predicate: Callable[[type[PaymentScheme]], bool]) -> list[s
 
 
 def make_scheme(name: str | PaymentScheme, params: dict[str, Any] | None = None) -> PaymentScheme:
-    """Build a scheme by registered name (``ffs+p4p`` adds a P4P bonus) with keyword params.
+    """Build a scheme by registered name with keyword params; ``base+addon`` adds add-ons.
 
-    Parameters of the P4P add-on are passed with a ``p4p_`` prefix, e.g. ``p4p_bonus_share``.
+    Add-ons (``p4p``, ``outlier``) take their parameters with their name as prefix, e.g.
+    ``make_scheme("capitation+p4p", {"rate_to_cost": 1.0, "p4p_bonus_share": 0.1})``.
     """
     if isinstance(name, PaymentScheme):
         if params:
@@ -382,15 +462,28 @@ def make_scheme(name: str | PaymentScheme, params: dict[str, Any] | None = None)
     if not isinstance(name, str):
         raise ParameterError("scheme", name, f"one of {list_schemes()} or a PaymentScheme")
     params = dict(params or {})
-    base_name, plus, addon = name.partition("+")
-    if base_name not in SCHEMES or (plus and (addon != "p4p" or base_name == "p4p")):
-        allowed = list_schemes() + [f"{s}+p4p" for s in list_schemes() if s != "p4p"]
-        raise ParameterError("scheme", name, f"one of {allowed}")
-    addon_params = {k.removeprefix("p4p_"): params.pop(k) for k in list(params) if k.startswith("p4p_")}
-    if addon_params and not plus:
-        raise ParameterError(next(iter(addon_params)), "p4p_*", f"only with '{base_name}+p4p'")
+    base_name, *addons = name.split("+")
+    add_ons = [n for n in list_schemes() if SCHEMES[n].add_on]
+    valid = (
+        base_name in SCHEMES
+        and (not addons or not SCHEMES[base_name].add_on)
+        and all(a in add_ons for a in addons)
+        and len(set(addons)) == len(addons)
+    )
+    if not valid:
+        bases = [n for n in list_schemes() if n not in add_ons]
+        raise ParameterError("scheme", name, f"one of {bases}, optionally with +{'/+'.join(add_ons)}")
+    addon_params = {
+        a: {k.removeprefix(a + "_"): params.pop(k) for k in list(params) if k.startswith(a + "_")} for a in addons
+    }
+    for key in params:
+        for a in add_ons:
+            if key.startswith(a + "_") and a not in addons:
+                raise ParameterError(key, params[key], f"only with '{base_name}+{a}'")
     base = _construct(SCHEMES[base_name], params)
-    return with_p4p(base, **addon_params) if plus else base
+    if not addons:
+        return base
+    return Blend(parts=[(1.0, base)] + [(1.0, _construct(SCHEMES[a], addon_params[a])) for a in addons])
 
 
 def _construct(cls: type[PaymentScheme], params: dict[str, Any]) -> PaymentScheme:
