@@ -48,6 +48,7 @@ __all__ = [
     "build_model",
     "compare",
     "filtered_schemes",
+    "free_riding",
     "list_scenarios",
     "list_schemes",
     "load_scenario",
@@ -56,5 +57,6 @@ __all__ = [
     "register",
     "replicate",
     "run",
+    "teaching_to_test",
     "with_p4p",
 ]
