@@ -19,9 +19,9 @@ Providers are few (10 to 1,000), so they are Mesa agents; their numeric state li
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import mesa
 import numpy as np
@@ -75,6 +75,13 @@ class Decision:
     def copy(self) -> Decision:
         """An independent copy."""
         return Decision(self.intensity.copy(), self.effort.copy(), self.selection.copy(), self.shift.copy())
+
+    @staticmethod
+    def concat(decisions: list[Decision]) -> Decision:
+        """Decisions of several groups of providers stacked into one."""
+        return Decision(
+            *(np.concatenate([getattr(d, f) for d in decisions]) for f in ("intensity", "effort", "selection", "shift"))
+        )
 
     def get(self, dim: int) -> np.ndarray:
         """The values of decision dimension ``dim`` (index into DIMENSIONS)."""
@@ -141,6 +148,17 @@ class ProviderTable:
         """Chosen intensity of every provider."""
         return self.decision.intensity
 
+    def tiled(self, copies: int, n_payees: int) -> ProviderTable:
+        """``copies`` stacked copies of all providers, each copy with payees of its own."""
+        changes: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                changes[f.name] = np.concatenate([value] * copies)
+        changes["payee"] = changes["payee"] + np.repeat(np.arange(copies) * n_payees, self.n)
+        changes["decision"] = Decision.concat([self.decision] * copies)
+        return dataclasses.replace(self, **changes)
+
     def quality(self, effort: np.ndarray, measured_share: float) -> np.ndarray:
         """Quality of care from the two quality tasks, 0..1."""
         return measured_share * task_value(effort[:, MEASURED]) + (1 - measured_share) * task_value(
@@ -194,8 +212,53 @@ class Outlook:
     selection_gain: np.ndarray  # yearly profit if every unprofitable patient left
     selection_harm: np.ndarray  # yearly care value of those patients
     budgets: np.ndarray  # (P, 5) EUR/year time cost of full effort per task and of selection
-    retention: Callable[[np.ndarray], np.ndarray] | None = None  # GP panel kept per year, by benefit
+    switch_rate: np.ndarray | None = None  # yearly switching at zero benefit (GPs; None: no choice)
     current_retention: np.ndarray | None = None  # cache: retention at the current decision
+
+    TARGETS: ClassVar[tuple[str, ...]] = (
+        "handoff_receiver",
+        "readmission_target",
+        "shift_receiver",
+        "prevention_targets",
+    )
+    SHARED: ClassVar[tuple[str, ...]] = ("lagged", "episode_units", "current_retention")
+
+    def retention(self, benefit: np.ndarray) -> np.ndarray:
+        """Share of the panel kept over a year when patients experience ``benefit``."""
+        return np.exp(-self.switch_rate * (1 - np.clip(benefit, 0, 1.5)))
+
+    def tiled(self, copies: int) -> Outlook:
+        """The outlook of ``copies`` stacked copies of all providers (for batched probing)."""
+        n = len(self.handoffs)
+        changes: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in self.SHARED or value is None:
+                continue
+            tiled = np.concatenate([value] * copies)
+            if f.name in self.TARGETS:
+                offset = np.repeat(np.arange(copies) * n, n).reshape((-1,) + (1,) * (value.ndim - 1))
+                tiled = np.where(tiled >= 0, tiled + offset, -1)
+            changes[f.name] = tiled
+        lagged = self.lagged
+        stacked = {
+            name: np.concatenate([getattr(lagged, name)] * copies)
+            for name in (
+                "services",
+                "cases",
+                "case_value",
+                "case_mix",
+                "outlier_cost",
+                "member_months",
+                "expected_cost",
+                "average_cost",
+                "baseline_cost",
+                "cost",
+                "measured_quality",
+            )
+        }
+        retention = None if self.current_retention is None else np.concatenate([self.current_retention] * copies)
+        return dataclasses.replace(self, lagged=lagged.replace(**stacked), current_retention=retention, **changes)
 
 
 class DecisionRule:
@@ -261,7 +324,7 @@ class DecisionRule:
 
     def _panel_change(self, table: ProviderTable, decision: Decision, outlook: Outlook) -> np.ndarray:
         """Relative panel size a decision leads to within a year (patient choice)."""
-        if outlook.retention is None:
+        if outlook.switch_rate is None:
             return np.ones(table.n)
         if outlook.current_retention is None:
             outlook.current_retention = outlook.retention(self.benefit_of(table, table.decision))
@@ -437,16 +500,21 @@ class DecisionRule:
         Providers sharing a payee are probed in separate rounds (others held at their
         current decision), so each weighs only its own effect on the shared payment.
         """
-        utilities = np.empty((len(candidates), table.n))
+        n_cands, n = len(candidates), table.n
+        utilities = np.empty((n_cands, n))
+        if outlook.switch_rate is not None and outlook.current_retention is None:
+            outlook.current_retention = outlook.retention(self.benefit_of(table, table.decision))
+        stacked_table = table.tiled(n_cands, n_payees)
+        stacked_outlook = outlook.tiled(n_cands)
         rounds = member_rank(table.payee)
         for r in range(int(rounds.max()) + 1 if len(rounds) else 0):
             movers = rounds == r
-            for k, cand in enumerate(candidates):
-                trial = cand.where(movers, table.decision)
-                units = self.own_units(table, trial, outlook)
-                obs = self.expected_observation(table, outlook, trial, units)
-                income = self.yearly_income(contract, obs, table, distribute, n_payees)
-                utilities[k, movers] = self.utility(table, trial, income, outlook, units)[movers]
+            trial = Decision.concat([cand.where(movers, table.decision) for cand in candidates])
+            units = self.own_units(stacked_table, trial, stacked_outlook)
+            obs = self.expected_observation(stacked_table, stacked_outlook, trial, units)
+            income = self.yearly_income(contract, obs, stacked_table, distribute, n_cands * n_payees)
+            value = self.utility(stacked_table, trial, income, stacked_outlook, units).reshape(n_cands, n)
+            utilities[:, movers] = value[:, movers]
         return utilities
 
     def logit_pick(self, utilities: np.ndarray, scale: np.ndarray, rng: np.random.Generator) -> np.ndarray:

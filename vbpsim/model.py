@@ -175,6 +175,7 @@ class VBPModel(mesa.Model):
         self.unprofitable = np.zeros(pop.size, dtype=bool)
         self.unpriced_band = np.ones(pop.size, dtype=np.int64)  # quartile of unpriced risk: 0 low, 2 high
         self.steer_weight = np.zeros(pop.size)
+        self._appraisal: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # GPs review panels quarterly
         self._calibrate_providers()
         self.purchaser = Purchaser(
             self, self.contract, self.distribution, self.n_payees, self.unit_cost, self.steps_per_year
@@ -691,7 +692,10 @@ class VBPModel(mesa.Model):
             at_risk = np.bincount(self.population.provider[:, GP], weights=(hazard > 0).astype(float), minlength=n)
         gain, harm, unprofitable_count = np.zeros(n), np.zeros(n), np.zeros(n)
         if m.risk_selection:
-            gain, harm, unprofitable_count = self.appraise_patients(lagged, care)
+            review_every = max(1, self.steps_per_year // 4)
+            if self.step_index % review_every == 0 or self._appraisal is None:
+                self._appraisal = self.appraise_patients(lagged, care)
+            gain, harm, unprofitable_count = self._appraisal
         eff = self.config.effort
         care_value = table.unit_cost * table.need_belief * spy
         budgets = np.column_stack(
@@ -705,14 +709,9 @@ class VBPModel(mesa.Model):
         )
         budgets[:, :4] *= self.active[:, 1:5]
         budgets[:, 4] *= self.active[:, 5]
-        retention = None
+        switch_rate = None
         if m.patient_choice and self.config.population.switch_rate > 0:
-            rate = self.config.population.switch_rate * 12
-            is_gp = table.discipline == GP
-
-            def retention(benefit: np.ndarray) -> np.ndarray:
-                return np.where(is_gp, np.exp(-rate * (1 - np.clip(benefit, 0, 1.5))), 1.0)
-
+            switch_rate = np.where(table.discipline == GP, self.config.population.switch_rate * 12, 0.0)
         horizon = np.full(n, self.config.providers.horizon_years)
         return Outlook(
             lagged=lagged,
@@ -732,7 +731,7 @@ class VBPModel(mesa.Model):
             selection_gain=gain,
             selection_harm=harm,
             budgets=budgets,
-            retention=retention,
+            switch_rate=switch_rate,
         )
 
     def appraise_patients(
