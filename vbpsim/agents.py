@@ -213,6 +213,7 @@ class Outlook:
     selection_harm: np.ndarray  # yearly care value of those patients
     budgets: np.ndarray  # (P, 5) EUR/year time cost of full effort per task and of selection
     switch_rate: np.ndarray | None = None  # yearly switching at zero benefit (GPs; None: no choice)
+    rebase_weight: np.ndarray | None = None  # share of the horizon after the benchmark is rebased
     current_retention: np.ndarray | None = None  # cache: retention at the current decision
 
     TARGETS: ClassVar[tuple[str, ...]] = (
@@ -243,19 +244,7 @@ class Outlook:
         lagged = self.lagged
         stacked = {
             name: np.concatenate([getattr(lagged, name)] * copies)
-            for name in (
-                "services",
-                "cases",
-                "case_value",
-                "case_mix",
-                "outlier_cost",
-                "member_months",
-                "expected_cost",
-                "average_cost",
-                "baseline_cost",
-                "cost",
-                "measured_quality",
-            )
+            for name in (*Observation.EXTENSIVE, "measured_quality")
         }
         retention = None if self.current_retention is None else np.concatenate([self.current_retention] * copies)
         return dataclasses.replace(self, lagged=lagged.replace(**stacked), current_retention=retention, **changes)
@@ -389,14 +378,22 @@ class DecisionRule:
             valid = target >= 0
             np.add.at(services, (target[valid], table.discipline[target[valid]]), delta[valid])
             np.add.at(cost, target[valid], delta[valid] * table.unit_cost[target[valid]])
+        historical = lagged.historical_cost
+        if outlook.rebase_weight is not None:
+            historical = (1 - outlook.rebase_weight) * historical + outlook.rebase_weight * cost
         scale = self._panel_change(table, decision, outlook)
         members = {
             name: getattr(lagged, name) * scale
             for name in ("member_months", "expected_cost", "average_cost", "cases", "case_value")
         }
+        cost = np.maximum(cost, 0.0)
+        cost_mix = np.zeros_like(services)
+        cost_mix[np.arange(table.n), table.discipline] = cost
         return lagged.replace(
             services=np.maximum(services, 0.0),
-            cost=np.maximum(cost, 0.0),
+            cost=cost,
+            cost_mix=cost_mix,
+            historical_cost=historical,
             measured_quality=self.measured_quality(decision),
             **members,
         )
@@ -630,8 +627,10 @@ def aggregate(obs: Observation, payee: np.ndarray, n_payees: int, discipline: np
     weights = total(np.maximum(obs.member_months, 1e-12))
     services = np.zeros((n_payees, obs.services.shape[1]))
     np.add.at(services, payee, obs.services)
-    case_mix = np.zeros((n_payees, obs.services.shape[1]))
-    np.add.at(case_mix, payee, obs.case_mix)
+    mixes = {}
+    for name in ("case_mix", "cost_mix", "expected_mix"):
+        mixes[name] = np.zeros((n_payees, obs.services.shape[1]))
+        np.add.at(mixes[name], payee, getattr(obs, name))
     return Observation(
         months=obs.months,
         services=services,
@@ -644,8 +643,11 @@ def aggregate(obs: Observation, payee: np.ndarray, n_payees: int, discipline: np
         baseline_cost=total(obs.baseline_cost),
         cost=total(obs.cost),
         measured_quality=weighted_quality / weights,
-        case_mix=case_mix,
         outlier_cost=total(obs.outlier_cost),
+        historical_cost=total(obs.historical_cost),
+        stoploss_excess=total(obs.stoploss_excess),
+        year=obs.year,
+        **mixes,
     )
 
 

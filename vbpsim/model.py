@@ -181,6 +181,10 @@ class VBPModel(mesa.Model):
             self, self.contract, self.distribution, self.n_payees, self.unit_cost, self.steps_per_year
         )
         self.baseline_cost = self._observe_normative(self.care_need())["expected_cost"]
+        self.historical_cost = self.baseline_cost.copy()  # per step; rebased at each contract renewal
+        self.period_cost = np.zeros(self.providers.n)
+        self.period_steps = 0
+        self.year_to_date_cost = np.zeros((pop.size, len(DISCIPLINES)))
         lag_steps = round(self.config.providers.data_lag_months / self.months_per_step)
         self.history: deque[Observation] = deque(maxlen=lag_steps + 1)
         self.need_history: deque[np.ndarray] = deque(maxlen=lag_steps + 1)
@@ -373,6 +377,7 @@ class VBPModel(mesa.Model):
         self.providers.reserves += income - obs.cost
         self.income_total += income
         self.cost_total += obs.cost
+        self.close_periods(obs)
         self.providers.insolvent_steps += self.providers.reserves < 0
         health = self.update_health(care)
         self.patients_choose(care)
@@ -410,6 +415,38 @@ class VBPModel(mesa.Model):
         self.pending_duplicates[:] = 0.0
         return care
 
+    def contract_year(self) -> int:
+        """Year of the current contract (0 = first); contracts renew every ``contract.length_years``."""
+        year = self.step_index // self.steps_per_year
+        length = self.config.contract.length_years
+        return year % length if length > 0 else year
+
+    def close_periods(self, obs: Observation) -> None:
+        """Year end: reset patients' stop-loss accumulators; contract end: rebase historical cost.
+
+        Rebasing the historical benchmark on the spending of the contract just ended is the
+        ratchet of Cattel et al. 2018, Section 4.2.3.1.
+        """
+        self.period_cost += obs.cost
+        self.period_steps += 1
+        year_end = (self.step_index + 1) % self.steps_per_year == 0
+        if year_end:
+            self.year_to_date_cost[:] = 0.0
+        length = self.config.contract.length_years
+        if year_end and length > 0 and ((self.step_index + 1) // self.steps_per_year) % length == 0:
+            self.historical_cost = self.period_cost / self.period_steps
+            self.period_cost = np.zeros(self.providers.n)
+            self.period_steps = 0
+
+    def rebase_weight(self) -> float:
+        """Share of a provider's planning horizon after the next benchmark rebase (0 if never)."""
+        length = self.config.contract.length_years
+        horizon = self.config.providers.horizon_years
+        if length <= 0:
+            return 0.0
+        elapsed = (self.step_index + 1) / self.steps_per_year % length
+        return float(np.clip((horizon - (length - elapsed)) / horizon, 0.0, 1.0))
+
     def outlier_threshold(self, care: dict[str, np.ndarray]) -> np.ndarray:
         """Per-discipline monthly cost above which a patient's care counts as outlier cost."""
         in_care = care["need"] > 0
@@ -439,7 +476,18 @@ class VBPModel(mesa.Model):
         case_value = self._per_provider(self._case_weights(care), in_care)
         case_mix = np.zeros((table.n, len(DISCIPLINES)))
         case_mix[np.arange(table.n), table.discipline] = case_value
-        excess = np.maximum(delivered * self.unit_cost - self.outlier_threshold(care), 0.0)
+        delivered_cost = delivered * self.unit_cost
+        excess = np.maximum(delivered_cost - self.outlier_threshold(care), 0.0)
+        attachment = self.config.purchaser.stop_loss_attachment
+        before = self.year_to_date_cost
+        self.year_to_date_cost = before + delivered_cost
+        stoploss = np.maximum(self.year_to_date_cost - attachment, 0.0) - np.maximum(before - attachment, 0.0)
+        cost = care_cost(units, table.capacity, table.unit_cost, self.config.providers.overtime_premium)
+        rows = np.arange(table.n)
+        cost_mix = np.zeros((table.n, len(DISCIPLINES)))
+        cost_mix[rows, table.discipline] = cost
+        expected_mix = np.zeros((table.n, len(DISCIPLINES)))
+        expected_mix[rows, table.discipline] = normative["expected_cost"]
         return Observation(
             months=self.months_per_step,
             services=services,
@@ -452,8 +500,13 @@ class VBPModel(mesa.Model):
             expected_cost=normative["expected_cost"],
             average_cost=normative["average_cost"],
             baseline_cost=self.baseline_cost.copy(),
-            cost=care_cost(units, table.capacity, table.unit_cost, self.config.providers.overtime_premium),
+            cost=cost,
             measured_quality=np.clip(adherence + noise, 0, 1),
+            cost_mix=cost_mix,
+            expected_mix=expected_mix,
+            historical_cost=self.historical_cost.copy(),
+            stoploss_excess=self._per_provider(stoploss),
+            year=self.contract_year(),
         )
 
     def update_health(self, care: dict[str, np.ndarray]) -> dict[str, float]:
@@ -732,6 +785,7 @@ class VBPModel(mesa.Model):
             selection_harm=harm,
             budgets=budgets,
             switch_rate=switch_rate,
+            rebase_weight=np.full(n, self.rebase_weight()),
         )
 
     def appraise_patients(

@@ -521,6 +521,13 @@ class PurchaserParams(Section):
         "A patient's monthly cost in a discipline above this multiple of the mean case cost is outlier cost.",
         gt=0,
     )
+    stop_loss_attachment: float = param(
+        20_000.0,
+        "EUR per patient-year",
+        "reinsurance / stop-loss (Cattel et al. 2018, Section 4.2.5.1)",
+        "A patient's yearly cost with one provider above this is stop-loss excess.",
+        gt=0,
+    )
     quality_measurement_noise: float = param(
         0.03, "indicator units", ASSUMPTION, "SD of noise in measured quality indicators.", ge=0
     )

@@ -59,6 +59,11 @@ class Observation:
     measured_quality: np.ndarray  # indicator score in [0, 1] as the purchaser measured it
     case_mix: np.ndarray | None = None  # (payees, disciplines) case_value split by discipline
     outlier_cost: np.ndarray | None = None  # cost above the purchaser's per-patient outlier threshold
+    cost_mix: np.ndarray | None = None  # (payees, disciplines) actual cost split by discipline
+    expected_mix: np.ndarray | None = None  # (payees, disciplines) expected_cost split by discipline
+    historical_cost: np.ndarray | None = None  # the payee's own cost in its last base period, same period length
+    stoploss_excess: np.ndarray | None = None  # patients' yearly cost above the stop-loss attachment point
+    year: int = 0  # contract year (0 = first) in which the period ends
 
     EXTENSIVE: ClassVar[tuple[str, ...]] = (
         "services",
@@ -66,6 +71,10 @@ class Observation:
         "case_value",
         "case_mix",
         "outlier_cost",
+        "cost_mix",
+        "expected_mix",
+        "historical_cost",
+        "stoploss_excess",
         "member_months",
         "expected_cost",
         "average_cost",
@@ -74,10 +83,12 @@ class Observation:
     )
 
     def __post_init__(self) -> None:
-        if self.case_mix is None:
-            self.case_mix = np.zeros_like(self.services)
-        if self.outlier_cost is None:
-            self.outlier_cost = np.zeros_like(self.cost)
+        for name in ("case_mix", "cost_mix", "expected_mix"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros_like(self.services, dtype=float))
+        for name in ("outlier_cost", "historical_cost", "stoploss_excess"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros_like(self.cost, dtype=float))
 
     @property
     def n_payees(self) -> int:
@@ -120,6 +131,7 @@ class Observation:
         for name in self.EXTENSIVE:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.months += other.months
+        self.year = other.year
 
 
 class PaymentScheme:
