@@ -409,7 +409,15 @@ class DecisionRule:
         """Income each provider would get over a year if ``obs`` were its typical step."""
         yearly = obs.rescaled(obs.months * self.steps_per_year)
         payee_obs = aggregate(yearly, table.payee, n_payees, table.discipline)
-        return distribute(contract.pay(payee_obs), yearly, table.payee)
+        context = self.scenario.context
+        if context.trust < 1.0:
+            payments = np.zeros(n_payees)
+            for weight, leaf in contract.components():
+                believed = context.trust if leaf.settlement_months >= 12 else 1.0
+                payments += believed * weight * np.asarray(leaf.pay(payee_obs), dtype=float)
+        else:
+            payments = contract.pay(payee_obs)
+        return distribute(payments, yearly, table.payee, cohesion=context.cohesion)
 
     # -- valuing a decision ------------------------------------------------------------------
     def health_value(self, table: ProviderTable, decision: Decision, outlook: Outlook) -> np.ndarray:
@@ -688,11 +696,18 @@ class DistributionRule:
         raw = raw + 1e-12
         return raw / np.bincount(payee, weights=raw, minlength=n_payees)[payee]
 
-    def __call__(self, payments: np.ndarray, obs: Observation, payee: np.ndarray) -> np.ndarray:
-        """Each provider's income: its own cost plus its share of the payee's surplus."""
+    def __call__(self, payments: np.ndarray, obs: Observation, payee: np.ndarray, cohesion: float = 0.0) -> np.ndarray:
+        """Each provider's income: its own cost plus its share of the payee's surplus.
+
+        ``cohesion`` > 0 gives the income as a member *perceives* it when it weighs the
+        group's whole surplus beyond its own share (used for decisions, never for paying).
+        """
         cost_total = np.bincount(payee, weights=obs.cost, minlength=len(payments))
         surplus = payments - cost_total
-        return obs.cost + self.weights(payments, obs, payee) * surplus[payee]
+        weights = self.weights(payments, obs, payee)
+        if cohesion > 0:
+            weights = weights + cohesion * (1.0 - weights)
+        return obs.cost + weights * surplus[payee]
 
 
 class Provider(mesa.Agent):

@@ -185,7 +185,11 @@ class VBPModel(mesa.Model):
         self.period_cost = np.zeros(self.providers.n)
         self.period_steps = 0
         self.year_to_date_cost = np.zeros((pop.size, len(DISCIPLINES)))
-        lag_steps = round(self.config.providers.data_lag_months / self.months_per_step)
+        context = self.config.context
+        lag_months = (
+            context.trusted_party_lag_months if context.trusted_data_party else self.config.providers.data_lag_months
+        )
+        lag_steps = round(lag_months / self.months_per_step)
         self.history: deque[Observation] = deque(maxlen=lag_steps + 1)
         self.need_history: deque[np.ndarray] = deque(maxlen=lag_steps + 1)
         self.episode_units = self._expected_episode_units()
@@ -347,11 +351,17 @@ class VBPModel(mesa.Model):
         scores = self._risk_scores(need)
         need["scores"] = scores
         need["mean_cost"] = mean_cost
-        return {
+        normative = {
             "expected_cost": self._per_provider(scores),
             "average_cost": members * mean_cost[self.providers.discipline],
             "member_months": members * self.months_per_step,
         }
+        if self.config.contract.attribution == "prospective":
+            year_start = getattr(self, "step_index", 0) % self.steps_per_year == 0
+            if year_start or getattr(self, "_attributed", None) is None:
+                self._attributed = {k: v.copy() for k, v in normative.items()}
+            return {k: v.copy() for k, v in self._attributed.items()}
+        return normative
 
     def _provider_benefit(self, benefit: np.ndarray) -> np.ndarray:
         """Patients' benefit of care (n, 4) after their providers' quality, innovation and shifting."""
@@ -441,7 +451,7 @@ class VBPModel(mesa.Model):
     def rebase_weight(self) -> float:
         """Share of a provider's planning horizon after the next benchmark rebase (0 if never)."""
         length = self.config.contract.length_years
-        horizon = self.config.providers.horizon_years
+        horizon = self.planning_horizon()
         if length <= 0:
             return 0.0
         elapsed = (self.step_index + 1) / self.steps_per_year % length
@@ -468,7 +478,10 @@ class VBPModel(mesa.Model):
         services[np.arange(table.n), table.discipline] = units
         cases = self._per_provider(in_care.astype(float))
         met = self._per_provider((in_care & (ratio >= QUALITY_STANDARD)).astype(float))
-        noise = self.streams["measurement"].normal(0.0, self.config.purchaser.quality_measurement_noise, table.n)
+        noise_sd = self.config.purchaser.quality_measurement_noise
+        if self.config.context.trusted_data_party:
+            noise_sd = noise_sd / 2
+        noise = self.streams["measurement"].normal(0.0, noise_sd, table.n)
         adherence = np.divide(met, cases, out=np.ones_like(met), where=cases > 0)
         if self.mechanisms.multitasking:
             adherence = 0.5 * adherence + 0.5 * task_value(table.decision.effort[:, MEASURED])
@@ -720,9 +733,14 @@ class VBPModel(mesa.Model):
         planned = table.decision.intensity * table.need_belief * table.need_multiplier
         table.capacity = self.config.providers.capacity_slack * planned
 
+    def planning_horizon(self) -> float:
+        """Years ahead providers weigh, shortened by the weight on short-term goals."""
+        horizon = self.config.providers.horizon_years * (1 - self.config.context.short_term_weight)
+        return max(horizon, self.dt_years)
+
     def money_horizon(self) -> float:
         """Years of future gains a provider can keep: its horizon, cut at the contract's end."""
-        horizon = self.config.providers.horizon_years
+        horizon = self.planning_horizon()
         length = self.config.contract.length_years
         if length <= 0:
             return horizon
@@ -765,7 +783,7 @@ class VBPModel(mesa.Model):
         switch_rate = None
         if m.patient_choice and self.config.population.switch_rate > 0:
             switch_rate = np.where(table.discipline == GP, self.config.population.switch_rate * 12, 0.0)
-        horizon = np.full(n, self.config.providers.horizon_years)
+        horizon = np.full(n, self.planning_horizon())
         return Outlook(
             lagged=lagged,
             active=self.active,

@@ -503,6 +503,44 @@ class ShiftingParams(Section):
     max_shift: float = param(0.8, "share", ASSUMPTION, "Largest share of rehab that can be shifted.", ge=0, le=1)
 
 
+class ContextParams(Section):
+    """Levers from the Rotterdam stroke-care case study (seed 000): what helps and what blocks VBP."""
+
+    trust: float = param(
+        1.0,
+        "share",
+        "stroke-care case: pre-existing trust-based relations",
+        "Share of yearly settlements (bonuses, shared savings) providers count on when deciding.",
+        ge=0,
+        le=1,
+    )
+    short_term_weight: float = param(
+        0.0,
+        "share",
+        "stroke-care case: friction between short- and long-term goals",
+        "Shrinks the planning horizon: effective horizon = horizon x (1 - weight).",
+        ge=0,
+        le=1,
+    )
+    cohesion: float = param(
+        0.0,
+        "share",
+        "stroke-care case: unwillingness to forgo autonomy; Cattel et al. 2018, Section 5.1",
+        "How far group members weigh the group's whole surplus beyond their own share.",
+        ge=0,
+        le=1,
+    )
+    trusted_data_party: bool = param(
+        False,
+        "on/off",
+        "stroke-care case: a trusted third party for data management",
+        "Providers see their data after trusted_party_lag_months and quality is measured with half the noise.",
+    )
+    trusted_party_lag_months: int = param(
+        0, "months", "stroke-care case: timely data", "Data lag with a trusted data party.", ge=0, le=24
+    )
+
+
 class PurchaserParams(Section):
     """The purchaser: what it can see of risk and quality."""
 
@@ -538,6 +576,12 @@ class ContractParams(Section):
 
     scheme: str = param("ffs", "name", "vbpsim.list_schemes()", "Payment scheme in force.")
     params: dict[str, Any] = param({}, "-", "scheme docstrings", "Keyword arguments of the scheme.")
+    attribution: Literal["retrospective", "prospective"] = param(
+        "retrospective",
+        "retrospective | prospective",
+        "Cattel et al. 2018, Section 4.2.2",
+        "Whose normative cost counts: the current panel, or the panel at the start of each contract year.",
+    )
     length_years: int = param(
         0,
         "years",
@@ -563,6 +607,7 @@ class Scenario(Section):
     clinical: ClinicalParams = ClinicalParams()
     providers: ProviderParams = ProviderParams()
     purchaser: PurchaserParams = PurchaserParams()
+    context: ContextParams = ContextParams()
     mechanisms: MechanismParams = MechanismParams()
     effort: EffortParams = EffortParams()
     selection: SelectionParams = SelectionParams()
