@@ -5,6 +5,8 @@ The tables are built from what the code declares, so they cannot drift from it:
 * every field of every section of :class:`vbpsim.parameters.Scenario`, with its default,
   allowed range, unit, source and description (pydantic field metadata);
 * the module-level constants that act as parameters (values read from the modules);
+* the provider decision vector (``vbpsim.agents.Decision.DIMENSIONS``) and the named
+  random streams (``vbpsim.model.STREAMS``), so the lists in the ODD follow the code;
 * every registered payment scheme with its constructor parameters and defaults.
 
 Usage::
@@ -43,27 +45,81 @@ CONSTANTS: tuple[tuple[Any, str, str, str], ...] = (
         agents,
         "QUALITY_STANDARD",
         "x optimum",
-        "A patient counts as 'met' for the measured indicator when delivered/guideline >= this.",
+        "A patient counts as 'met' for the adherence part of the measured indicator when delivered/guideline >= this.",
     ),
     (
-        model,
+        agents,
         "HANDOFF_FAILURE",
         "probability",
-        "Share of hand-offs (acute to post-acute, post-acute to disabled) that fail; fixed.",
+        "Share of hand-offs (acute to post-acute, post-acute to disabled) that fail with no coordination effort.",
     ),
     (
-        model,
+        agents,
         "DUPLICATE_SHARE",
         "share of a step's need",
         "Work duplicated in the receiving setting after a failed hand-off, delivered next step.",
     ),
     (
-        model,
+        agents,
         "READMISSION_AFTER_FAILURE",
         "probability",
         "Share of failed hand-offs that send the patient back to the acute state.",
     ),
 )
+
+# Meaning of each decision dimension, keyed by its name in Decision.DIMENSIONS:
+# (who controls it, range, meaning). A new dimension is still listed, flagged as such.
+DECISION_DIMENSIONS: dict[str, tuple[str, str, str]] = {
+    "intensity": (
+        "every provider",
+        "[intensity_min, intensity_max]",
+        "Care relative to the patient optimum, applied to all the provider's patients.",
+    ),
+    "measured": (
+        "every provider (mechanisms.multitasking)",
+        "[0, 1]",
+        "Effort on the quality task the indicator sees.",
+    ),
+    "unmeasured": (
+        "every provider (mechanisms.multitasking)",
+        "[0, 1]",
+        "Effort on the quality task no indicator sees.",
+    ),
+    "coordination": (
+        "hospitals, rehab (mechanisms.coordination)",
+        "[0, 1]",
+        "Effort on the hand-offs the provider sends on.",
+    ),
+    "prevention": (
+        "GPs (mechanisms.prevention)",
+        "[0, 1]",
+        "Effort on stroke prevention for the GP's patients at risk.",
+    ),
+    "selection": (
+        "GPs (mechanisms.risk_selection)",
+        "[0, 1 - ethics]",
+        "Share of perceived-unprofitable patients the GP tries to steer away.",
+    ),
+    "shift": (
+        "rehab (mechanisms.care_shifting)",
+        "[0, shifting.max_shift]",
+        "Share of rehabilitation left to the region's home care.",
+    ),
+}
+
+# What each named random stream draws (vbpsim.model.STREAMS, spawned from one seed).
+STREAM_USES: dict[str, str] = {
+    "population": "ages, conditions, risks, the provider's view of private risk, GP chain, delivery noise, "
+    "initial post-acute/disabled states",
+    "providers": "altruism",
+    "health": "one uniform per patient per step for the transition, one for the hand-off, one per patient "
+    "and condition for onset",
+    "choice": "switching (one uniform per patient per step) and the new GP of each switcher or steered patient",
+    "decisions": "the random trial intensity and one logit draw per decision dimension and provider",
+    "measurement": "noise of the measured quality indicator",
+    "selection": "ethics at start; one uniform per patient per step for steering (only with risk selection on)",
+    "innovation": "arrivals, type and discipline of each innovation, and one adoption draw per provider",
+}
 
 # Meaning and unit of each scheme parameter, keyed by (scheme, parameter). A parameter
 # missing here is still listed (name and default come from the code), flagged as such.
@@ -86,6 +142,16 @@ SCHEME_PARAMETERS: dict[tuple[str, str], tuple[str, str]] = {
     ("mixed", "fee_to_cost"): ("ratio", "Fee-to-cost ratio of the FFS part."),
     ("mixed", "rate_to_cost"): ("ratio", "Rate-to-cost ratio of the capitation part."),
     ("mixed", "risk_adjusted"): ("true/false", "Whether the capitation part is risk-adjusted."),
+    ("bundle", "covered"): (
+        "disciplines",
+        "Disciplines inside the bundle (paid by episode); all others are paid FFS.",
+    ),
+    ("bundle", "price_to_cost"): ("ratio", "Episode price relative to the normative case-mix cost of covered care."),
+    ("bundle", "fee_to_cost"): ("ratio", "Fee-to-cost ratio for the disciplines outside the bundle."),
+    ("outlier", "share"): (
+        "share",
+        "Share of each patient's cost above purchaser.outlier_threshold that the purchaser pays back.",
+    ),
 }
 
 
@@ -206,21 +272,57 @@ def constant_tables() -> list[str]:
     return lines
 
 
+def structure_tables() -> list[str]:
+    """The provider decision vector and the named random streams, as declared in the code."""
+    lines = ["### Decision vector and random streams", ""]
+    lines += [
+        "`vbpsim.agents.Decision.DIMENSIONS`: what every provider chooses each step, under every scheme",
+        "(Sections 2.2 and 7.9). A dimension whose mechanism is switched off, or that a discipline does",
+        "not control, stays at its initial value and is not searched.",
+        "",
+        "| Dimension | Controlled by | Range | Meaning |",
+        "|---|---|---|---|",
+    ]
+    for name in agents.Decision.DIMENSIONS:
+        who, span, meaning = DECISION_DIMENSIONS.get(name, ("-", "-", "not yet described here; see vbpsim.agents"))
+        lines.append(f"| `{name}` | {_cell(who)} | {_cell(span)} | {_cell(meaning)} |")
+    lines += [
+        "",
+        "`vbpsim.model.STREAMS`: independent random streams spawned from the run's seed with",
+        "`numpy.random.SeedSequence(seed).spawn(len(STREAMS))`, in this order (Section 4, Stochasticity).",
+        "",
+        "| Stream | Draws |",
+        "|---|---|",
+    ]
+    for name in model.STREAMS:
+        lines.append(f"| `{name}` | {_cell(STREAM_USES.get(name, 'not yet described here; see vbpsim.model'))} |")
+    lines.append("")
+    return lines
+
+
 def scheme_tables() -> list[str]:
     """Every registered payment scheme and its constructor parameters with defaults."""
+    registered = sorted(schemes.SCHEMES.items())
+    add_ons = [name for name, cls in registered if cls.add_on]
+    example = "a prefix"
+    for a in add_ons:
+        first = [n for n in inspect.signature(schemes.SCHEMES[a].__init__).parameters if n != "self"]
+        if first:
+            example = f"e.g. `{a}_{first[0]}`"
+            break
     lines = ["### Payment schemes (`vbpsim.schemes.SCHEMES`)", ""]
     lines += [
-        "Any registered name can be combined with a P4P add-on as `name+p4p` (add-on parameters",
-        "with a `p4p_` prefix, e.g. `p4p_bonus_share`).",
+        "A base scheme can be combined with add-ons as `base+addon` (add-ons: "
+        + (", ".join(f"`{a}`" for a in add_ons) or "none")
+        + f"); add-on parameters carry the add-on's name as a prefix ({example}).",
         "",
-        "| Scheme | Class | Settled every | Prospective | Risk-bearing | Description |",
-        "|---|---|---|---|---|---|",
+        "| Scheme | Class | Settled every | Prospective | Risk-bearing | Add-on | Description |",
+        "|---|---|---|---|---|---|---|",
     ]
-    registered = sorted(schemes.SCHEMES.items())
     for name, cls in registered:
         lines.append(
             f"| `{name}` | `{cls.__name__}` | {cls.settlement_months} month(s) | {cls.prospective} | "
-            f"{cls.risk_bearing} | {_cell(cls.description)} |"
+            f"{cls.risk_bearing} | {cls.add_on} | {_cell(cls.description)} |"
         )
     lines += [
         "",
@@ -248,6 +350,7 @@ def render() -> str:
         "",
         *scenario_tables(),
         *constant_tables(),
+        *structure_tables(),
         *scheme_tables(),
     ]
     return "\n".join(lines).rstrip() + "\n"

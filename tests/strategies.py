@@ -70,6 +70,17 @@ def observations(draw: st.DrawFn, min_payees: int = 1, max_payees: int = 20) -> 
 # -- scheme parameters --------------------------------------------------------------------
 FEES = st.dictionaries(st.sampled_from(DISCIPLINES), st.floats(0.0, 1e4, allow_nan=False), max_size=4)
 
+# the benchmark of vbpsim.contracts schemes; corridors as increasing bands (bound, rate)
+BENCHMARK: dict[str, st.SearchStrategy[Any]] = {
+    "level": RATIO,
+    "benchmark": st.sampled_from(["normative", "regional", "historical"]),
+    "trend": st.floats(-0.5, 0.5),
+    "carve_out": st.lists(st.sampled_from(DISCIPLINES), max_size=N_DISC - 1, unique=True).map(tuple),
+}
+CORRIDORS = st.lists(st.tuples(st.floats(0.01, 0.5), SHARE), min_size=1, max_size=4).map(
+    lambda bands: tuple((sum(width for width, _ in bands[: i + 1]), rate) for i, (_, rate) in enumerate(bands))
+)
+
 VALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "ffs": {"fee_to_cost": RATIO, "fees": FEES},
     "per_case": {"price_to_cost": RATIO},
@@ -88,6 +99,27 @@ VALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "fee_to_cost": RATIO,
     },
     "outlier": {"share": SHARE},
+    # vbpsim.contracts
+    "global_budget": {**BENCHMARK, "carve_out_fee_to_cost": RATIO},
+    "shared_savings": {
+        "savings_rate": SHARE,
+        "loss_rate": SHARE,
+        "min_savings_rate": SHARE,
+        "min_loss_rate": SHARE,
+        "first_dollar": st.booleans(),
+        "savings_cap": SHARE,
+        "loss_cap": st.floats(0.01, 1.0),  # 0 is refused for a two-sided contract
+        "corridors": CORRIDORS,
+        "quality_gate": SHARE,
+        "quality_scaled": st.booleans(),
+        # glide_path (loss rates by year) excludes a constant loss_rate; tested in test_contracts.py
+        **BENCHMARK,
+        "basis": st.sampled_from(["fees", "budget"]),
+        "reinsured_share": SHARE,
+        "reinsured_outlier_share": SHARE,
+    },
+    "stop_loss": {"share": SHARE},
+    "quality_gate": {"share": SHARE, "threshold": SHARE, **BENCHMARK},
 }
 
 NOT_A_NUMBER = st.one_of(
@@ -116,6 +148,19 @@ BAD_FEES = st.one_of(
     st.dictionaries(st.sampled_from(DISCIPLINES), BAD_NONNEGATIVE, min_size=1, max_size=2),
 )
 
+BAD_BENCHMARK: dict[str, st.SearchStrategy[Any]] = {
+    "level": BAD_NONNEGATIVE,
+    "benchmark": st.one_of(
+        st.none(), st.integers(), st.text(max_size=8).filter(lambda s: s not in ("normative", "regional", "historical"))
+    ),
+    "trend": st.one_of(NOT_A_NUMBER, NON_FINITE, st.floats(max_value=-1.0, allow_nan=False)),
+    "carve_out": st.one_of(
+        st.integers(),
+        st.just(list(DISCIPLINES)),  # nothing left in the contract
+        st.lists(st.text(min_size=1, max_size=8).filter(lambda s: s not in DISCIPLINES), min_size=1, max_size=2),
+    ),
+}
+
 INVALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "ffs": {"fee_to_cost": BAD_NONNEGATIVE, "fees": BAD_FEES},
     "per_case": {"price_to_cost": BAD_NONNEGATIVE},
@@ -140,6 +185,39 @@ INVALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "fee_to_cost": BAD_NONNEGATIVE,
     },
     "outlier": {"share": BAD_SHARE},
+    # vbpsim.contracts
+    "global_budget": {**BAD_BENCHMARK, "carve_out_fee_to_cost": BAD_NONNEGATIVE},
+    "shared_savings": {
+        **{
+            k: BAD_SHARE
+            for k in (
+                "savings_rate",
+                "loss_rate",
+                "min_savings_rate",
+                "min_loss_rate",
+                "savings_cap",
+                "loss_cap",
+                "quality_gate",
+                "reinsured_share",
+                "reinsured_outlier_share",
+            )
+        },
+        "first_dollar": BAD_BOOL,
+        "quality_scaled": BAD_BOOL,
+        "corridors": st.one_of(
+            st.integers(),
+            st.just("bands"),
+            st.just([(0.05, 0.5), (0.02, 1.0)]),  # bounds not increasing
+            st.just([(0.05, 1.5)]),  # rate above 1
+            st.just([(0.0, 0.5)]),  # bound not above 0
+            st.just([(0.05,)]),
+        ),
+        "glide_path": st.one_of(st.integers(), st.just("0.5"), st.just([0.0, 1.5]), st.just([-0.1]), st.just([None])),
+        "basis": st.text(max_size=8).filter(lambda s: s not in ("fees", "budget")),
+        **BAD_BENCHMARK,
+    },
+    "stop_loss": {"share": BAD_SHARE},
+    "quality_gate": {"share": BAD_SHARE, "threshold": BAD_SHARE, **BAD_BENCHMARK},
 }
 
 UNKNOWN_KEY = st.text(

@@ -1,10 +1,12 @@
 """With every behavioural mechanism switched off the model is exactly the core model.
 
 `tests/data/core_reference.json` holds the core model's results (scenario `small`, 3
-years, seeds 0 and 1) computed by the code before the mechanisms of issue 3 existed
-(commit 0b08e19 plus the core fixes to chronic need, capacity planning, GP reputation and
-the P4P threshold). Regenerate it only for a deliberate change to the core model, and say
-why in the commit.
+years, seeds 0 and 1). It was first computed by the code before the mechanisms of issue 3
+existed (commit 0b08e19 plus the core fixes to chronic need, capacity planning, GP
+reputation and the P4P threshold) and the all-off model matched it to 1e-9; it was
+regenerated with `tests/data/make_core_reference.py` after deliberate core changes
+(overtime premium 0.2, keeping the current choice when a decision has nothing at stake).
+Regenerate it only for a deliberate change to the core model, and say why in the commit.
 """
 
 import json

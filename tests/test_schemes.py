@@ -20,6 +20,7 @@ from hypothesis.extra import numpy as hnp
 from strategies import UNIT_COST, obs, observations, params_strategy, take_payees
 
 import vbpsim
+from vbpsim import contracts
 from vbpsim import schemes as schemes_module
 from vbpsim.agents import DistributionRule, Purchaser, aggregate
 from vbpsim.parameters import DISCIPLINES
@@ -67,6 +68,7 @@ class SchemeContract:
 
     scheme: ClassVar[str]
     linear: ClassVar[bool] = True
+    nonnegative: ClassVar[bool] = True  # False for reconciliations, which may charge the payee
     # (params, observation, expected payments per payee), each worked out by hand
     table: ClassVar[list[tuple[dict[str, Any], Observation, list[float]]]] = []
 
@@ -82,7 +84,8 @@ class SchemeContract:
         assert pay.shape == (observation.n_payees,)
         assert np.issubdtype(pay.dtype, np.floating)
         assert np.isfinite(pay).all()
-        assert (pay >= 0).all()
+        if self.nonnegative:
+            assert (pay >= 0).all()
 
     @given(data=st.data())
     def test_permuting_payees_permutes_payments(self, data: st.DataObject) -> None:
@@ -116,7 +119,7 @@ class SchemeContract:
     @given(data=st.data())
     def test_repr_round_trips(self, data: st.DataObject) -> None:
         scheme = self.make(data.draw(params_strategy(self.scheme), label="params"))
-        namespace = {name: getattr(schemes_module, name) for name in dir(schemes_module)}
+        namespace = {name: getattr(module, name) for module in (schemes_module, contracts) for name in dir(module)}
         rebuilt = eval(repr(scheme), namespace)  # noqa: S307 - our own repr
         assert type(rebuilt) is type(scheme)
         assert repr(rebuilt) == repr(scheme)
@@ -367,6 +370,68 @@ class TestCapitationPlusOutlierPlusP4P(SchemeContract):
             {"rate_to_cost": 1.1, "outlier_share": 0.5, "p4p_bonus_share": 0.1, "p4p_threshold": 0.5},
             TWO,
             [2200 + 500 + 150, 550 + 0 + 75],
+        ),
+    ]
+
+
+# -- value-based contracts (vbpsim.contracts; hand-worked cases in tests/test_contracts.py) ------
+class TestGlobalBudget(SchemeContract):
+    scheme = "global_budget"
+    # level x benchmark (normative = expected cost; regional = average cost) x (1 + trend) ** year
+    table = [
+        ({"level": 1.1}, TWO, [2200.0, 550.0]),
+        ({"benchmark": "regional"}, TWO, [1500.0, 1500.0]),
+        ({"trend": 0.1}, TWO.replace(year=2), [2420.0, 605.0]),
+        # no expected or cost mix observed: nothing to carve from the benchmark; gp paid FFS at 1.25
+        ({"carve_out": ["gp"]}, TWO, [2000.0 + 625.0, 500.0 + 125.0]),
+    ]
+
+
+class TestSharedSavings(SchemeContract):
+    scheme = "shared_savings"
+    nonnegative = False
+    # benchmark 2000 | 500, cost 700 | 2500: savings 1300 (65%) | loss 2000 (400%)
+    table = [
+        ({}, TWO, [200.0, 0.0]),  # 50% of 1300 capped at 10% of 2000; one-sided: no loss
+        ({"savings_cap": 1.0, "loss_rate": 0.3, "loss_cap": 1.0}, TWO, [650.0, -500.0]),  # 30% of 2000, cap 500
+        ({"savings_cap": 1.0, "loss_rate": 0.3, "loss_cap": 0.5}, TWO, [650.0, -250.0]),
+        # the base already paid the benchmark: pay phi(R) - R
+        ({"savings_cap": 1.0, "loss_rate": 0.3, "loss_cap": 1.0, "basis": "budget"}, TWO, [-650.0, 1500.0]),
+    ]
+
+
+class TestStopLoss(SchemeContract):
+    scheme = "stop_loss"
+    table = [
+        ({"share": 0.9}, obs(stoploss_excess=[1000, 0, 250]), [900.0, 0.0, 225.0]),
+        ({"share": 0.0}, obs(stoploss_excess=[1000, 0, 250]), [0.0, 0.0, 0.0]),
+    ]
+
+
+class TestQualityGate(SchemeContract):
+    scheme = "quality_gate"
+    table = [
+        ({"share": 0.05, "threshold": 0.8}, TWO, [100.0, 0.0]),  # quality 1.0 | 0.75
+        ({"share": 0.1, "threshold": 0.75, "benchmark": "regional"}, TWO, [150.0, 150.0]),
+    ]
+
+
+class TestGlobalBudgetPlusSharedSavingsPlusStopLoss(SchemeContract):
+    scheme = "global_budget+shared_savings+stop_loss"
+    nonnegative = False
+    # budget 2000 | 500 + phi(R) - R with a 50% risk rate = cost + 50% x (benchmark - cost)
+    table = [
+        (
+            {
+                "shared_savings_basis": "budget",
+                "shared_savings_loss_rate": 0.5,
+                "shared_savings_min_savings_rate": 0.0,
+                "shared_savings_min_loss_rate": 0.0,
+                "shared_savings_savings_cap": 1.0,
+                "shared_savings_loss_cap": 1.0,
+            },
+            TWO,
+            [700.0 + 650.0, 2500.0 - 500.0],  # half the loss, 1000, is capped at 100% of the 500 benchmark
         ),
     ]
 

@@ -7,6 +7,7 @@ Quick start::
     result.value_dimensions
 """
 
+from . import contracts  # noqa: F401
 from .errors import ParameterError, VBPSimError
 from .experiments import (
     Result,

@@ -387,6 +387,8 @@ class DecisionRule:
             for name in ("member_months", "expected_cost", "average_cost", "cases", "case_value")
         }
         cost = np.maximum(cost, 0.0)
+        cost_ratio = np.divide(cost, lagged.cost, out=np.ones_like(cost), where=lagged.cost > 0)
+        members["case_mix"] = lagged.case_mix * scale[:, None]
         cost_mix = np.zeros_like(services)
         cost_mix[np.arange(table.n), table.discipline] = cost
         return lagged.replace(
@@ -394,6 +396,8 @@ class DecisionRule:
             cost=cost,
             cost_mix=cost_mix,
             historical_cost=historical,
+            outlier_cost=lagged.outlier_cost * cost_ratio,
+            stoploss_excess=lagged.stoploss_excess * cost_ratio,
             measured_quality=self.measured_quality(decision),
             **members,
         )
@@ -433,12 +437,13 @@ class DecisionRule:
                 * HANDOFF_FAILURE
                 * (1 - self.effort.coordination_effect * task_value(decision.effort[:, COORDINATION]))
             )
-            per_failure = outlook.failure_units * self._receiver_cost(outlook.handoff_receiver, table) + (
+            # Health is harmed by readmissions; duplicated work is a pure cost (counted as money only).
+            readmission_harm = (
                 READMISSION_AFTER_FAILURE
                 * outlook.readmission_units
                 * self._receiver_cost(outlook.readmission_target, table)
             )
-            value = value - kappa * failures * per_failure
+            value = value - kappa * failures * readmission_harm
         if self.mechanisms.prevention:
             episode_cost = self._episode_cost(outlook, table)
             prevented = outlook.preventable_strokes * spy * task_value(decision.effort[:, PREVENTION])
@@ -562,7 +567,9 @@ class DecisionRule:
         utilities = self.evaluate(table, outlook, contract, distribute, n_payees, cands)
         chosen = table.decision.copy()
         for dim, members in groups:
-            pick = self.logit_pick(utilities[members], self.noise_scale(dim, table, outlook), rng)
+            options = utilities[members]
+            pick = self.logit_pick(options, self.noise_scale(dim, table, outlook), rng)
+            pick = np.where(np.ptp(options, axis=0) > 0, pick, 0)  # nothing at stake: keep current
             values = np.stack([cands[k].get(dim) for k in members])[pick, np.arange(table.n)]
             chosen.get(dim)[:] = values
         return chosen

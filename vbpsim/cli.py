@@ -29,6 +29,7 @@ import pandas as pd
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperGroup
@@ -38,7 +39,7 @@ from .experiments import compare as compare_table
 from .experiments import replicate
 from .experiments import run as run_model
 from .metrics import DIMENSIONS
-from .scenarios import list_scenarios, load_scenario
+from .scenarios import list_scenarios, load_scenario, scenario_dir, scenario_text, scenario_to_toml
 from .schemes import SCHEMES, make_scheme
 
 #: Schemes compared by default: the four base methods of Cattel et al. (2018, Section 3.3),
@@ -83,6 +84,8 @@ RESERVED_KEYS = {
     "seed": "--seed",
     "progress": "--progress",
 }
+
+SCENARIO_HELP = "Built-in scenario name or path to a scenario .toml file; see `vbpsim scenarios`."
 
 SHOW_AFTER_SECONDS = 1.0
 EXIT_BAD_INPUT = 2
@@ -232,8 +235,13 @@ ShowProgress = Annotated[
 
 @app.command()
 def run(
-    scheme: Annotated[str, typer.Option(help="Payment scheme; see `vbpsim schemes`.")] = "ffs",
-    scenario: Annotated[str, typer.Option(help="Built-in scenario; see `vbpsim scenarios`.")] = "default",
+    scheme: Annotated[
+        str | None,
+        typer.Option(
+            help="Payment scheme; see `vbpsim schemes`. Default: the scenario's contract (ffs).", show_default=False
+        ),
+    ] = None,
+    scenario: Annotated[str, typer.Option(help=SCENARIO_HELP)] = "default",
     years: Annotated[
         int | None, typer.Option(help="Horizon in years (default: the scenario's).", show_default=False)
     ] = None,
@@ -256,8 +264,9 @@ def run(
 ) -> None:
     """Run one scenario under one payment scheme and show its value dimensions."""
     overrides = parse_overrides(set_ or [])
-    with _Ticker(f"{scheme} on {scenario}", progress) as ticker:
-        result = run_model(scheme, scenario, years, seed, progress=ticker, **overrides)
+    loaded = load_scenario(scenario)  # a bad name or file fails here, before any run
+    with _Ticker(f"{scheme or loaded.contract.scheme} on {loaded.name}", progress) as ticker:
+        result = run_model(scheme, loaded, years, seed, progress=ticker, **overrides)
     table = Table(
         title=f"{result.scheme} on '{result.scenario}', {result.years} year{'s' * (result.years != 1)}, "
         f"seed {result.seed}",
@@ -306,19 +315,51 @@ def schemes() -> None:
 
 
 @app.command()
-def scenarios() -> None:
-    """List the built-in scenarios."""
+def scenarios(
+    show: Annotated[
+        str | None,
+        typer.Option(
+            "--show",
+            metavar="NAME",
+            help="Print a scenario's TOML file (a built-in name or a path), e.g. to copy: "
+            "vbpsim scenarios --show default > my.toml",
+            show_default=False,
+        ),
+    ] = None,
+    resolved: Annotated[
+        bool,
+        typer.Option(
+            "--resolved",
+            help="With --show: validate the scenario and print every value in effect, with comments.",
+        ),
+    ] = False,
+) -> None:
+    """List the built-in scenarios, or print one as TOML to start your own."""
+    if show is not None:
+        text = scenario_to_toml(load_scenario(show)) if resolved else scenario_text(show)
+        typer.echo(text, nl=False)  # plain text: rich would read [sections] as markup
+        return
+    if resolved:
+        raise ParameterError("--resolved", True, "only together with --show NAME")
     table = Table(title="Scenarios", title_justify="left")
     table.add_column("name", style="bold", no_wrap=True)
     table.add_column("description")
     for name, description in list_scenarios().items():
-        table.add_row(name, description)
-    Console().print(table)
+        table.add_row(escape(name), escape(description))
+    console = Console()
+    console.print(table)
+    console.print(
+        f"Files: {escape(str(scenario_dir()))}\n"
+        "Start your own: vbpsim scenarios --show default > my.toml, edit it (keep only what you change, "
+        'or write extends = "small" and your changes), then vbpsim run --scenario my.toml',
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()
 def compare(
-    scenario: Annotated[str, typer.Option(help="Built-in scenario; see `vbpsim scenarios`.")] = "default",
+    scenario: Annotated[str, typer.Option(help=SCENARIO_HELP)] = "default",
     seeds: Annotated[int, typer.Option(help="Number of replications: seeds 0..N-1.")] = 5,
     years: Annotated[
         int | None, typer.Option(help="Horizon in years (default: the scenario's).", show_default=False)
@@ -333,6 +374,7 @@ def compare(
     progress: ShowProgress = None,
 ) -> None:
     """Compare payment schemes on the same seeds (common random numbers); mean over seeds."""
+    loaded = load_scenario(scenario)  # a bad name or file fails here, before any run
     names = [s.strip() for s in schemes.split(",") if s.strip()]
     if not names:
         raise ParameterError("schemes", schemes, "a comma-separated list of scheme names")
@@ -342,17 +384,17 @@ def compare(
         raise ParameterError("seeds", seeds, "a whole number of replications >= 1")
     jobs = [(seed, name) for seed in range(seeds) for name in names]
     parts = []
-    with _Ticker(f"{len(jobs)} runs on {scenario}", progress) as ticker:
+    with _Ticker(f"{len(jobs)} runs on {loaded.name}", progress) as ticker:
         for i, (seed, name) in enumerate(jobs):
-            parts.append(replicate([name], [seed], scenario=scenario, years=years))
+            parts.append(replicate([name], [seed], scenario=loaded, years=years))
             ticker(i + 1, len(jobs))
     runs = pd.concat(parts, ignore_index=True)
     summary = compare_table(runs)
 
-    horizon = years if years is not None else load_scenario(scenario).simulation.years
+    horizon = years if years is not None else loaded.simulation.years
     span = f"{horizon} year{'s' * (horizon != 1)}"
     table = Table(
-        title=f"Scenario '{scenario}', {span}, mean over {seeds} seed{'s' * (seeds != 1)}",
+        title=f"Scenario '{loaded.name}', {span}, mean over {seeds} seed{'s' * (seeds != 1)}",
         title_justify="left",
         caption=COMPARE_CAPTION,
         caption_justify="left",

@@ -198,7 +198,7 @@ class VBPModel(mesa.Model):
         self.failure_units_belief = np.full(n, DUPLICATE_SHARE * 8.0 * self.months_per_step)
         self.innovation_offers = np.zeros(len(INNOVATION_TYPES))
         self.innovation_adoptions = np.zeros(len(INNOVATION_TYPES))
-        self.adopted_need_change = np.zeros(n)
+        self.low_value_multiplier = np.ones(n)  # extra units from adopted low-value innovations
         self.records: list[dict[str, float]] = []
         self.income_total = np.zeros(n)
         self.cost_total = np.zeros(n)
@@ -221,7 +221,7 @@ class VBPModel(mesa.Model):
             else np.full(n, sel.ethics_mean)
         )
         effort0 = self.config.effort.initial_effort
-        effort = np.full((n, 4), effort0) if self.mechanisms.multitasking else np.full((n, 4), effort0)
+        effort = np.full((n, 4), effort0)
         self.region, self.gp_chains = care_chains(discipline)
         groups = self.config.groups
         payee = contracting_groups(discipline, self.region, groups.composition, groups.group_size)
@@ -638,7 +638,9 @@ class VBPModel(mesa.Model):
         counts = np.bincount(sender[handoff], minlength=n).astype(float)
         self.handoff_belief += rate * (counts - self.handoff_belief)
         if failed.any():
-            dup = DUPLICATE_SHARE * receiving_need[failed].sum(axis=1)
+            receiver = self.handoff_receiver[sender[failed]]
+            receiver_discipline = np.where(receiver >= 0, self.providers.discipline[np.maximum(receiver, 0)], 0)
+            dup = DUPLICATE_SHARE * receiving_need[failed, receiver_discipline] * (receiver >= 0)
             n_failed = np.bincount(sender[failed], minlength=n)
             per_failure = np.divide(
                 np.bincount(sender[failed], weights=dup, minlength=n),
@@ -685,6 +687,9 @@ class VBPModel(mesa.Model):
             weights = np.exp(20 * (score - score.max()))
             cumulative = np.cumsum(weights / weights.sum())
             choice = np.minimum(np.searchsorted(cumulative, rng.random(int(moving.sum()))), len(gps) - 1)
+            if self.steered.any():  # a steered patient goes elsewhere: never back to the GP who steered
+                stay = self.steered[moving] & (gps[choice] == pop.provider[moving, GP])
+                choice = np.where(stay, (choice + 1) % len(gps), choice)
             pop.provider[moving] = self.gp_chains[choice]
 
     def innovations_arrive(self, outlook: Outlook) -> dict[str, float]:
@@ -717,6 +722,8 @@ class VBPModel(mesa.Model):
             p_adopt = 1.0 / (1.0 + np.exp(-np.clip(gain / scale, -50, 50)))
             adopt = eligible & (rng.random(table.n) < p_adopt)
             table.need_multiplier[adopt] *= 1 + inno.need_change[name]
+            if inno.health_gain[name] <= 0 < inno.need_change[name]:
+                self.low_value_multiplier[adopt] *= 1 + inno.need_change[name]
             table.benefit_gain[adopt] += inno.health_gain[name]
             table.reserves[adopt] -= upfront[adopt]
             self.cost_total[adopt] += upfront[adopt]
@@ -921,7 +928,8 @@ class VBPModel(mesa.Model):
     ) -> None:
         """Store this step's aggregates (one row of the time series)."""
         need, delivered = care["need"], care["delivered"]
-        optimal = need * self.providers.need_multiplier[self.population.provider]
+        valuable = self.providers.need_multiplier / self.low_value_multiplier
+        optimal = need * valuable[self.population.provider]
         cost_of = optimal * self.unit_cost
         delivered_cost = delivered * self.unit_cost
         table = self.providers

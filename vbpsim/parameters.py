@@ -276,7 +276,11 @@ class ProviderParams(Section):
         1.3, "ratio", ASSUMPTION, "Capacity relative to the initial panel's guideline need.", gt=0
     )
     overtime_premium: float = param(
-        0.5, "share of unit cost", ASSUMPTION, "Extra unit cost for work beyond capacity.", ge=0
+        0.2,
+        "share of unit cost",
+        "overtime pay on staff cost; ASSUMPTION (below the default FFS margin)",
+        "Extra unit cost for work beyond capacity.",
+        ge=0,
     )
     reserve_months: float = param(3.0, "months of cost", ASSUMPTION, "Initial financial reserves.", ge=0)
     intensity_min: float = param(0.1, "x optimum", ASSUMPTION, "Lowest intensity.", ge=0)
@@ -355,7 +359,8 @@ class EffortParams(Section):
         0.3,
         "share of value of care",
         "convex effort cost (Holmstrom & Milgrom 1991)",
-        "Disutility of total effort E: effort_cost * value of guideline care * E^2 / 2.",
+        "Time budget B of each quality task as a share of yearly guideline care cost; "
+        "effort disutility is (sum_t B_t e_t)^2 / (2 sum_t B_t).",
         ge=0,
     )
     initial_effort: float = param(0.3, "0-1", ASSUMPTION, "Starting level of every effort task.", ge=0, le=1)

@@ -87,7 +87,8 @@ class Population:
         var_priv = params.risk_sd**2 * params.private_risk_share
         log_obs = rng.normal(-var_obs / 2, np.sqrt(var_obs), n)
         log_priv = rng.normal(-var_priv / 2, np.sqrt(var_priv), n)
-        view = log_priv + rng.normal(0.0, params.provider_signal_noise, n)
+        noise_sd = params.provider_signal_noise
+        view = log_priv + rng.normal(-(noise_sd**2) / 2, noise_sd, n)  # unbiased in exp: E[e^view] = e^priv
         provider = gp_chains[rng.integers(0, len(gp_chains), n)]
         sigma = clinical.delivery_noise
         noise = np.exp(rng.normal(-(sigma**2) / 2, sigma, (n, len(DISCIPLINES))))
