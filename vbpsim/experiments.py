@@ -127,7 +127,7 @@ def build_model(
 
 
 def run(
-    scheme: str | PaymentScheme | None = "ffs",
+    scheme: str | PaymentScheme | None = None,
     scenario: str | Scenario = "default",
     years: int | None = None,
     seed: int = 0,

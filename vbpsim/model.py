@@ -459,9 +459,11 @@ class VBPModel(mesa.Model):
 
     def outlier_threshold(self, care: dict[str, np.ndarray]) -> np.ndarray:
         """Per-discipline monthly cost above which a patient's care counts as outlier cost."""
-        in_care = care["need"] > 0
-        mean_case = care["cost"].sum(axis=0) / np.maximum(in_care.sum(axis=0), 1)
-        return self.config.purchaser.outlier_threshold * mean_case
+        if "outlier_threshold" not in care:
+            in_care = care["need"] > 0
+            mean_case = care["cost"].sum(axis=0) / np.maximum(in_care.sum(axis=0), 1)
+            care["outlier_threshold"] = self.config.purchaser.outlier_threshold * mean_case
+        return care["outlier_threshold"]
 
     def _shift_units(self) -> float:
         """Home-care units that replace one shifted rehabilitation unit."""
@@ -544,6 +546,7 @@ class VBPModel(mesa.Model):
         qalys = float(qol[alive].sum() * dt)
 
         base_stroke = pop.stroke_hazard(clinical)
+        care["stroke_hazard"] = base_stroke
         gp_shortfall = 1.0 - benefit[:, GP]
         stroke_h = base_stroke * (1 + harm * gp_shortfall)
         if self.mechanisms.prevention:
@@ -764,7 +767,7 @@ class VBPModel(mesa.Model):
         preventable = np.zeros(n)
         at_risk = np.zeros(n)
         if m.prevention:
-            hazard = self.population.stroke_hazard(self.config.clinical)
+            hazard = care["stroke_hazard"]  # computed this step in update_health (lagged view)
             preventable = np.bincount(self.population.provider[:, GP], weights=hazard, minlength=n)
             preventable *= self.config.effort.prevention_efficacy * self.dt_years
             at_risk = np.bincount(self.population.provider[:, GP], weights=(hazard > 0).astype(float), minlength=n)
@@ -848,39 +851,44 @@ class VBPModel(mesa.Model):
             bump_services[:, d] += 1.0
             services_grad[:, d] = self.contract.pay(yearly.replace(services=bump_services)) - base
 
-        perceived = (need["diagnosis_cost"] / self.unit_cost) * np.exp(
-            pop.log_risk_observable + pop.provider_view_private
-        )[:, None]
         gp = pop.provider[:, GP]
         payee_of_gp = table.payee[gp]
-        rows = pop.provider
-        inside = table.payee[rows] == payee_of_gp[:, None]
-        in_care = need["need"] > 0
-        per_year = spy * inside
+        perceived_risk = np.exp(pop.log_risk_observable + pop.provider_view_private)
         threshold = self.outlier_threshold(need)
-        priced = (
-            need["scores"] * grad["expected_cost"][payee_of_gp, None]
-            + need["mean_cost"][None, :] * grad["average_cost"][payee_of_gp, None]
-            + in_care
-            * (grad["cases"][payee_of_gp, None] + self._case_weights(need) * grad["case_value"][payee_of_gp, None])
-        )
-        members = grad["member_months"][payee_of_gp] * self.months_per_step * spy
-
-        def yearly_net(need_units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            units = table.decision.intensity[rows] * need_units * table.need_multiplier[rows]
-            cost = units * self.unit_cost
-            pay = (
-                priced
-                + units * services_grad[payee_of_gp]
-                + cost * grad["cost"][payee_of_gp, None]
-                + np.maximum(cost - threshold, 0.0) * grad["outlier_cost"][payee_of_gp, None]
+        case_weights = self._case_weights(need)
+        net = grad["member_months"][payee_of_gp] * self.months_per_step * spy
+        true_net = net.copy()
+        cost = np.zeros(pop.size)
+        for d in range(len(DISCIPLINES)):  # only the disciplines inside the GP's payee count
+            rows = pop.provider[:, d]
+            inside = table.payee[rows] == payee_of_gp
+            if not inside.any():
+                continue
+            g = {name: grad[name][payee_of_gp] for name in grad}
+            priced = (
+                need["scores"][:, d] * g["expected_cost"]
+                + need["mean_cost"][d] * g["average_cost"]
+                + (need["need"][:, d] > 0) * (g["cases"] + case_weights[:, d] * g["case_value"])
             )
-            return ((pay - cost) * per_year).sum(axis=1) + members, (cost * per_year).sum(axis=1)
+            per_unit = table.decision.intensity[rows] * table.need_multiplier[rows]
+            for need_units, total in (
+                (need["diagnosis_cost"][:, d] / self.unit_cost[d] * perceived_risk, net),
+                (need["need"][:, d], true_net),
+            ):
+                units = per_unit * need_units
+                unit_cost = units * self.unit_cost[d]
+                pay = (
+                    priced
+                    + units * services_grad[payee_of_gp, d]
+                    + unit_cost * g["cost"]
+                    + np.maximum(unit_cost - threshold[d], 0.0) * g["outlier_cost"]
+                )
+                total += np.where(inside, (pay - unit_cost) * spy, 0.0)
+                if total is net:
+                    cost += np.where(inside, unit_cost * spy, 0.0)
 
         share = self.distribution.weights(base, yearly_rows(lagged, spy), table.payee)
-        net, cost = yearly_net(perceived)
         net = share[gp] * net
-        true_net = yearly_net(need["need"])[0]
         alive = pop.alive
         self.unprofitable = alive & (net < 0)
         n = table.n
@@ -894,7 +902,7 @@ class VBPModel(mesa.Model):
             bounds = np.quantile(-true_net[alive], [0.25, 0.75])
             self.unpriced_band = np.where(alive, np.digitize(-true_net, bounds), 1)
         kappa = self.config.providers.benefit_to_cost
-        care_value = kappa * perceived[:, GP] * self.unit_cost[GP] * spy
+        care_value = kappa * need["diagnosis_cost"][:, GP] * perceived_risk * spy
         gain = np.bincount(gp, weights=loss * self.steer_weight, minlength=n)
         harm = self.config.selection.steering_harm * np.bincount(
             gp, weights=care_value * self.steer_weight, minlength=n
@@ -936,6 +944,8 @@ class VBPModel(mesa.Model):
         decision = table.decision
         pop = self.population
         weights = np.maximum(table.need_belief * table.unit_cost, 1e-9)
+        excess = delivered_cost - cost_of
+        low_value = float(np.maximum(excess, 0).sum())  # sum(max(0, -e)) = sum(max(0, e)) - sum(e)
         row: dict[str, float] = {
             "step": self.step_index,
             "year": self.step_index // self.steps_per_year,
@@ -944,8 +954,8 @@ class VBPModel(mesa.Model):
             "provider_cost": float(obs.cost.sum()),
             "provider_income": float(income.sum()),
             "guideline_cost": float(cost_of.sum()),
-            "low_value_cost": float(np.maximum(delivered_cost - cost_of, 0).sum()),
-            "shortfall_cost": float(np.maximum(cost_of - delivered_cost, 0).sum()),
+            "low_value_cost": low_value,
+            "shortfall_cost": low_value - float(excess.sum()),
             "duplicate_cost": float((care["duplicates"] * self.unit_cost).sum()),
             "shifted_cost": float(care["shifted_cost"].sum()),
             "rehab_guideline_cost": float(cost_of[:, REHAB].sum()),
