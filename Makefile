@@ -22,7 +22,7 @@ demo: $(STAMP)  ## compare the base payment schemes on the default scenario
 	$(BIN)/vbpsim compare --scenario default --seeds 2
 
 test: $(STAMP)  ## the whole test suite
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --nbmake tests notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check vbpsim tests benchmarks
