@@ -298,6 +298,19 @@ class SharedSavings(_Benchmarked):
     add_on = True
     risk_bearing = True
 
+    @classmethod
+    def defaults_for(cls, base: PaymentScheme) -> dict[str, Any]:
+        """On a global budget, reconcile against the budget already paid and share its benchmark."""
+        if not isinstance(base, GlobalBudget):
+            return {}
+        return {
+            "basis": "budget",
+            "benchmark": base.benchmark,
+            "level": base.level,
+            "trend": base.trend,
+            "carve_out": base.carve_out,
+        }
+
     def __init__(
         self,
         *,

@@ -163,6 +163,8 @@ def result_of(model: VBPModel) -> Result:
         model.providers.insolvent_steps,
         sc.clinical.willingness_to_pay,
     )
+    ind["insolvent_groups"] = float((model.insolvent_group_steps > 0).sum())
+    ind["contracting_groups"] = float(model.n_payees)
     return Result(
         scheme=scheme_label(model.contract),
         scenario=sc.name,

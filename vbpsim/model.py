@@ -201,6 +201,7 @@ class VBPModel(mesa.Model):
         self.low_value_multiplier = np.ones(n)  # extra units from adopted low-value innovations
         self.records: list[dict[str, float]] = []
         self.income_total = np.zeros(n)
+        self.insolvent_group_steps = np.zeros(self.n_payees, dtype=np.int64)
         self.cost_total = np.zeros(n)
         self.step_index = 0
 
@@ -389,6 +390,8 @@ class VBPModel(mesa.Model):
         self.cost_total += obs.cost
         self.close_periods(obs)
         self.providers.insolvent_steps += self.providers.reserves < 0
+        group_reserves = np.bincount(self.providers.payee, weights=self.providers.reserves, minlength=self.n_payees)
+        self.insolvent_group_steps += group_reserves < 0
         health = self.update_health(care)
         self.patients_choose(care)
         self.history.append(obs)
@@ -426,10 +429,8 @@ class VBPModel(mesa.Model):
         return care
 
     def contract_year(self) -> int:
-        """Year of the current contract (0 = first); contracts renew every ``contract.length_years``."""
-        year = self.step_index // self.steps_per_year
-        length = self.config.contract.length_years
-        return year % length if length > 0 else year
+        """Years since the contract relationship began (0 = first), across renewals, so glide paths run on."""
+        return self.step_index // self.steps_per_year
 
     def close_periods(self, obs: Observation) -> None:
         """Year end: reset patients' stop-loss accumulators; contract end: rebase historical cost.

@@ -63,7 +63,7 @@ class Observation:
     expected_mix: np.ndarray | None = None  # (payees, disciplines) expected_cost split by discipline
     historical_cost: np.ndarray | None = None  # the payee's own cost in its last base period, same period length
     stoploss_excess: np.ndarray | None = None  # patients' yearly cost above the stop-loss attachment point
-    year: int = 0  # contract year (0 = first) in which the period ends
+    year: int = 0  # years since the contract relationship began (0 = first), across renewals
 
     EXTENSIVE: ClassVar[tuple[str, ...]] = (
         "services",
@@ -147,6 +147,11 @@ class PaymentScheme:
     def pay(self, obs: Observation) -> np.ndarray:
         """Payments per payee for the observed period."""
         raise NotImplementedError
+
+    @classmethod
+    def defaults_for(cls, base: PaymentScheme) -> dict[str, Any]:
+        """Default parameters of this add-on when added to ``base`` (override to adapt)."""
+        return {}
 
     def components(self) -> Iterator[tuple[float, PaymentScheme]]:
         """The leaf schemes with their weights (a leaf yields itself with weight 1)."""
@@ -495,7 +500,11 @@ def make_scheme(name: str | PaymentScheme, params: dict[str, Any] | None = None)
     base = _construct(SCHEMES[base_name], params)
     if not addons:
         return base
-    return Blend(parts=[(1.0, base)] + [(1.0, _construct(SCHEMES[a], addon_params[a])) for a in addons])
+    parts = [(1.0, base)]
+    for a in addons:
+        defaults = SCHEMES[a].defaults_for(base)
+        parts.append((1.0, _construct(SCHEMES[a], {**defaults, **addon_params[a]})))
+    return Blend(parts=parts)
 
 
 def _construct(cls: type[PaymentScheme], params: dict[str, Any]) -> PaymentScheme:
