@@ -7,7 +7,8 @@ The tables are built from what the code declares, so they cannot drift from it:
 * the module-level constants that act as parameters (values read from the modules);
 * the provider decision vector (``vbpsim.agents.Decision.DIMENSIONS``) and the named
   random streams (``vbpsim.model.STREAMS``), so the lists in the ODD follow the code;
-* every registered payment scheme with its constructor parameters and defaults.
+* every registered payment scheme with its constructor parameters and defaults; units and
+  meanings of the value-based contract pieces come from ``vbpsim.contracts.PARAMETER_DOCS``.
 
 Usage::
 
@@ -31,7 +32,7 @@ from typing import Any
 import annotated_types
 import numpy as np
 
-from vbpsim import agents, model, population, schemes
+from vbpsim import agents, contracts, model, population, schemes
 from vbpsim.parameters import DISCIPLINES, HEALTH_STATES, SECTIONS, Scenario
 
 BEGIN = "<!-- BEGIN PARAMETER TABLES -->"
@@ -152,6 +153,9 @@ SCHEME_PARAMETERS: dict[tuple[str, str], tuple[str, str]] = {
         "share",
         "Share of each patient's cost above purchaser.outlier_threshold that the purchaser pays back.",
     ),
+    # The value-based contract pieces (global_budget, shared_savings, stop_loss, quality_gate)
+    # document their own parameters next to the code.
+    **contracts.PARAMETER_DOCS,
 }
 
 

@@ -481,7 +481,11 @@ class DecisionRule:
         outlook: Outlook,
         units: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Loss-averse yearly profit, plus altruism times health value, minus effort."""
+        """Loss-averse yearly profit, plus altruism times health value, minus effort and moral cost.
+
+        Ethics bounds selection twice: as a ceiling on the share of patients a provider will
+        steer away (1 - ethics) and as a moral cost of steering (Section 4.2.4).
+        """
         if units is None:
             units = self.own_units(table, decision, outlook)
         yearly_cost = care_cost(units, table.capacity, table.unit_cost, self.overtime_premium) * self.steps_per_year
@@ -489,11 +493,14 @@ class DecisionRule:
         if self.mechanisms.risk_selection:
             profit = profit + decision.selection * self._steering_rate() * outlook.selection_gain
         felt_profit = np.where(profit >= 0, profit, table.loss_aversion * profit)
-        return (
+        utility = (
             felt_profit
             + table.altruism * self.health_value(table, decision, outlook)
             - self.effort_cost(decision, outlook)
         )
+        if self.mechanisms.risk_selection:  # professional ethics: steering patients away is distasteful
+            utility = utility - table.ethics * decision.selection * self._steering_rate() * outlook.selection_harm
+        return utility
 
     # -- choosing ---------------------------------------------------------------------------------
     def evaluate(

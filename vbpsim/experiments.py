@@ -164,6 +164,8 @@ def result_of(model: VBPModel) -> Result:
         sc.clinical.willingness_to_pay,
     )
     ind["insolvent_groups"] = float((model.insolvent_group_steps > 0).sum())
+    margins = np.array(model.yearly_margins)
+    ind["margin_volatility"] = float(margins.std(axis=0, ddof=1).mean()) if len(margins) > 1 else 0.0
     ind["contracting_groups"] = float(model.n_payees)
     return Result(
         scheme=scheme_label(model.contract),

@@ -202,6 +202,9 @@ class VBPModel(mesa.Model):
         self.records: list[dict[str, float]] = []
         self.income_total = np.zeros(n)
         self.insolvent_group_steps = np.zeros(self.n_payees, dtype=np.int64)
+        self.year_income = np.zeros(self.n_payees)
+        self.year_cost = np.zeros(self.n_payees)
+        self.yearly_margins: list[np.ndarray] = []  # each contracting group's margin, year by year
         self.cost_total = np.zeros(n)
         self.step_index = 0
 
@@ -297,6 +300,8 @@ class VBPModel(mesa.Model):
         survive = 1 - c.case_fatality
         units = NEED_PER_MONTH[ACUTE] * months
         units = units + survive * NEED_PER_MONTH[POST_ACUTE] * months * post_acute_steps
+        after_acute = survive * (post_acute_steps + p_disabled * disabled_steps)
+        self.episode_steps = np.array([after_acute, 1.0, survive * post_acute_steps, after_acute])
         return units + survive * p_disabled * NEED_PER_MONTH[DISABLED] * months * disabled_steps
 
     # -- helpers ---------------------------------------------------------------------
@@ -391,6 +396,13 @@ class VBPModel(mesa.Model):
         self.close_periods(obs)
         self.providers.insolvent_steps += self.providers.reserves < 0
         group_reserves = np.bincount(self.providers.payee, weights=self.providers.reserves, minlength=self.n_payees)
+        payee = self.providers.payee
+        self.year_income += np.bincount(payee, weights=income, minlength=self.n_payees)
+        self.year_cost += np.bincount(payee, weights=obs.cost, minlength=self.n_payees)
+        if (self.step_index + 1) % self.steps_per_year == 0:
+            self.yearly_margins.append((self.year_income - self.year_cost) / np.maximum(self.year_cost, 1e-9))
+            self.year_income = np.zeros(self.n_payees)
+            self.year_cost = np.zeros(self.n_payees)
         self.insolvent_group_steps += group_reserves < 0
         health = self.update_health(care)
         self.patients_choose(care)
@@ -856,6 +868,7 @@ class VBPModel(mesa.Model):
         payee_of_gp = table.payee[gp]
         perceived_risk = np.exp(pop.log_risk_observable + pop.provider_view_private)
         threshold = self.outlier_threshold(need)
+        hazard = need["stroke_hazard"]  # yearly, from age and conditions (zero if not at risk)
         case_weights = self._case_weights(need)
         net = grad["member_months"][payee_of_gp] * self.months_per_step * spy
         true_net = net.copy()
@@ -872,10 +885,34 @@ class VBPModel(mesa.Model):
                 + (need["need"][:, d] > 0) * (g["cases"] + case_weights[:, d] * g["case_value"])
             )
             per_unit = table.decision.intensity[rows] * table.need_multiplier[rows]
-            for need_units, total in (
-                (need["diagnosis_cost"][:, d] / self.unit_cost[d] * perceived_risk, net),
-                (need["need"][:, d], true_net),
+            # A patient's expected acute episodes (stroke risk from age and conditions) and what
+            # the contract would pay for them: the risk that state-based prices leave unpriced.
+            steps = self.episode_steps[d]
+            episode_price = (
+                self.episode_units[d]
+                * self.unit_cost[d]
+                * (
+                    g["case_value"]
+                    + pop.observable_risk**self.config.purchaser.risk_adjustment_power * g["expected_cost"]
+                )
+                + steps * g["cases"]
+            )
+            for need_units, total, risk in (
+                (need["diagnosis_cost"][:, d] / self.unit_cost[d] * perceived_risk, net, perceived_risk),
+                (need["need"][:, d], true_net, pop.frailty),
             ):
+                episode_units = hazard * self.episode_units[d] * risk * per_unit
+                episode_cost = episode_units * self.unit_cost[d]
+                per_step_cost = self.episode_units[d] * risk * per_unit * self.unit_cost[d] / max(steps, 1e-9)
+                episode_pay = (
+                    hazard * episode_price
+                    + episode_units * services_grad[payee_of_gp, d]
+                    + episode_cost * g["cost"]
+                    + hazard * steps * np.maximum(per_step_cost - threshold[d], 0.0) * g["outlier_cost"]
+                )
+                total += np.where(inside, episode_pay - episode_cost, 0.0)
+                if total is net:
+                    cost += np.where(inside, episode_cost, 0.0)
                 units = per_unit * need_units
                 unit_cost = units * self.unit_cost[d]
                 pay = (
