@@ -94,3 +94,27 @@ def test_odd_has_all_protocol_sections(odd_text):
         "## 9. Parameters",
     ):
         assert heading in odd_text
+
+
+def test_every_scheme_parameter_is_described(tables):
+    """New schemes (e.g. vbpsim.contracts) must document unit and meaning of each parameter."""
+    undescribed = [line for line in tables.splitlines() if "not yet described here" in line]
+    assert not undescribed, (
+        "undescribed rows (add them to SCHEME_PARAMETERS or contracts.PARAMETER_DOCS):\n" + "\n".join(undescribed)
+    )
+
+
+def test_every_builtin_scenario_and_preset_is_documented(odd_text):
+    names = subprocess.run(
+        [sys.executable, "-c", "import vbpsim; print('\\n'.join(vbpsim.list_scenarios()))"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "default" in names
+    presets = odd_text[odd_text.index("### 6.1 Presets") : odd_text.index("## 7. Submodels")]
+    for name in names:
+        assert f"| `{name}` |" in odd_text, f"scenario {name!r} missing from the tables of ODD.md Section 6"
+        if name not in ("default", "small", "large"):
+            assert f"| `{name}` |" in presets, f"preset {name!r} missing from ODD.md Section 6.1 (Presets)"
