@@ -417,8 +417,10 @@ class DecisionRule:
         if context.trust < 1.0:
             payments = np.zeros(n_payees)
             for weight, leaf in contract.components():
-                believed = context.trust if leaf.settlement_months >= 12 else 1.0
-                payments += believed * weight * np.asarray(leaf.pay(payee_obs), dtype=float)
+                amount = weight * np.asarray(leaf.pay(payee_obs), dtype=float)
+                if leaf.settlement_months >= 12:  # promised yearly gains are doubted, claw-backs are not
+                    amount = np.where(amount > 0, context.trust * amount, amount)
+                payments += amount
         else:
             payments = contract.pay(payee_obs)
         return distribute(payments, yearly, table.payee, cohesion=context.cohesion)

@@ -299,17 +299,22 @@ class SharedSavings(_Benchmarked):
     risk_bearing = True
 
     @classmethod
-    def defaults_for(cls, base: PaymentScheme) -> dict[str, Any]:
-        """On a global budget, reconcile against the budget already paid and share its benchmark."""
-        if not isinstance(base, GlobalBudget):
-            return {}
-        return {
-            "basis": "budget",
-            "benchmark": base.benchmark,
-            "level": base.level,
-            "trend": base.trend,
-            "carve_out": base.carve_out,
-        }
+    def defaults_for(cls, base: PaymentScheme, companions: dict[str, PaymentScheme]) -> dict[str, Any]:
+        """Reconcile against a global budget already paid, on its benchmark; never reconcile reinsured cost.
+
+        With a ``stop_loss`` or ``outlier`` add-on, the share the purchaser already reimburses is
+        left out of the reconciled cost, so it is not paid twice.
+        """
+        defaults: dict[str, Any] = {}
+        if isinstance(base, GlobalBudget):
+            defaults.update(
+                basis="budget", benchmark=base.benchmark, level=base.level, trend=base.trend, carve_out=base.carve_out
+            )
+        if "stop_loss" in companions:
+            defaults["reinsured_share"] = companions["stop_loss"].share
+        if "outlier" in companions:
+            defaults["reinsured_outlier_share"] = companions["outlier"].share
+        return defaults
 
     def __init__(
         self,
@@ -433,8 +438,8 @@ class StopLoss(PaymentScheme):
     expenses of specific individuals"). ``obs.stoploss_excess`` is each patient's cost in
     the contract year above ``purchaser.stop_loss_attachment``, counted as it accrues, so
     the add-on settles monthly. Keeps insurance risk with the purchaser (Section 4.2.3.3).
-    When combined with ``shared_savings``, set ``shared_savings_reinsured_share`` to the
-    same share so the reinsured cost is not reconciled again.
+    Combined with ``shared_savings`` (``...+shared_savings+stop_loss``), the reconciliation
+    leaves the reinsured share out of the cost by default, so it is not paid twice.
     """
 
     name = "stop_loss"

@@ -852,6 +852,7 @@ class VBPModel(mesa.Model):
             "case_value",
             "cost",
             "outlier_cost",
+            "stoploss_excess",
         )
         grad = {}
         for name in fields:
@@ -869,6 +870,7 @@ class VBPModel(mesa.Model):
         perceived_risk = np.exp(pop.log_risk_observable + pop.provider_view_private)
         threshold = self.outlier_threshold(need)
         hazard = need["stroke_hazard"]  # yearly, from age and conditions (zero if not at risk)
+        attachment = self.config.purchaser.stop_loss_attachment
         case_weights = self._case_weights(need)
         net = grad["member_months"][payee_of_gp] * self.months_per_step * spy
         true_net = net.copy()
@@ -921,7 +923,9 @@ class VBPModel(mesa.Model):
                     + unit_cost * g["cost"]
                     + np.maximum(unit_cost - threshold[d], 0.0) * g["outlier_cost"]
                 )
-                total += np.where(inside, (pay - unit_cost) * spy, 0.0)
+                yearly_cost = unit_cost * spy + episode_cost
+                reinsured = np.maximum(yearly_cost - attachment, 0.0) * g["stoploss_excess"]
+                total += np.where(inside, (pay - unit_cost) * spy + reinsured, 0.0)
                 if total is net:
                     cost += np.where(inside, unit_cost * spy, 0.0)
 

@@ -149,8 +149,8 @@ class PaymentScheme:
         raise NotImplementedError
 
     @classmethod
-    def defaults_for(cls, base: PaymentScheme) -> dict[str, Any]:
-        """Default parameters of this add-on when added to ``base`` (override to adapt)."""
+    def defaults_for(cls, base: PaymentScheme, companions: dict[str, PaymentScheme]) -> dict[str, Any]:
+        """Default parameters of this add-on given the base and the other add-ons (override to adapt)."""
         return {}
 
     def components(self) -> Iterator[tuple[float, PaymentScheme]]:
@@ -500,10 +500,12 @@ def make_scheme(name: str | PaymentScheme, params: dict[str, Any] | None = None)
     base = _construct(SCHEMES[base_name], params)
     if not addons:
         return base
-    parts = [(1.0, base)]
+    plain = {a: _construct(SCHEMES[a], addon_params[a]) for a in addons}
+    parts: list[tuple[float, PaymentScheme]] = [(1.0, base)]
     for a in addons:
-        defaults = SCHEMES[a].defaults_for(base)
-        parts.append((1.0, _construct(SCHEMES[a], {**defaults, **addon_params[a]})))
+        others = {name: scheme for name, scheme in plain.items() if name != a}
+        defaults = SCHEMES[a].defaults_for(base, others)
+        parts.append((1.0, _construct(SCHEMES[a], {**defaults, **addon_params[a]}) if defaults else plain[a]))
     return Blend(parts=parts)
 
 
