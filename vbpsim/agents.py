@@ -423,7 +423,8 @@ class DecisionRule:
                 payments += amount
         else:
             payments = contract.pay(payee_obs)
-        return distribute(payments, yearly, table.payee, cohesion=context.cohesion)
+        own = contract.pay(yearly) if distribute.rule == "contribution" else None
+        return distribute(payments, yearly, table.payee, cohesion=context.cohesion, own=own)
 
     # -- valuing a decision ------------------------------------------------------------------
     def health_value(self, table: ProviderTable, decision: Decision, outlook: Outlook) -> np.ndarray:
@@ -681,9 +682,11 @@ class DistributionRule:
     The group pays each member's cost of care and splits the surplus (payment minus the
     members' total cost, negative for a loss) by weights: ``equal`` the same for all;
     ``panel`` by the member's share of the group's risk-adjusted expected cost;
-    ``contribution`` by the member's own contribution, its savings against its share of the
-    payment (or, for a loss, its overrun). A payee with one member keeps its whole surplus
-    under any rule, so solo contracts are unaffected.
+    ``contribution`` by the member's own contribution: what the contract would pay for its
+    own row as if it contracted alone, minus its cost (for a loss, its overrun). Under FFS
+    that credits a member's own billing, under capitation its own panel's capitation. A
+    payee with one member keeps its whole surplus under any rule, so solo contracts are
+    unaffected.
     """
 
     RULES = ("equal", "panel", "contribution")
@@ -693,8 +696,13 @@ class DistributionRule:
             raise ParameterError("groups.distribution", rule, f"one of {list(self.RULES)}")
         self.rule = rule
 
-    def weights(self, payments: np.ndarray, obs: Observation, payee: np.ndarray) -> np.ndarray:
-        """Each member's share of its payee's surplus (shares of a payee sum to 1)."""
+    def weights(
+        self, payments: np.ndarray, obs: Observation, payee: np.ndarray, own: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Each member's share of its payee's surplus (shares of a payee sum to 1).
+
+        ``own``: what the contract would pay each member for its own row (``contribution``).
+        """
         n_payees = len(payments)
         expected = np.maximum(obs.expected_cost, 0.0) + 1e-9
         expected_share = expected / np.bincount(payee, weights=expected, minlength=n_payees)[payee]
@@ -704,7 +712,8 @@ class DistributionRule:
             raw = expected_share
         else:
             cost_total = np.bincount(payee, weights=obs.cost, minlength=n_payees)
-            savings = payments[payee] * expected_share - obs.cost
+            earned = payments[payee] * expected_share if own is None else own
+            savings = earned - obs.cost
             gain = (payments - cost_total)[payee] >= 0
             raw = np.where(gain, np.maximum(savings, 0.0), np.maximum(-savings, 0.0))
             empty = np.bincount(payee, weights=raw, minlength=n_payees)[payee] <= 1e-9
@@ -712,7 +721,14 @@ class DistributionRule:
         raw = raw + 1e-12
         return raw / np.bincount(payee, weights=raw, minlength=n_payees)[payee]
 
-    def __call__(self, payments: np.ndarray, obs: Observation, payee: np.ndarray, cohesion: float = 0.0) -> np.ndarray:
+    def __call__(
+        self,
+        payments: np.ndarray,
+        obs: Observation,
+        payee: np.ndarray,
+        cohesion: float = 0.0,
+        own: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Each provider's income: its own cost plus its share of the payee's surplus.
 
         ``cohesion`` > 0 gives the income as a member *perceives* it when it weighs the
@@ -720,7 +736,7 @@ class DistributionRule:
         """
         cost_total = np.bincount(payee, weights=obs.cost, minlength=len(payments))
         surplus = payments - cost_total
-        weights = self.weights(payments, obs, payee)
+        weights = self.weights(payments, obs, payee, own)
         if cohesion > 0:
             weights = weights + cohesion * (1.0 - weights)
         return obs.cost + weights * surplus[payee]
@@ -814,12 +830,15 @@ class Purchaser(mesa.Agent):
                 self.pending[period] = Observation.zeros(len(payee), self.unit_cost)
             self.pending[period].accumulate(provider_obs)
         payments = np.zeros(self.n_payees)
+        own = np.zeros(len(payee)) if self.distribute.rule == "contribution" else None
         for weight, leaf in components:
             period = self.settlement_steps(leaf)
             if self._due(period, step):
                 payee_obs = aggregate(self.pending[period], payee, self.n_payees, discipline)
                 payments += weight * np.asarray(leaf.pay(payee_obs), dtype=float)
-        income = self.distribute(payments, provider_obs, payee)
+                if own is not None:  # what each member would earn on its own row
+                    own += weight * np.asarray(leaf.pay(self.pending[period]), dtype=float)
+        income = self.distribute(payments, provider_obs, payee, own=own)
         for period in list(self.pending):
             if self._due(period, step):
                 del self.pending[period]

@@ -929,7 +929,9 @@ class VBPModel(mesa.Model):
                 if total is net:
                     cost += np.where(inside, unit_cost * spy, 0.0)
 
-        share = self.distribution.weights(base, yearly_rows(lagged, spy), table.payee)
+        rows_yearly = yearly_rows(lagged, spy)
+        own = self.contract.pay(rows_yearly) if self.distribution.rule == "contribution" else None
+        share = self.distribution.weights(base, rows_yearly, table.payee, own)
         net = share[gp] * net
         alive = pop.alive
         self.unprofitable = alive & (net < 0)

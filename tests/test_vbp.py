@@ -1,0 +1,451 @@
+"""Value-based payment: what its design features must show (issue 4), as statistics.
+
+Each test runs its arms on the same seeds (common random numbers: the same patients and
+the same random streams in every arm), takes the paired difference treatment - control
+per seed and asserts a *direction* with the 95% confidence interval of the mean
+difference (Student t over seeds): the whole interval must lie on the predicted side of
+zero (or of a stated tolerance), so every test could fail. A phenomenon the model does
+not produce is marked ``xfail(strict=True)`` with the measured numbers, never loosened.
+
+Sources: Cattel, Eijkenaar & Schut (2018), Section 4 (seed 004) and the Rotterdam
+stroke-care case (seed 000). Worlds: scenario ``small`` (2,000 adults, 6 GPs and 2 of each
+other discipline) or a preset shrunk to that world (``SMALL_WORLD``); runs are cached per
+process so the tests of one phenomenon share them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+import vbpsim
+from vbpsim.cli import app
+from vbpsim.metrics import DIMENSIONS
+from vbpsim.parameters import INNOVATION_TYPES
+
+SEEDS = tuple(range(1, 9))  # 8 replications shared by every arm
+PRESETS = ("aqc", "mssp", "kinzigtal", "diabetes_bundle", "stroke_vbp", "cattel_vbp")
+# The presets are built on the default world (10,000 adults, 42 providers); this shrinks
+# them to the small world (equal hospital/rehab/nursing counts, as chains need).
+SMALL_WORLD: dict[str, Any] = {"n_patients": 2000, "n_gp": 6, "n_hospital": 2, "n_rehab": 2, "n_nursing": 2}
+
+
+# -- running and statistics --------------------------------------------------------------------
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+@functools.cache
+def _run(scheme: str | None, scenario: str, years: int, seed: int, overrides: tuple) -> vbpsim.Result:
+    return vbpsim.run(scheme, scenario=scenario, years=years, seed=seed, **dict(overrides))
+
+
+def arm(
+    scheme: str | None, scenario: str = "small", years: int = 3, seeds: tuple[int, ...] = SEEDS, **overrides: Any
+) -> list[vbpsim.Result]:
+    """One arm: a scheme (``None``: the scenario's contract) with overrides on every seed."""
+    key = tuple(sorted((k, _hashable(v)) for k, v in overrides.items()))
+    return [_run(scheme, scenario, years, seed, key) for seed in seeds]
+
+
+@functools.cache
+def _innovation_run(scheme: str | None, scenario: str, years: int, seed: int, overrides: tuple) -> dict[str, float]:
+    model = vbpsim.build_model(scheme, scenario, years, seed, **dict(overrides))
+    model.run()
+    result = vbpsim.experiments.result_of(model)
+    out = {"effort_prevention": result.indicators["effort_prevention"]}
+    for i, kind in enumerate(INNOVATION_TYPES):
+        out[f"adopted_{kind}"] = float(model.innovation_adoptions[i])
+        out[f"offered_{kind}"] = float(model.innovation_offers[i])
+    return out
+
+
+def innovation_arm(scheme: str | None, scenario: str, years: int, **overrides: Any) -> list[dict[str, float]]:
+    key = tuple(sorted((k, _hashable(v)) for k, v in overrides.items()))
+    return [_innovation_run(scheme, scenario, years, seed, key) for seed in SEEDS]
+
+
+def values(results: list, metric: str) -> np.ndarray:
+    """A metric per seed: an indicator, a value dimension, or a key of a dict."""
+    out = []
+    for r in results:
+        if isinstance(r, dict):
+            out.append(r[metric])
+        elif metric in r.value_dimensions:
+            out.append(r.value_dimensions[metric])
+        else:
+            out.append(r.indicators[metric])
+    return np.asarray(out, dtype=float)
+
+
+def paired_ci(treatment: np.ndarray, control: np.ndarray) -> tuple[float, float, float]:
+    """Mean paired (same-seed) difference treatment - control with a 95% Student-t CI."""
+    d = np.asarray(treatment, dtype=float) - np.asarray(control, dtype=float)
+    assert d.ndim == 1 and len(d) >= 2
+    mean = float(d.mean())
+    half = float(stats.t.ppf(0.975, len(d) - 1)) * float(d.std(ddof=1)) / math.sqrt(len(d))
+    return mean, mean - half, mean + half
+
+
+def fmt(ci: tuple[float, float, float], treatment: np.ndarray, control: np.ndarray) -> str:
+    return (
+        f"treatment {np.mean(treatment):.4g}, control {np.mean(control):.4g}; "
+        f"difference {ci[0]:+.4g}, 95% CI [{ci[1]:+.4g}, {ci[2]:+.4g}]"
+    )
+
+
+def assert_direction(treatment: np.ndarray, control: np.ndarray, sign: int, label: str, margin: float = 0.0) -> None:
+    """The CI of treatment - control lies above ``-margin`` (sign +1) or below ``margin`` (sign -1)."""
+    ci = paired_ci(treatment, control)
+    message = f"{label}: {fmt(ci, treatment, control)}"
+    if sign > 0:
+        assert ci[1] > -margin, message
+    else:
+        assert ci[2] < margin, message
+
+
+# -- 1. one-sided -> two-sided risk (Section 4.2.5.1) -------------------------------------------
+# A risk-adjusted global budget to each regional chain, reconciled yearly at a 50% savings
+# rate; the two-sided arm also bears 50% of losses. Imperfect risk adjustment (the
+# purchaser's model captures 30% of observable log-risk) leaves risk unpriced to select on.
+SHARING = {
+    "composition": "chain",
+    "risk_adjustment_power": 0.3,
+    "shared_savings_savings_rate": 0.5,
+    "shared_savings_min_savings_rate": 0.0,
+    "shared_savings_min_loss_rate": 0.0,
+}
+
+
+def sided(loss_rate: float) -> list[vbpsim.Result]:
+    return arm("global_budget+shared_savings", shared_savings_loss_rate=loss_rate, **SHARING)
+
+
+@pytest.mark.parametrize(
+    ("metric", "sign"),
+    [
+        ("spending_per_capita", -1),  # stronger cost-conscious behaviour ...
+        ("intensity_ratio", -1),
+        ("cost_consciousness", +1),
+        ("risk_selection", +1),  # ... and, with imperfect risk adjustment, more selection
+        ("steered_per_1000", +1),
+    ],
+)
+def test_two_sided_risk_strengthens_incentives_and_selection(metric: str, sign: int) -> None:
+    two, one = values(sided(0.5), metric), values(sided(0.0), metric)
+    assert_direction(two, one, sign, f"{metric}, loss_rate 0.5 - 0")
+
+
+# -- 2. risk corridors, reinsurance and outlier sharing (Section 4.2.5.1) ----------------------
+# Solo contracts (each provider bears its own panel's risk, so the spread of margins across
+# providers is the spread of their results): a risk-adjusted global budget with two-sided
+# sharing at 50% (no minimum rates, no caps), risk adjustment power 0.3. Each device is
+# added to that same contract; the reconciliation excludes the reinsured cost.
+MITIGATION_BASE = {
+    "composition": "solo",
+    "risk_adjustment_power": 0.3,
+    "shared_savings_savings_rate": 0.5,
+    "shared_savings_loss_rate": 0.5,
+    "shared_savings_min_savings_rate": 0.0,
+    "shared_savings_min_loss_rate": 0.0,
+    "shared_savings_savings_cap": 1.0,
+    "shared_savings_loss_cap": 1.0,
+}
+MITIGATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    # the cattel_vbp preset's corridors: the payee keeps/bears the first 5% of benchmark at
+    # the risk rate, half of it on the next 5%, nothing beyond 10%
+    "corridors": ("", {"shared_savings_corridors": ((0.05, 1.0), (0.10, 0.5), (1e9, 0.0))}),
+    # tighter corridors: all of the first 2%, half of the next 3%, a tenth beyond 5%
+    "tight_corridors": ("", {"shared_savings_corridors": ((0.02, 1.0), (0.05, 0.5), (1e9, 0.1))}),
+    "stop_loss": ("+stop_loss", {"stop_loss_share": 0.9, "shared_savings_reinsured_share": 0.9}),
+    "outlier": ("+outlier", {"outlier_share": 0.8, "shared_savings_reinsured_outlier_share": 0.8}),
+}
+
+
+def mitigation_arm(device: str | None) -> list[vbpsim.Result]:
+    suffix, extra = MITIGATIONS[device] if device else ("", {})
+    return arm("global_budget+shared_savings" + suffix, **MITIGATION_BASE, **extra)
+
+
+XFAIL_CORRIDORS_SELECTION = (
+    "preset corridors (5%/10%): risk_selection 0.256 vs 0.428 per 1,000, difference -0.171, "
+    "95% CI [-0.437, +0.094]: direction right, not significant over 8 seeds"
+)
+XFAIL_STOP_LOSS_MARGIN = (
+    "stop_loss 0.9 (attachment 20,000 EUR): margin_sd 0.0721 vs 0.0748, difference -0.0027, "
+    "95% CI [-0.0077, +0.0024]: few patient-years exceed the attachment"
+)
+XFAIL_STOP_LOSS_VOLATILITY = (
+    "stop_loss 0.9: margin_volatility 0.0619 vs 0.0631, difference -0.0013, 95% CI [-0.0036, +0.0011] "
+    "(solo, 3 years): right direction, not significant; one patient's yearly cost at one provider "
+    "rarely exceeds the attachment point"
+)
+XFAIL_STOP_LOSS_SELECTION = (
+    "stop_loss: risk_selection unchanged (difference 0) in solo contracts: the GPs' appraisal does "
+    "probe the stop-loss gradient, but a solo GP's yearly cost for one patient never reaches the "
+    "20,000 EUR attachment point"
+)
+XFAIL_OUTLIER_MARGIN = (
+    "outlier 0.8: margin_sd 0.0888 vs 0.0748, difference +0.0140, 95% CI [+0.0049, +0.0232]: "
+    "the outlier payment comes on top of an unchanged budget (not budget-neutral), so it widens margins"
+)
+XFAIL_OUTLIER_SELECTION = (
+    "outlier 0.8: risk_selection 0.428 vs 0.428, difference +1e-05, 95% CI [-1.3e-05, +3.3e-05]: "
+    "no effect on steering in solo contracts"
+)
+
+
+@pytest.mark.parametrize(
+    ("device", "metric"),
+    [
+        ("corridors", "margin_sd"),
+        pytest.param(
+            "corridors", "risk_selection", marks=pytest.mark.xfail(reason=XFAIL_CORRIDORS_SELECTION, strict=True)
+        ),
+        ("tight_corridors", "margin_sd"),
+        ("tight_corridors", "risk_selection"),
+        pytest.param("stop_loss", "margin_sd", marks=pytest.mark.xfail(reason=XFAIL_STOP_LOSS_MARGIN, strict=True)),
+        pytest.param(
+            "stop_loss", "risk_selection", marks=pytest.mark.xfail(reason=XFAIL_STOP_LOSS_SELECTION, strict=True)
+        ),
+        pytest.param("outlier", "margin_sd", marks=pytest.mark.xfail(reason=XFAIL_OUTLIER_MARGIN, strict=True)),
+        pytest.param("outlier", "risk_selection", marks=pytest.mark.xfail(reason=XFAIL_OUTLIER_SELECTION, strict=True)),
+        # Financial risk proper: the spread over years of each contracting group's margin.
+        ("corridors", "margin_volatility"),
+        pytest.param(
+            "stop_loss", "margin_volatility", marks=pytest.mark.xfail(reason=XFAIL_STOP_LOSS_VOLATILITY, strict=True)
+        ),
+        ("outlier", "margin_volatility"),
+    ],
+)
+def test_risk_mitigation_shrinks_margin_variance_and_selection(device: str, metric: str) -> None:
+    with_device, without = values(mitigation_arm(device), metric), values(mitigation_arm(None), metric)
+    assert_direction(with_device, without, -1, f"{metric}, with {device} - without")
+
+
+# -- 3. historical benchmark and the ratchet (Section 4.2.3.1) ---------------------------------
+# Budget + two-sided shared savings (50/50) on chains, two-year contracts: the first
+# contract's two years are the base years whose spending sets the next benchmark under
+# "historical". Providers anticipate the rebase (rebase_weight); under "normative" their
+# spending does not move their future payment.
+RATCHET = {
+    "composition": "chain",
+    "shared_savings_savings_rate": 0.5,
+    "shared_savings_loss_rate": 0.5,
+    "shared_savings_min_savings_rate": 0.0,
+    "shared_savings_min_loss_rate": 0.0,
+    "shared_savings_savings_cap": 1.0,
+    "shared_savings_loss_cap": 1.0,
+}
+BASE_YEARS = 2
+
+
+def ratchet_arm(benchmark: str, length_years: int) -> list[vbpsim.Result]:
+    return arm(
+        "global_budget+shared_savings", years=BASE_YEARS, benchmark=benchmark, length_years=length_years, **RATCHET
+    )
+
+
+def base_year_cost(results: list[vbpsim.Result]) -> np.ndarray:
+    """Providers' cost of care per initial capita per year over the base years."""
+    patients = results[0].parameters["scenario"]["population"]["n_patients"]
+    return np.array([r.timeseries.provider_cost.sum() / patients / BASE_YEARS for r in results])
+
+
+@pytest.mark.parametrize("metric", ["base_year_cost", "intensity_ratio"])
+def test_historical_benchmark_ratchet_raises_base_year_spending(metric: str) -> None:
+    get = base_year_cost if metric == "base_year_cost" else functools.partial(values, metric=metric)
+    historical, normative = get(ratchet_arm("historical", 2)), get(ratchet_arm("normative", 2))
+    assert_direction(historical, normative, +1, f"{metric}, historical - normative benchmark, 2-year contracts")
+
+
+def test_ratchet_is_the_rebase_not_the_benchmark_level() -> None:
+    """Control: the same historical benchmark never rebased (length 0) spends less than when rebased."""
+    rebased, never = base_year_cost(ratchet_arm("historical", 2)), base_year_cost(ratchet_arm("historical", 0))
+    assert_direction(rebased, never, +1, "base-year cost, historical rebased every 2 years - never rebased")
+
+
+# -- 4. longer contracts raise prevention and innovation (Section 4.2.3.2) ---------------------
+# Innovations arrive 4 a year (enough to count adoptions); 3 years; 5-year vs 1-year contracts.
+LENGTH_YEARS = 3
+
+
+def length_arm(label: str, length_years: int) -> list[dict[str, float]]:
+    if label == "global_budget_chain":
+        return innovation_arm(
+            "global_budget", "small", LENGTH_YEARS, composition="chain", arrival_rate=4, length_years=length_years
+        )
+    return innovation_arm(None, "cattel_vbp", LENGTH_YEARS, arrival_rate=4, length_years=length_years, **SMALL_WORLD)
+
+
+XFAIL_CATTEL_PREVENTION = (
+    "cattel_vbp (two-sided 50% sharing within corridors, normative benchmark): effort_prevention "
+    "0.5207 vs 0.5193, difference +0.0014, 95% CI [-0.0064, +0.0092]: likely because the payee keeps "
+    "at most half of the first 5% of savings and a quarter of the next 5%"
+)
+
+
+XFAIL_CATTEL_ADOPTION = (
+    "cattel_vbp: cost-saving adoptions 5-year 0.25 vs 1-year 0, difference +0.25, 95% CI [-0.137, +0.637] "
+    "(seeds 1-8, 3 years): the payee keeps half of the first 5% of savings, so the money signal is weak; "
+    "the effect is clear on a plain global budget to chains (test above)"
+)
+
+
+@pytest.mark.parametrize(
+    ("contract", "metric"),
+    [
+        ("global_budget_chain", "effort_prevention"),
+        ("global_budget_chain", "adopted_cost_saving"),
+        pytest.param(
+            "cattel_vbp",
+            "effort_prevention",
+            marks=pytest.mark.xfail(reason=XFAIL_CATTEL_PREVENTION, strict=True),
+        ),
+        pytest.param(
+            "cattel_vbp",
+            "adopted_cost_saving",
+            marks=pytest.mark.xfail(reason=XFAIL_CATTEL_ADOPTION, strict=True),
+        ),
+    ],
+)
+def test_longer_contract_raises_prevention_and_cost_saving_innovation(contract: str, metric: str) -> None:
+    long, short = values(length_arm(contract, 5), metric), values(length_arm(contract, 1), metric)
+    assert_direction(long, short, +1, f"{contract} {metric}, 5-year - 1-year contract")
+
+
+# -- 5. the stroke-care case (seed 000) ---------------------------------------------------------
+# "Improvement" = how far the quality of care delivered (true_quality: measured and
+# unmeasured quality, 0-1) rises above its first-month level, averaged over the first three
+# years: the area under the improvement curve. Both arms start from the same state
+# (common seed, same initial decisions), so a lower value means slower improvement. Quality
+# rather than spending: under this preset intensity starts at the patient optimum and the
+# budget pushes it below (spending falls *away* from the optimum), so a faster fall in
+# spending is not an improvement here; what the case is about is better outcomes in the
+# chain through coordination, prevention and quality effort.
+STROKE_YEARS = 3
+STROKE_LEVERS: dict[str, dict[str, Any]] = {
+    "preset": {},
+    "data_lag": {"trusted_data_party": False, "data_lag_months": 12},
+    "low_trust": {"trust": 0.3},
+}
+
+
+def stroke_arm(lever: str, **extra: Any) -> list[vbpsim.Result]:
+    return arm(None, "stroke_vbp", STROKE_YEARS, **SMALL_WORLD, **STROKE_LEVERS[lever], **extra)
+
+
+def quality_improvement(results: list[vbpsim.Result]) -> np.ndarray:
+    return np.array([r.timeseries.true_quality.mean() - r.timeseries.true_quality.iloc[0] for r in results])
+
+
+XFAIL_DATA_LAG = (
+    "no trusted data party and a 12-month data lag: quality improvement 0.0781 vs 0.0768 (preset), "
+    "difference +0.0013, 95% CI [-0.0015, +0.0041]: slower feedback does not slow the rise in quality"
+)
+
+
+@pytest.mark.parametrize(
+    "lever",
+    [pytest.param("data_lag", marks=pytest.mark.xfail(reason=XFAIL_DATA_LAG, strict=True)), "low_trust"],
+)
+def test_stroke_data_lag_and_low_trust_slow_improvement(lever: str) -> None:
+    slowed, preset = quality_improvement(stroke_arm(lever)), quality_improvement(stroke_arm("preset"))
+    assert_direction(slowed, preset, -1, f"quality improvement, {lever} - preset")
+
+
+# Financial pressure so that insolvency can happen at all: the budget at 95% of the
+# normative benchmark and one month of reserves. Immediate downside risk: a constant 50%
+# loss rate from year one instead of the preset's glide path [0, 0.25, 0.5].
+PRESSURE = {"level": 0.95, "reserve_months": 1.0}
+IMMEDIATE = {"shared_savings_glide_path": (), "shared_savings_loss_rate": 0.5}
+XFAIL_GLIDE_PROVIDERS = (
+    "level 0.95, 1 month of reserves: insolvent providers 2.25 (immediate 50% loss rate) vs 2.75 (glide "
+    "path), difference -0.50, 95% CI [-2.11, +1.11]: immediate risk makes providers cut cost at once "
+    "(spending about 9 EUR per capita lower), and the glide path's year-one loss rate 0 settles only at year end"
+)
+XFAIL_GLIDE_GROUPS = (
+    "level 0.95, 1 month of reserves: insolvent groups 0.125 (immediate) vs 0.25 (glide path), "
+    "difference -0.125, 95% CI [-0.42, +0.17]"
+)
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        pytest.param("insolvent_providers", marks=pytest.mark.xfail(reason=XFAIL_GLIDE_PROVIDERS, strict=True)),
+        pytest.param("insolvent_groups", marks=pytest.mark.xfail(reason=XFAIL_GLIDE_GROUPS, strict=True)),
+    ],
+)
+def test_stroke_glide_path_keeps_more_providers_solvent(metric: str) -> None:
+    immediate = values(stroke_arm("preset", **PRESSURE, **IMMEDIATE), metric)
+    gradual = values(stroke_arm("preset", **PRESSURE), metric)
+    assert_direction(immediate, gradual, +1, f"{metric}, immediate downside risk - glide path")
+
+
+# -- 6. every preset through the CLI, and in a plausible direction against FFS -----------------
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_runs_through_cli_and_writes_summary(preset: str, tmp_path) -> None:
+    out = tmp_path / preset
+    result = runner.invoke(app, ["run", "--scenario", preset, "--years", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["years"] == 2
+    assert summary["scenario"] == preset
+    assert set(summary["value_dimensions"]) == set(DIMENSIONS)
+    numbers = [*summary["value_dimensions"].values(), *summary["indicators"].values()]
+    assert all(isinstance(x, int | float) and math.isfinite(x) for x in numbers)
+    assert summary["indicators"]["spending_per_capita"] > 0
+    assert len((out / "timeseries.csv").read_text().splitlines()) == 1 + 2 * 12
+
+
+# Against fee-for-service on the same population (the default world shrunk to the small
+# one: same patients and providers per seed), 3 years, 6 seeds. Every preset must spend
+# less, deliver intensity closer to the patient optimum (smaller |intensity_ratio - 1|) and
+# be more cost-conscious; quality (QALYs per capita-year) and coordination may be at most
+# QUALITY_TOLERANCE / COORDINATION_TOLERANCE worse (about 2.5% of their levels, 0.81 and 0.84).
+PRESET_SEEDS = tuple(range(1, 7))
+PRESET_YEARS = 3
+QUALITY_TOLERANCE = 0.02
+COORDINATION_TOLERANCE = 0.02
+
+
+def preset_arm(preset: str | None) -> list[vbpsim.Result]:
+    if preset is None:
+        return arm("ffs", "default", PRESET_YEARS, PRESET_SEEDS, **SMALL_WORLD)
+    return arm(None, preset, PRESET_YEARS, PRESET_SEEDS, **SMALL_WORLD)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_beats_ffs_in_a_plausible_direction(preset: str) -> None:
+    vbp, ffs = preset_arm(preset), preset_arm(None)
+    failures = []
+    checks = [
+        ("spending_per_capita", -1, 0.0),
+        ("intensity_gap", -1, 0.0),
+        ("cost_consciousness", +1, 0.0),
+        ("quality", +1, QUALITY_TOLERANCE),
+        ("coordination", +1, COORDINATION_TOLERANCE),
+    ]
+    for metric, sign, margin in checks:
+        if metric == "intensity_gap":
+            a, b = np.abs(values(vbp, "intensity_ratio") - 1), np.abs(values(ffs, "intensity_ratio") - 1)
+        else:
+            a, b = values(vbp, metric), values(ffs, metric)
+        try:
+            assert_direction(a, b, sign, f"{preset} - ffs, {metric} (tolerance {margin})", margin)
+        except AssertionError as err:
+            failures.append(str(err))
+    assert not failures, "\n".join(failures)
