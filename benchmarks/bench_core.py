@@ -2,7 +2,7 @@
 
 Prints wall times and peak memory against the targets:
 
-* (a) the ``default`` scenario (10,000 patients, 40 providers, 10 years monthly) with
+* (a) the ``default`` scenario (10,000 patients, 42 providers, 10 years monthly) with
   ``vbpsim.run(scheme=...)`` for ffs, capitation and mixed: best of 3, target < 2 s;
 * (b) 1,000,000 patients and 400 providers (240 GP, 60 hospital, 50 rehab, 50 nursing)
   for 10 years monthly under FFS, in a fresh subprocess so its peak resident memory
@@ -174,7 +174,7 @@ def main() -> int:
     for scheme, seconds, cpu in bench_default():
         rows.append(
             (
-                f"default 10k patients, 40 providers, 10 y: {scheme} (best of 3)",
+                f"default 10k patients, 42 providers, 10 y: {scheme} (best of 3)",
                 f"{seconds:.2f} s (cpu {cpu:.2f} s)",
                 f"< {DEFAULT_TARGET_S:.0f} s",
                 verdict(seconds < DEFAULT_TARGET_S),
