@@ -348,15 +348,14 @@ def quality_improvement(results: list[vbpsim.Result]) -> np.ndarray:
     return np.array([r.timeseries.true_quality.mean() - r.timeseries.true_quality.iloc[0] for r in results])
 
 
-XFAIL_DATA_LAG = (
-    "no trusted data party and a 12-month data lag: quality improvement 0.0781 vs 0.0768 (preset), "
-    "difference +0.0013, 95% CI [-0.0015, +0.0041]: slower feedback does not slow the rise in quality"
-)
+# Late data slows improvement because quality and coordination efforts need feedback on one's own
+# performance (effort.data_half_life_months): without it the lag changed nothing (+0.0013, 95% CI
+# [-0.0015, +0.0041]).
 
 
 @pytest.mark.parametrize(
     "lever",
-    [pytest.param("data_lag", marks=pytest.mark.xfail(reason=XFAIL_DATA_LAG, strict=True)), "low_trust"],
+    ["data_lag", "low_trust"],
 )
 def test_stroke_data_lag_and_low_trust_slow_improvement(lever: str) -> None:
     slowed, preset = quality_improvement(stroke_arm(lever)), quality_improvement(stroke_arm("preset"))
@@ -369,13 +368,14 @@ def test_stroke_data_lag_and_low_trust_slow_improvement(lever: str) -> None:
 PRESSURE = {"level": 0.95, "reserve_months": 1.0}
 IMMEDIATE = {"shared_savings_glide_path": (), "shared_savings_loss_rate": 0.5}
 XFAIL_GLIDE_PROVIDERS = (
-    "level 0.95, 1 month of reserves: insolvent providers 2.25 (immediate 50% loss rate) vs 2.75 (glide "
-    "path), difference -0.50, 95% CI [-2.11, +1.11]: immediate risk makes providers cut cost at once "
-    "(spending about 9 EUR per capita lower), and the glide path's year-one loss rate 0 settles only at year end"
+    "right direction, not significant: providers insolvent at a year end (after settlement), immediate 50% "
+    "loss rate vs glide path: level 0.95, 1 month of reserves 1.5 vs 1.0 (seeds 1-8), +0.125 [-0.65, +0.90] "
+    "over seeds 1-16; level 0.85: 2.5 vs 1.875, +0.63 [-1.37, +2.62]; level 0.8, 2 months: 1.875 vs 1.375, "
+    "+0.5 [-0.39, +1.39]. Insolvency counts are rare and noisy"
 )
 XFAIL_GLIDE_GROUPS = (
-    "level 0.95, 1 month of reserves: insolvent groups 0.125 (immediate) vs 0.25 (glide path), "
-    "difference -0.125, 95% CI [-0.42, +0.17]"
+    "groups' pooled reserves rarely go negative: insolvent groups 0 vs 0 at level 0.95; 0.125 vs 0 at "
+    "level 0.85 and 0.8, 95% CI [-0.17, +0.42] (seeds 1-8)"
 )
 
 

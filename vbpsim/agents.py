@@ -180,6 +180,17 @@ def expected_indicator(intensity: np.ndarray, delivery_noise: float) -> np.ndarr
     return ndtr(z)
 
 
+def data_timeliness(scenario: Scenario) -> float:
+    """How much of the effect of quality and coordination effort survives late feedback (1 = real time).
+
+    Improving care processes needs timely data on one's own performance (the stroke-care
+    case): with a data lag L the efforts work at 1 / (1 + L / half-life).
+    """
+    context = scenario.context
+    lag = context.trusted_party_lag_months if context.trusted_data_party else scenario.providers.data_lag_months
+    return 1.0 / (1.0 + lag / scenario.effort.data_half_life_months)
+
+
 def realised_share(horizon_years: np.ndarray, buildup_per_year: float) -> np.ndarray:
     """Average share of a lagged effect (first-order build-up) realised within a horizon."""
     t = np.maximum(horizon_years, 1e-9) * buildup_per_year
@@ -263,6 +274,7 @@ class DecisionRule:
         self.steps_per_year = steps_per_year
         self.mechanisms = scenario.mechanisms
         self.effort = scenario.effort
+        self.timeliness = data_timeliness(scenario)
 
     # -- candidates -----------------------------------------------------------------
     def candidates(
@@ -323,7 +335,7 @@ class DecisionRule:
         """Expected benefit of the provider's care for a patient, 1 at guideline care."""
         b = care_benefit(decision.intensity, self.overtreatment_harm)
         if self.mechanisms.multitasking:
-            q = table.quality(decision.effort, self.effort.measured_share)
+            q = self.timeliness * table.quality(decision.effort, self.effort.measured_share)
             b = b * (1.0 - self.effort.quality_weight * (1.0 - q))
         b = b * (1.0 + table.benefit_gain)
         return b * (1.0 - self.scenario.shifting.shift_health_penalty * decision.shift)
@@ -348,7 +360,7 @@ class DecisionRule:
         out = []
         if self.mechanisms.coordination:
             avoided = task_value(decision.effort[:, COORDINATION]) - task_value(now.effort[:, COORDINATION])
-            failures = -outlook.handoffs * HANDOFF_FAILURE * self.effort.coordination_effect * avoided
+            failures = -outlook.handoffs * HANDOFF_FAILURE * self.timeliness * self.effort.coordination_effect * avoided
             out.append((outlook.handoff_receiver, failures * outlook.failure_units))
             out.append((outlook.readmission_target, failures * READMISSION_AFTER_FAILURE * outlook.readmission_units))
         if self.mechanisms.care_shifting:
@@ -438,7 +450,7 @@ class DecisionRule:
                 outlook.handoffs
                 * spy
                 * HANDOFF_FAILURE
-                * (1 - self.effort.coordination_effect * task_value(decision.effort[:, COORDINATION]))
+                * (1 - self.timeliness * self.effort.coordination_effect * task_value(decision.effort[:, COORDINATION]))
             )
             # Health is harmed by readmissions; duplicated work is a pure cost (counted as money only).
             readmission_harm = (

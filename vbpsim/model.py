@@ -246,6 +246,7 @@ class VBPModel(mesa.Model):
         self.distribution = DistributionRule(groups.distribution)
         self.agents_by_index = [Provider(self, i) for i in range(n)]
         self.rule = DecisionRule(self.config, self.steps_per_year)
+        self.timeliness = self.rule.timeliness
         self.active = self._active_dimensions(discipline)
         self._chain_rows(discipline)
 
@@ -375,7 +376,7 @@ class VBPModel(mesa.Model):
         factor = np.ones(table.n)
         if self.mechanisms.multitasking:
             quality = table.quality(table.decision.effort, self.config.effort.measured_share)
-            factor = factor * (1.0 - self.config.effort.quality_weight * (1.0 - quality))
+            factor = factor * (1.0 - self.config.effort.quality_weight * (1.0 - self.timeliness * quality))
         if self.mechanisms.innovation:
             factor = factor * (1.0 + table.benefit_gain)
         if self.mechanisms.care_shifting:
@@ -394,7 +395,8 @@ class VBPModel(mesa.Model):
         self.income_total += income
         self.cost_total += obs.cost
         self.close_periods(obs)
-        self.providers.insolvent_steps += self.providers.reserves < 0
+        year_end = (self.step_index + 1) % self.steps_per_year == 0  # solvency is judged after settlement
+        self.providers.insolvent_steps += year_end & (self.providers.reserves < 0)
         group_reserves = np.bincount(self.providers.payee, weights=self.providers.reserves, minlength=self.n_payees)
         payee = self.providers.payee
         self.year_income += np.bincount(payee, weights=income, minlength=self.n_payees)
@@ -403,7 +405,7 @@ class VBPModel(mesa.Model):
             self.yearly_margins.append((self.year_income - self.year_cost) / np.maximum(self.year_cost, 1e-9))
             self.year_income = np.zeros(self.n_payees)
             self.year_cost = np.zeros(self.n_payees)
-        self.insolvent_group_steps += group_reserves < 0
+        self.insolvent_group_steps += year_end & (group_reserves < 0)
         health = self.update_health(care)
         self.patients_choose(care)
         self.history.append(obs)
@@ -612,7 +614,11 @@ class VBPModel(mesa.Model):
         sender = pop.provider[np.arange(pop.size), lead]
         p_fail = np.full(pop.size, HANDOFF_FAILURE)
         if self.mechanisms.coordination:
-            effect = self.config.effort.coordination_effect * task_value(table.decision.effort[:, COORDINATION])
+            effect = (
+                self.timeliness
+                * self.config.effort.coordination_effect
+                * task_value(table.decision.effort[:, COORDINATION])
+            )
             p_fail = HANDOFF_FAILURE * (1 - effect[sender])
         u_handoff = rng.random(pop.size)
         failed = handoff & (u_handoff < p_fail)

@@ -411,6 +411,13 @@ class EffortParams(Section):
         "Time cost of full prevention for one patient at risk.",
         ge=0,
     )
+    data_half_life_months: float = param(
+        12.0,
+        "months",
+        "stroke-care case: limited access to real-time data for improving care",
+        "Data lag at which quality and coordination efforts lose half their effect.",
+        gt=0,
+    )
     prevention_buildup: float = param(
         0.5, "1/year", ASSUMPTION, "Rate at which a patient's prevention stock follows GP effort.", gt=0
     )
