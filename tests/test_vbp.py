@@ -171,9 +171,17 @@ MITIGATIONS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def mitigation_arm(device: str | None) -> list[vbpsim.Result]:
+SELECTION_SEEDS = tuple(range(1, 17))  # steering events are rare: 16 replications for selection
+XFAIL_TIGHT_SELECTION = (
+    "right direction, not significant: tight corridors, risk_selection 0.128 vs 0.257, -0.128, 95% CI "
+    "[-0.327, +0.070] (solo, seeds 1-16); on chains -0.34 [-1.26, +0.58] (seeds 1-8); stop-loss on chains "
+    "-0.60 [-1.24, +0.05], outlier -0.26 [-0.68, +0.17]"
+)
+
+
+def mitigation_arm(device: str | None, seeds: tuple[int, ...] = SEEDS) -> list[vbpsim.Result]:
     suffix, extra = MITIGATIONS[device] if device else ("", {})
-    return arm("global_budget+shared_savings" + suffix, **MITIGATION_BASE, **extra)
+    return arm("global_budget+shared_savings" + suffix, seeds=seeds, **MITIGATION_BASE, **extra)
 
 
 XFAIL_CORRIDORS_SELECTION = (
@@ -212,7 +220,9 @@ XFAIL_OUTLIER_SELECTION = (
             "corridors", "risk_selection", marks=pytest.mark.xfail(reason=XFAIL_CORRIDORS_SELECTION, strict=True)
         ),
         ("tight_corridors", "margin_sd"),
-        ("tight_corridors", "risk_selection"),
+        pytest.param(
+            "tight_corridors", "risk_selection", marks=pytest.mark.xfail(reason=XFAIL_TIGHT_SELECTION, strict=True)
+        ),
         pytest.param("stop_loss", "margin_sd", marks=pytest.mark.xfail(reason=XFAIL_STOP_LOSS_MARGIN, strict=True)),
         pytest.param(
             "stop_loss", "risk_selection", marks=pytest.mark.xfail(reason=XFAIL_STOP_LOSS_SELECTION, strict=True)
@@ -228,8 +238,19 @@ XFAIL_OUTLIER_SELECTION = (
     ],
 )
 def test_risk_mitigation_shrinks_margin_variance_and_selection(device: str, metric: str) -> None:
-    with_device, without = values(mitigation_arm(device), metric), values(mitigation_arm(None), metric)
+    seeds = SELECTION_SEEDS if metric == "risk_selection" else SEEDS
+    with_device, without = values(mitigation_arm(device, seeds), metric), values(mitigation_arm(None, seeds), metric)
     assert_direction(with_device, without, -1, f"{metric}, with {device} - without")
+
+
+@pytest.mark.parametrize("device", ["tight_corridors", "stop_loss", "outlier"])
+def test_risk_mitigation_shrinks_group_margin_volatility_on_chains(device: str) -> None:
+    # On whole-chain contracts a group bears its patients' whole cost, expensive episodes included.
+    suffix, extra = MITIGATIONS[device]
+    base = {**MITIGATION_BASE, "composition": "chain"}
+    with_device = values(arm("global_budget+shared_savings" + suffix, **base, **extra), "margin_volatility")
+    without = values(arm("global_budget+shared_savings", **base), "margin_volatility")
+    assert_direction(with_device, without, -1, f"margin_volatility on chains, with {device} - without")
 
 
 # -- 3. historical benchmark and the ratchet (Section 4.2.3.1) ---------------------------------
@@ -428,24 +449,35 @@ def preset_arm(preset: str | None) -> list[vbpsim.Result]:
     return arm(None, preset, PRESET_YEARS, PRESET_SEEDS, **SMALL_WORLD)
 
 
-@pytest.mark.parametrize("preset", PRESETS)
-def test_preset_beats_ffs_in_a_plausible_direction(preset: str) -> None:
+PRESET_CHECKS = {  # metric: (direction against FFS, tolerance)
+    "spending_per_capita": (-1, 0.0),
+    "intensity_gap": (-1, 0.0),
+    "cost_consciousness": (+1, 0.0),
+    "quality": (+1, QUALITY_TOLERANCE),
+    "coordination": (+1, COORDINATION_TOLERANCE),
+}
+XFAIL_DIABETES_QUALITY = (
+    "diabetes_bundle - ffs, quality: -0.0151, 95% CI [-0.0209, -0.0093] (seeds 1-6, 3 years), just beyond "
+    "the 0.02 tolerance: the bundle makes GP chronic care a cost to the care group, which cuts it below "
+    "the optimum (the known risk of the Dutch bundle); spending, intensity gap and cost-consciousness pass"
+)
+
+
+@pytest.mark.parametrize(
+    ("preset", "metric"),
+    [
+        pytest.param(p, m, marks=pytest.mark.xfail(reason=XFAIL_DIABETES_QUALITY, strict=True))
+        if (p, m) == ("diabetes_bundle", "quality")
+        else (p, m)
+        for p in PRESETS
+        for m in PRESET_CHECKS
+    ],
+)
+def test_preset_beats_ffs_in_a_plausible_direction(preset: str, metric: str) -> None:
     vbp, ffs = preset_arm(preset), preset_arm(None)
-    failures = []
-    checks = [
-        ("spending_per_capita", -1, 0.0),
-        ("intensity_gap", -1, 0.0),
-        ("cost_consciousness", +1, 0.0),
-        ("quality", +1, QUALITY_TOLERANCE),
-        ("coordination", +1, COORDINATION_TOLERANCE),
-    ]
-    for metric, sign, margin in checks:
-        if metric == "intensity_gap":
-            a, b = np.abs(values(vbp, "intensity_ratio") - 1), np.abs(values(ffs, "intensity_ratio") - 1)
-        else:
-            a, b = values(vbp, metric), values(ffs, metric)
-        try:
-            assert_direction(a, b, sign, f"{preset} - ffs, {metric} (tolerance {margin})", margin)
-        except AssertionError as err:
-            failures.append(str(err))
-    assert not failures, "\n".join(failures)
+    sign, margin = PRESET_CHECKS[metric]
+    if metric == "intensity_gap":
+        a, b = np.abs(values(vbp, "intensity_ratio") - 1), np.abs(values(ffs, "intensity_ratio") - 1)
+    else:
+        a, b = values(vbp, metric), values(ffs, metric)
+    assert_direction(a, b, sign, f"{preset} - ffs, {metric} (tolerance {margin})", margin)
