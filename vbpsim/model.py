@@ -180,6 +180,9 @@ class VBPModel(mesa.Model):
         self.purchaser = Purchaser(
             self, self.contract, self.distribution, self.n_payees, self.unit_cost, self.steps_per_year
         )
+        self.step_index = 0
+        self.steered = np.zeros(pop.size, dtype=bool)
+        self._attributed: dict[str, np.ndarray] | None = None  # prospective attribution: panel at year start
         self.baseline_cost = self._observe_normative(self.care_need())["expected_cost"]
         self.historical_cost = self.baseline_cost.copy()  # per step; rebased at each contract renewal
         self.period_cost = np.zeros(self.providers.n)
@@ -206,7 +209,6 @@ class VBPModel(mesa.Model):
         self.year_cost = np.zeros(self.n_payees)
         self.yearly_margins: list[np.ndarray] = []  # each contracting group's margin, year by year
         self.cost_total = np.zeros(n)
-        self.step_index = 0
 
     # -- set-up -----------------------------------------------------------------------
     def _build_providers(self) -> None:
@@ -364,8 +366,7 @@ class VBPModel(mesa.Model):
             "member_months": members * self.months_per_step,
         }
         if self.config.contract.attribution == "prospective":
-            year_start = getattr(self, "step_index", 0) % self.steps_per_year == 0
-            if year_start or getattr(self, "_attributed", None) is None:
+            if self.step_index % self.steps_per_year == 0 or self._attributed is None:
                 self._attributed = {k: v.copy() for k, v in normative.items()}
             return {k: v.copy() for k, v in self._attributed.items()}
         return normative
@@ -629,7 +630,6 @@ class VBPModel(mesa.Model):
         self._learn_handoffs(handoff, failed, sender, receiving_need)
 
         self._onset_conditions(new_state, rng)
-        pop.months_in_state = np.where(new_state == state, pop.months_in_state + 1, 0).astype(np.int16)
         pop.state = new_state
         pop.age = np.where(new_state != DEAD, pop.age + dt, pop.age)
         if self.mechanisms.prevention:
@@ -848,7 +848,8 @@ class VBPModel(mesa.Model):
         """
         pop, table = self.population, self.providers
         spy = self.steps_per_year
-        yearly = aggregate(lagged.rescaled(lagged.months * spy), table.payee, self.n_payees, table.discipline)
+        rows_yearly = lagged.rescaled(lagged.months * spy)
+        yearly = aggregate(rows_yearly, table.payee, self.n_payees, table.discipline)
         base = self.contract.pay(yearly)
         fields = (
             "member_months",
@@ -935,7 +936,6 @@ class VBPModel(mesa.Model):
                 if total is net:
                     cost += np.where(inside, unit_cost * spy, 0.0)
 
-        rows_yearly = yearly_rows(lagged, spy)
         own = self.contract.pay(rows_yearly) if self.distribution.rule == "contribution" else None
         share = self.distribution.weights(base, rows_yearly, table.payee, own)
         net = share[gp] * net
@@ -1040,8 +1040,3 @@ class VBPModel(mesa.Model):
         """Run the scenario's whole horizon."""
         for _ in range(self.n_steps - self.step_index):
             self.step()
-
-
-def yearly_rows(obs: Observation, steps_per_year: int) -> Observation:
-    """A provider-level observation projected to a year."""
-    return obs.rescaled(obs.months * steps_per_year)

@@ -60,7 +60,6 @@ class Population:
     provider: np.ndarray  # (n, 4) int32: the patient's provider in each discipline (GP's chain)
     delivery_noise: np.ndarray  # (n, 4) persistent patient-level response to practice style
     experience: np.ndarray  # moving average of care benefit received, 0..1
-    months_in_state: np.ndarray
 
     @classmethod
     def generate(
@@ -109,7 +108,6 @@ class Population:
             provider=provider.astype(np.int32),
             delivery_noise=noise,
             experience=np.full(n, 0.8),
-            months_in_state=np.zeros(n, dtype=np.int16),
         )
 
     @property
@@ -134,10 +132,6 @@ class Population:
         base[:, :2] += extra_conditions[:, None] * NEED_PER_MONTH[CHRONIC, :2]
         base[:, 0] += np.where(chronic, NEED_PER_MONTH[HEALTHY, 0], 0.0)
         return base
-
-    def guideline_need(self) -> np.ndarray:
-        """Patient-optimal service units this month by discipline, shape (n, 4)."""
-        return self.diagnosis_need() * self.frailty[:, None]
 
     def stroke_hazard(self, clinical: ClinicalParams) -> np.ndarray:
         """Yearly stroke hazard before care effects, for those who can have one."""
