@@ -125,9 +125,12 @@ class ProviderTable:
     need_multiplier: np.ndarray = field(default=None)  # type: ignore[assignment]
     benefit_gain: np.ndarray = field(default=None)  # type: ignore[assignment]
     insolvent_steps: np.ndarray = field(default=None)  # type: ignore[assignment]
+    habit: Decision = field(default=None)  # type: ignore[assignment]  # practice style the provider is used to
 
     def __post_init__(self) -> None:
         n = len(self.discipline)
+        if self.habit is None:
+            self.habit = self.decision.copy()
         defaults = {
             "ethics": np.ones(n),
             "need_multiplier": np.ones(n),
@@ -157,7 +160,17 @@ class ProviderTable:
                 changes[f.name] = np.concatenate([value] * copies)
         changes["payee"] = changes["payee"] + np.repeat(np.arange(copies) * n_payees, self.n)
         changes["decision"] = Decision.concat([self.decision] * copies)
+        changes["habit"] = Decision.concat([self.habit] * copies)
         return dataclasses.replace(self, **changes)
+
+    def form_habits(self, share: float) -> None:
+        """Habits follow practice: each step they close ``share`` of the gap (exponential memory)."""
+        weight = 1.0 - np.exp(-share)
+        habit, now = self.habit, self.decision
+        habit.intensity += weight * (now.intensity - habit.intensity)
+        habit.effort += weight * (now.effort - habit.effort)
+        habit.selection += weight * (now.selection - habit.selection)
+        habit.shift += weight * (now.shift - habit.shift)
 
     def quality(self, effort: np.ndarray, measured_share: float) -> np.ndarray:
         """Quality of care from the two quality tasks, 0..1."""
@@ -275,6 +288,7 @@ class DecisionRule:
         self.mechanisms = scenario.mechanisms
         self.effort = scenario.effort
         self.timeliness = data_timeliness(scenario)
+        self.change_cost = scenario.providers.change_cost
 
     # -- candidates -----------------------------------------------------------------
     def candidates(
@@ -512,6 +526,7 @@ class DecisionRule:
             felt_profit
             + table.altruism * self.health_value(table, decision, outlook)
             - self.effort_cost(decision, outlook)
+            - self.change_cost_of(table, decision, outlook)
         )
         if self.mechanisms.risk_selection:  # professional ethics: steering patients away is distasteful
             utility = utility - table.ethics * decision.selection * self._steering_rate() * outlook.selection_harm
@@ -563,12 +578,30 @@ class DecisionRule:
         or selection only its own time budget, so small decisions are not drowned in the
         noise of large ones.
         """
+        return self.params.choice_noise * np.maximum(self.stakes(table, outlook)[:, dim], 1e-9)
+
+    def stakes(self, table: ProviderTable, outlook: Outlook) -> np.ndarray:
+        """What is at stake in each decision dimension, EUR per year, shape (P, 7).
+
+        Intensity and care shifting put the provider's whole care at stake; an effort task
+        or selection only its own time budget.
+        """
         care_value = table.unit_cost * table.need_belief * self.steps_per_year
-        if dim == 0 or dim == 6:
-            stake = care_value
-        else:
-            stake = outlook.budgets[:, dim - 1]
-        return self.params.choice_noise * np.maximum(stake, 1e-9)
+        return np.column_stack([care_value, outlook.budgets[:, :5], care_value])
+
+    def change_cost_of(self, table: ProviderTable, decision: Decision, outlook: Outlook) -> np.ndarray:
+        """Yearly cost of practising away from habit: change_cost x stake x squared distance, summed.
+
+        Practice style is sticky (habits, staff and capacity commitments, re-organisation):
+        a quadratic adjustment cost around a habit that follows practice gives partial
+        adjustment, so a new contract's effect builds up over years (ODD, "Practice inertia").
+        """
+        if self.change_cost <= 0:
+            return np.zeros(table.n)
+        stakes = self.stakes(table, outlook) * outlook.active
+        habit = table.habit
+        gaps = [decision.get(dim) - habit.get(dim) for dim in range(len(Decision.DIMENSIONS))]
+        return self.change_cost * (stakes * np.column_stack(gaps) ** 2).sum(axis=1)
 
     def choose(
         self,

@@ -10,6 +10,7 @@ paired replications into means with confidence intervals.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -28,6 +29,7 @@ from .scenarios import load_scenario
 from .schemes import PaymentScheme
 
 ProgressCallback = Callable[[int, int], None]
+STATUS_QUO = "status_quo"  # the scheme name of a scenario's status-quo contract continued after the switch
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Result:
     indicators: dict[str, float]
     timeseries: pd.DataFrame
     parameters: dict[str, Any] = field(default_factory=dict)
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)  # the status-quo years before the switch
 
     def summary(self) -> dict[str, Any]:
         """Everything but the time series, as plain JSON-serialisable values."""
@@ -99,8 +102,24 @@ def build_model(
     seed: int = 0,
     **overrides: Any,
 ) -> VBPModel:
-    """A ready-to-step model from the same arguments as :func:`run`."""
+    """A ready-to-step model from the same arguments as :func:`run`.
+
+    The model first lives through the scenario's status-quo history
+    (``simulation.history_years`` under ``contract.status_quo``), then switches to the
+    contract under study; ``scheme="status_quo"`` continues the status quo instead.
+    """
     check_seed(seed)
+    sc, contract = _scenario_and_contract(scheme, scenario, years, **overrides)
+    return VBPModel(sc, scheme=contract, seed=seed)
+
+
+def _scenario_and_contract(
+    scheme: str | PaymentScheme | None,
+    scenario: str | Scenario,
+    years: int | None,
+    **overrides: Any,
+) -> tuple[Scenario, PaymentScheme | None]:
+    """The validated scenario of a run and, when given as an object, its contract."""
     base = load_scenario(scenario)
     scenario_over, scheme_params = split_overrides(overrides)
     if years is not None:
@@ -116,14 +135,20 @@ def build_model(
                     scheme_params[key],
                     "not a scenario parameter; a scheme object takes no extra parameters",
                 )
+        elif scheme == STATUS_QUO:
+            scenario_over["contract.scheme"] = base.contract.status_quo
+            scenario_over["contract.params"] = {**base.contract.status_quo_params, **scheme_params}
+            scenario_over["contract.length_years"] = 0
         else:
             scenario_over["contract.scheme"] = scheme
-            scenario_over["contract.params"] = scheme_params
+            # the world's status-quo scheme keeps the world's own terms (e.g. its fee levels) unless overridden
+            inherited = base.contract.status_quo_params if scheme == base.contract.status_quo else {}
+            scenario_over["contract.params"] = {**inherited, **scheme_params}
     elif scheme_params:
         params = {**base.contract.params, **scheme_params}
         scenario_over["contract.params"] = params
     sc = base.with_overrides(**scenario_over) if scenario_over else base
-    return VBPModel(sc, scheme=scheme if isinstance(scheme, PaymentScheme) else None, seed=seed)
+    return sc, scheme if isinstance(scheme, PaymentScheme) else None
 
 
 def run(
@@ -140,16 +165,22 @@ def run(
     or parameters of the scheme (``fee_to_cost=1.4``); bad ones raise a ParameterError.
     """
     model = build_model(scheme, scenario, years, seed, **overrides)
-    for i in range(model.n_steps):
+    _advance(model, model.n_steps, progress)
+    return result_of(model)
+
+
+def _advance(model: VBPModel, until: int, progress: ProgressCallback | None = None) -> None:
+    """Step a model up to step ``until`` (exclusive), reporting progress."""
+    while model.step_index < until:
         model.step()
         if progress is not None:
-            progress(i + 1, model.n_steps)
-    return result_of(model)
+            progress(model.step_index, model.n_steps)
 
 
 def result_of(model: VBPModel) -> Result:
     """Summarise a model that has been stepped."""
     ts = pd.DataFrame.from_records(model.records)
+    history = pd.DataFrame.from_records(model.history_records)
     sc = model.config
     years = len(ts) / model.steps_per_year
     dims = value_dimensions(ts, model.initial_patients, years)
@@ -167,6 +198,8 @@ def result_of(model: VBPModel) -> Result:
     margins = np.array(model.yearly_margins)
     ind["margin_volatility"] = float(margins.std(axis=0, ddof=1).mean()) if len(margins) > 1 else 0.0
     ind["contracting_groups"] = float(model.n_payees)
+    ind["risk_score_r2"] = float(np.mean(model.risk_model.achieved)) if model.risk_model.achieved else 0.0
+    ind["risk_score_r2_realised"] = float(np.mean(model.realised_r2)) if model.realised_r2 else float("nan")
     return Result(
         scheme=scheme_label(model.contract),
         scenario=sc.name,
@@ -176,6 +209,7 @@ def result_of(model: VBPModel) -> Result:
         indicators=ind,
         timeseries=ts,
         parameters={"contract": repr(model.contract), "scenario": sc.model_dump()},
+        history=history,
     )
 
 
@@ -187,15 +221,58 @@ def scheme_label(contract: PaymentScheme) -> str:
     return "+".join(scheme_label(leaf) for _, leaf in getattr(contract, "parts", [])) or type(contract).__name__
 
 
-def _run_flat(args: tuple[Any, ...]) -> dict[str, Any]:
-    scheme, scenario, years, seed, overrides = args
-    res = run(scheme, scenario, years, seed, **overrides)
-    return {
-        "scheme": scheme if isinstance(scheme, str) else repr(scheme),
-        "seed": seed,
-        **res.value_dimensions,
-        **res.indicators,
-    }
+def _row(label: str, result: Result) -> dict[str, Any]:
+    return {"scheme": label, "seed": result.seed, **result.value_dimensions, **result.indicators}
+
+
+def _label(scheme: str | PaymentScheme) -> str:
+    return scheme if isinstance(scheme, str) else repr(scheme)
+
+
+def run_arms(
+    schemes: Sequence[str | PaymentScheme],
+    seed: int,
+    scenario: str | Scenario = "default",
+    years: int | None = None,
+    **overrides: Any,
+) -> list[Result]:
+    """Run several contracts on one seed from one shared status-quo history (common random numbers).
+
+    The history is simulated once; at the switch the model is copied and each copy
+    continues under its own contract, so arms differ only by what happens after the
+    switch. Identical, run by run, to calling :func:`run` for each scheme.
+    """
+    setups = [_scenario_and_contract(s, scenario, years, **overrides) for s in schemes]
+    base_model = VBPModel(setups[0][0], scheme=setups[0][1], seed=check_seed(seed))
+    _advance(base_model, base_model.history_steps)
+    results = []
+    for (sc, contract), scheme in zip(setups, schemes, strict=True):
+        _check_same_world(setups[0][0], sc, scheme)
+        arm = copy.deepcopy(base_model)
+        arm.config = sc
+        if contract is None:
+            arm.set_contract_under_study(sc.contract.scheme, sc.contract.params, sc.contract.length_years)
+        else:
+            arm.set_contract_under_study(contract, length_years=sc.contract.length_years)
+        _advance(arm, arm.n_steps)
+        results.append(result_of(arm))
+    return results
+
+
+def _check_same_world(first: Scenario, other: Scenario, scheme: str | PaymentScheme) -> None:
+    """Arms forked from one history may differ only in their contract."""
+    a, b = first.model_dump(), other.model_dump()
+    for section in (a, b):
+        for key in ("scheme", "params", "length_years"):
+            section["contract"].pop(key)
+    if a != b:
+        raise ParameterError("scheme", _label(scheme), "arms of one comparison must share the scenario (only the contract may differ)")
+
+
+def _run_seed(args: tuple[Any, ...]) -> list[dict[str, Any]]:
+    schemes, scenario, years, seed, overrides = args
+    results = run_arms(schemes, seed, scenario, years, **overrides)
+    return [_row(_label(s), r) for s, r in zip(schemes, results, strict=True)]
 
 
 def replicate(
@@ -208,15 +285,16 @@ def replicate(
 ) -> pd.DataFrame:
     """Run every scheme on every seed (common random numbers); one row per run.
 
-    Results do not depend on ``workers``: each run is seeded by its own seed only.
+    Each seed's status-quo history is simulated once and forked into every arm at the
+    switch. Results do not depend on ``workers``: each run is seeded by its own seed only.
     """
-    jobs = [(s, scenario, years, check_seed(seed), overrides) for seed in seeds for s in schemes]
+    jobs = [(list(schemes), scenario, years, check_seed(seed), overrides) for seed in seeds]
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            rows = list(pool.map(_run_flat, jobs))
+            parts = list(pool.map(_run_seed, jobs))
     else:
-        rows = [_run_flat(job) for job in jobs]
-    return pd.DataFrame(rows)
+        parts = [_run_seed(job) for job in jobs]
+    return pd.DataFrame([row for part in parts for row in part])
 
 
 def paired_difference(

@@ -37,7 +37,7 @@ from .agents import (
     task_value,
 )
 from .errors import ParameterError
-from .parameters import DISCIPLINES, INNOVATION_TYPES, Scenario
+from .parameters import DISCIPLINES, INNOVATION_TYPES, Scenario, risk_adjustment_r2
 from .population import (
     ACUTE,
     CHRONIC,
@@ -54,6 +54,7 @@ from .population import (
     Population,
     care_benefit,
 )
+from .risk import RiskModel, r_squared
 from .schemes import Observation, PaymentScheme, make_scheme
 
 # Random streams; new ones are appended so earlier streams stay the same (common random numbers).
@@ -66,6 +67,7 @@ STREAMS = (
     "measurement",
     "selection",
     "innovation",
+    "risk",
 )
 
 
@@ -147,7 +149,7 @@ class VBPModel(mesa.Model):
         super().__init__(rng=self.seed_value)
         self.config = scenario if scenario is not None else Scenario()
         contract = self.config.contract
-        self.contract = make_scheme(
+        self.contract_under_study = make_scheme(
             scheme if scheme is not None else contract.scheme,
             contract.params if scheme is None or isinstance(scheme, str) else None,
         )
@@ -156,7 +158,16 @@ class VBPModel(mesa.Model):
         sim = self.config.simulation
         self.mechanisms = self.config.mechanisms
         self.steps_per_year = sim.steps_per_year
-        self.n_steps = sim.years * sim.steps_per_year
+        self.history_steps = sim.history_years * sim.steps_per_year
+        self.warmup_steps = min(sim.warmup_years, sim.history_years) * sim.steps_per_year
+        self.n_steps = self.history_steps + sim.years * sim.steps_per_year
+        self.contract = (
+            make_scheme(contract.status_quo, contract.status_quo_params)
+            if self.history_steps > 0
+            else self.contract_under_study
+        )
+        self.contract_start = 0  # step at which the contract in force began
+        self.study_length_years = contract.length_years
         self.months_per_step = 12.0 / sim.steps_per_year
         self.dt_years = 1.0 / sim.steps_per_year
         self.unit_cost = np.array([self.config.clinical.unit_cost[d] for d in DISCIPLINES])
@@ -183,8 +194,19 @@ class VBPModel(mesa.Model):
         self.step_index = 0
         self.steered = np.zeros(pop.size, dtype=bool)
         self._attributed: dict[str, np.ndarray] | None = None  # prospective attribution: panel at year start
+        self.risk_model = RiskModel(risk_adjustment_r2(self.config), pop.size, self.streams["risk"])
+        self._risk_estimated_at = -1
+        self.score_level = np.ones(len(DISCIPLINES))  # risk scores' level: guideline cost, then status-quo spending
+        self.spending_markup = np.ones(self.providers.n)  # status-quo spending per unit of cost, by provider
         self.baseline_cost = self._observe_normative(self.care_need())["expected_cost"]
         self.historical_cost = self.baseline_cost.copy()  # per step; rebased at each contract renewal
+        self.history_records: list[dict[str, float]] = []
+        self._year_paid = np.zeros(self.providers.n)  # this year's payments and cost by provider
+        self._year_spent = np.zeros(self.providers.n)
+        self._year_guideline = np.zeros(len(DISCIPLINES))  # this year's guideline cost by discipline
+        self._year_score = np.zeros(pop.size)  # each patient's risk score and delivered cost this year
+        self._year_patient_cost = np.zeros(pop.size)
+        self.realised_r2: list[float] = []
         self.period_cost = np.zeros(self.providers.n)
         self.period_steps = 0
         self.year_to_date_cost = np.zeros((pop.size, len(DISCIPLINES)))
@@ -326,20 +348,22 @@ class VBPModel(mesa.Model):
         return np.bincount(self.population.provider.ravel(), weights=values.ravel(), minlength=self.providers.n)
 
     def _risk_scores(self, need: dict[str, np.ndarray]) -> np.ndarray:
-        """Purchaser's predicted guideline cost per patient and discipline this step.
+        """Purchaser's predicted cost per patient and discipline this step.
 
-        Uses only what the purchaser observes (health state, diagnoses, observable risk
-        markers), shrunk toward the population mean by ``risk_adjustment_power`` and
-        calibrated so that predictions add up to the population's guideline cost.
+        The score is the purchaser's risk model (:mod:`vbpsim.risk`), re-estimated at the
+        start of each year with the R^2 the scenario asks for, and calibrated so that the
+        predictions add up to the population's guideline cost times ``score_level``: 1
+        before any claims exist, the status quo's spending per unit of guideline cost once
+        the history has produced claims (risk models are estimated on claims).
         """
         alive = self.population.alive
-        n_alive = max(int(alive.sum()), 1)
-        raw = need["diagnosis_cost"] * self.population.observable_risk[:, None]
-        true_total = need["cost"].sum(axis=0)
-        power = self.config.purchaser.risk_adjustment_power
-        if power != 1.0:
-            mean_raw = np.maximum(raw.sum(axis=0) / n_alive, 1e-12)
-            raw = np.where(alive[:, None], (np.maximum(raw, 1e-12) / mean_raw) ** power, 0.0)
+        if self._risk_estimated_at < 0 or (
+            self.step_index % self.steps_per_year == 0 and self._risk_estimated_at != self.step_index
+        ):
+            self.risk_model.estimate(need["cost"], alive)
+            self._risk_estimated_at = self.step_index
+        raw = self.risk_model.scores(need["cost"], alive)
+        true_total = need["cost"].sum(axis=0) * self.score_level
         return raw * (true_total / np.maximum(raw.sum(axis=0), 1e-12))
 
     def _case_weights(self, need: dict[str, np.ndarray]) -> np.ndarray:
@@ -356,7 +380,7 @@ class VBPModel(mesa.Model):
             weights=np.repeat(alive, len(DISCIPLINES)).astype(float),
             minlength=self.providers.n,
         )
-        mean_cost = need["cost"].sum(axis=0) / max(int(alive.sum()), 1)
+        mean_cost = need["cost"].sum(axis=0) * self.score_level / max(int(alive.sum()), 1)
         scores = self._risk_scores(need)
         need["scores"] = scores
         need["mean_cost"] = mean_cost
@@ -388,10 +412,16 @@ class VBPModel(mesa.Model):
 
     # -- the step ------------------------------------------------------------------------
     def step(self) -> None:
-        """Advance one time step."""
+        """Advance one time step (switching from the status quo to the contract under study when due)."""
+        if self.step_index == self.history_steps and self.history_steps > 0 and self.contract_start == 0:
+            self.switch_contract()
+        self.rule.change_cost = 0.0 if self.step_index < self.warmup_steps else self.config.providers.change_cost
         care = self.deliver_care()
         obs = self.observe(care)
         income = self.purchaser.pay(obs, self.providers.payee, self.step_index, self.providers.discipline)
+        self._year_paid += income
+        self._year_spent += obs.cost
+        self._year_guideline += care["cost"].sum(axis=0)
         self.providers.reserves += income - obs.cost
         self.income_total += income
         self.cost_total += obs.cost
@@ -416,8 +446,72 @@ class VBPModel(mesa.Model):
         outlook = self.outlook(care)
         innovation = self.innovations_arrive(outlook)
         self.providers_decide(outlook)
+        self.providers.form_habits(self.config.providers.habit_rate * self.dt_years)
         self.record(care, obs, income, health, innovation)
+        if (self.step_index + 1) % self.steps_per_year == 0:
+            self._close_books_year()
         self.step_index += 1
+
+    def _close_books_year(self) -> None:
+        """Year end: the risk score's realised R^2, and this year's spending kept for a switch next step."""
+        alive = self.population.alive
+        if alive.sum() > 1:
+            self.realised_r2.append(r_squared(self._year_score[alive], self._year_patient_cost[alive]))
+        self._last_year = (self._year_paid.copy(), self._year_spent.copy(), self._year_guideline.copy())
+        for acc in (self._year_paid, self._year_spent, self._year_guideline, self._year_score, self._year_patient_cost):
+            acc[:] = 0.0
+
+    def set_contract_under_study(
+        self, scheme: str | PaymentScheme, params: dict[str, Any] | None = None, length_years: int | None = None
+    ) -> None:
+        """Choose the contract the model switches to after its history (only before the switch).
+
+        Forking one history into several arms (common random numbers) copies a model
+        during its history and gives each copy its own contract here.
+        """
+        if self.contract_start > 0 or (self.history_steps == 0 and self.step_index > 0):
+            raise ParameterError("scheme", scheme, "a contract can only be chosen before the switch")
+        self.contract_under_study = make_scheme(scheme, params)
+        if length_years is not None:
+            self.study_length_years = length_years
+        if self.history_steps == 0:
+            self.contract = self.contract_under_study
+            self.purchaser.contract = self.contract
+
+    def switch_contract(self) -> None:
+        """End the status-quo history: the contract under study starts, set up from the history.
+
+        The purchaser's risk model is recalibrated to the status quo's spending (risk
+        models are estimated on claims), so normative and regional benchmarks and
+        capitation rates start from what care cost the purchaser before the switch; each
+        provider's historical benchmark is what the purchaser paid it in the last history
+        year; per-period budgets are fixed on the panel at the switch. Reserves, panels,
+        beliefs and habits carry over. Records so far become the history.
+        """
+        paid, spent, guideline = self._last_year
+        spending_by_discipline = np.bincount(self.providers.discipline, weights=paid, minlength=len(DISCIPLINES))
+        self.score_level = np.where(guideline > 0, spending_by_discipline / np.maximum(guideline, 1e-12), 1.0)
+        self.spending_markup = np.where(spent > 0, paid / np.maximum(spent, 1e-12), 1.0)
+        self.historical_cost = paid / self.steps_per_year
+        self.contract = self.contract_under_study
+        self.purchaser = Purchaser(
+            self, self.contract, self.distribution, self.n_payees, self.unit_cost, self.steps_per_year
+        )
+        self.contract_start = self.step_index
+        self._attributed = None
+        self.baseline_cost = self._observe_normative(self.care_need())["expected_cost"]
+        self.period_cost = np.zeros(self.providers.n)
+        self.period_steps = 0
+        self.history_records, self.records = self.records, []
+        self.income_total = np.zeros(self.providers.n)
+        self.cost_total = np.zeros(self.providers.n)
+        self.providers.insolvent_steps = np.zeros(self.providers.n, dtype=np.int64)
+        self.insolvent_group_steps = np.zeros(self.n_payees, dtype=np.int64)
+        self.yearly_margins = []
+        self.innovation_offers = np.zeros(len(INNOVATION_TYPES))
+        self.innovation_adoptions = np.zeros(len(INNOVATION_TYPES))
+        self.realised_r2 = []
+        self.risk_model.achieved = self.risk_model.achieved[-1:]
 
     def deliver_care(self) -> dict[str, np.ndarray]:
         """Each patient in need gets care as their providers decided (with noise).
@@ -445,7 +539,17 @@ class VBPModel(mesa.Model):
 
     def contract_year(self) -> int:
         """Years since the contract relationship began (0 = first), across renewals, so glide paths run on."""
-        return self.step_index // self.steps_per_year
+        return (self.step_index - self.contract_start) // self.steps_per_year
+
+    def contract_length(self) -> int:
+        """Length in years of the contract in force (0 = open-ended; the status quo always is)."""
+        in_history = self.history_steps > 0 and self.contract_start == 0
+        return 0 if in_history else self.study_length_years
+
+    def _contract_elapsed_years(self) -> float:
+        """Years into the current contract period after this step."""
+        length = self.contract_length()
+        return (self.step_index + 1 - self.contract_start) / self.steps_per_year % length
 
     def close_periods(self, obs: Observation) -> None:
         """Year end: reset patients' stop-loss accumulators; contract end: rebase historical cost.
@@ -458,19 +562,20 @@ class VBPModel(mesa.Model):
         year_end = (self.step_index + 1) % self.steps_per_year == 0
         if year_end:
             self.year_to_date_cost[:] = 0.0
-        length = self.config.contract.length_years
-        if year_end and length > 0 and ((self.step_index + 1) // self.steps_per_year) % length == 0:
-            self.historical_cost = self.period_cost / self.period_steps
+        length = self.contract_length()
+        years_in = (self.step_index + 1 - self.contract_start) // self.steps_per_year
+        if year_end and length > 0 and years_in % length == 0:
+            self.historical_cost = self.spending_markup * self.period_cost / self.period_steps
             self.period_cost = np.zeros(self.providers.n)
             self.period_steps = 0
 
     def rebase_weight(self) -> float:
         """Share of a provider's planning horizon after the next benchmark rebase (0 if never)."""
-        length = self.config.contract.length_years
+        length = self.contract_length()
         horizon = self.planning_horizon()
         if length <= 0:
             return 0.0
-        elapsed = (self.step_index + 1) / self.steps_per_year % length
+        elapsed = self._contract_elapsed_years()
         return float(np.clip((horizon - (length - elapsed)) / horizon, 0.0, 1.0))
 
     def outlier_threshold(self, care: dict[str, np.ndarray]) -> np.ndarray:
@@ -508,6 +613,8 @@ class VBPModel(mesa.Model):
         case_mix = np.zeros((table.n, len(DISCIPLINES)))
         case_mix[np.arange(table.n), table.discipline] = case_value
         delivered_cost = delivered * self.unit_cost
+        self._year_score += care["scores"].sum(axis=1)
+        self._year_patient_cost += delivered_cost.sum(axis=1)
         excess = np.maximum(delivered_cost - self.outlier_threshold(care), 0.0)
         attachment = self.config.purchaser.stop_loss_attachment
         before = self.year_to_date_cost
@@ -770,10 +877,10 @@ class VBPModel(mesa.Model):
     def money_horizon(self) -> float:
         """Years of future gains a provider can keep: its horizon, cut at the contract's end."""
         horizon = self.planning_horizon()
-        length = self.config.contract.length_years
+        length = self.contract_length()
         if length <= 0:
             return horizon
-        elapsed = (self.step_index + 1) / self.steps_per_year % length
+        elapsed = self._contract_elapsed_years()
         return min(horizon, length - elapsed)
 
     def outlook(self, care: dict[str, np.ndarray]) -> Outlook:
@@ -897,15 +1004,10 @@ class VBPModel(mesa.Model):
             # A patient's expected acute episodes (stroke risk from age and conditions) and what
             # the contract would pay for them: the risk that state-based prices leave unpriced.
             steps = self.episode_steps[d]
-            episode_price = (
-                self.episode_units[d]
-                * self.unit_cost[d]
-                * (
-                    g["case_value"]
-                    + pop.observable_risk**self.config.purchaser.risk_adjustment_power * g["expected_cost"]
-                )
-                + steps * g["cases"]
-            )
+            episode_value = self.episode_units[d] * self.unit_cost[d]
+            episode_price = episode_value * g["case_value"] + steps * g["cases"]
+            # the risk score passes on a share R^2 of a patient's extra cost (its slope on the truth)
+            episode_score_price = episode_value * self.risk_model.pass_through * self.score_level[d] * g["expected_cost"]
             for need_units, total, risk in (
                 (need["diagnosis_cost"][:, d] / self.unit_cost[d] * perceived_risk, net, perceived_risk),
                 (need["need"][:, d], true_net, pop.frailty),
@@ -914,7 +1016,7 @@ class VBPModel(mesa.Model):
                 episode_cost = episode_units * self.unit_cost[d]
                 per_step_cost = self.episode_units[d] * risk * per_unit * self.unit_cost[d] / max(steps, 1e-9)
                 episode_pay = (
-                    hazard * episode_price
+                    hazard * (episode_price + risk * episode_score_price)
                     + episode_units * services_grad[payee_of_gp, d]
                     + episode_cost * g["cost"]
                     + hazard * steps * np.maximum(per_step_cost - threshold[d], 0.0) * g["outlier_cost"]
@@ -998,7 +1100,7 @@ class VBPModel(mesa.Model):
         low_value = float(np.maximum(excess, 0).sum())  # sum(max(0, -e)) = sum(max(0, e)) - sum(e)
         row: dict[str, float] = {
             "step": self.step_index,
-            "year": self.step_index // self.steps_per_year,
+            "year": (self.step_index - self.history_steps) // self.steps_per_year,
             "alive": float(pop.alive.sum()),
             "spending": float(income.sum()),
             "provider_cost": float(obs.cost.sum()),

@@ -22,6 +22,14 @@ HEALTH_STATES: tuple[str, ...] = ("healthy", "chronic", "acute", "post_acute", "
 CONDITIONS: tuple[str, ...] = ("hypertension", "diabetes", "atrial_fibrillation")
 INNOVATION_TYPES: tuple[str, ...] = ("cost_saving", "cost_effective", "low_value")
 EFFORT_TASKS: tuple[str, ...] = ("measured", "unmeasured", "coordination", "prevention")
+# R^2 of the purchaser's risk score by information level (Van de Ven & Ellis 2000; Pope et al. 2004; Ash et al. 2000).
+RISK_ADJUSTMENT_LEVELS: dict[str, float] = {
+    "none": 0.0,
+    "demographic": 0.015,
+    "prospective": 0.11,
+    "concurrent": 0.4,
+    "full": 1.0,
+}
 
 ASSUMPTION = "modelling assumption (docs/ODD.md, 'Details')"
 
@@ -315,6 +323,23 @@ class ProviderParams(Section):
         ge=0,
         le=24,
     )
+    change_cost: float = param(
+        1.0,
+        "share of stake per squared unit of change",
+        "partial adjustment of practice style (habits, staff and capacity commitments); calibration/targets.toml",
+        "Yearly cost of practising away from one's habit: change_cost x stake x (decision - habit)^2, "
+        "with the stake of each decision dimension as in its choice noise (0 = no inertia).",
+        ge=0,
+        le=100,
+    )
+    habit_rate: float = param(
+        0.5,
+        "1/year",
+        "practice-pattern persistence; calibration/targets.toml",
+        "Rate at which a provider's habit follows its actual practice (1/rate = memory in years).",
+        gt=0,
+        le=12,
+    )
 
 
 class MechanismParams(Section):
@@ -556,13 +581,14 @@ class ContextParams(Section):
 class PurchaserParams(Section):
     """The purchaser: what it can see of risk and quality."""
 
-    risk_adjustment_power: float = param(
-        1.0,
-        "share (0-1)",
-        "Cattel et al. 2018, Section 4.2.4",
-        "Share of the observable log-risk the purchaser's risk model captures.",
-        ge=0,
-        le=1,
+    risk_adjustment: Literal["none", "demographic", "prospective", "concurrent", "full"] | float = param(
+        "prospective",
+        "level name or R^2 (0-1)",
+        "R^2 levels: Van de Ven & Ellis 2000 (Handbook of Health Economics, ch. 14); Pope et al. 2004 "
+        "(CMS-HCC); Ash et al. 2000; Cattel et al. 2018, Section 4.2.4",
+        "Explanatory power of the purchaser's risk score: R^2 of the score against each patient's true "
+        "expected cost; a named level (none 0, demographic 0.015, prospective 0.11, concurrent 0.4, full 1) "
+        "or a number in [0, 1].",
     )
     outlier_threshold: float = param(
         3.0,
@@ -601,12 +627,40 @@ class ContractParams(Section):
         "Contract length; gains after its end are not the provider's (0 = the whole run).",
         ge=0,
     )
+    status_quo: str = param(
+        "ffs",
+        "name",
+        "SPEC, 'Credible magnitudes': every contract is a switch from the status quo",
+        "Contract in force during the history, before the switch; also every comparison's counterfactual.",
+    )
+    status_quo_params: dict[str, Any] = param(
+        {"fee_to_cost": {"gp": 1.10, "hospital": 1.04, "rehab": 1.15, "nursing": 1.15}},
+        "-",
+        "fee levels from published margins: calibration/targets.toml",
+        "Keyword arguments of the status-quo scheme (default: FFS fees by discipline).",
+    )
 
 
 class SimulationParams(Section):
     """The horizon and the time step."""
 
-    years: int = param(10, "years", ASSUMPTION, "Simulated years.", ge=1, le=200)
+    years: int = param(10, "years", ASSUMPTION, "Simulated years after the switch to the contract.", ge=1, le=200)
+    history_years: int = param(
+        5,
+        "years",
+        "SPEC, 'Credible magnitudes'; long enough for practice to settle under the status quo",
+        "Years lived under the status-quo contract before the switch (0 = start under the contract).",
+        ge=0,
+        le=50,
+    )
+    warmup_years: int = param(
+        2,
+        "years",
+        "model burn-in (ODD 'Initialisation')",
+        "First years of the history in which practice moves without inertia, so the status quo settles.",
+        ge=0,
+        le=50,
+    )
     steps_per_year: int = param(12, "steps", "SPEC: one month", "Time steps per year.", ge=1, le=365)
 
 
@@ -694,6 +748,11 @@ def _check_consistency(scenario: Scenario) -> None:
             f"must lie in [{prov.intensity_min}, {prov.intensity_max}]",
         )
     _check_table("clinical.unit_cost", clin.unit_cost, DISCIPLINES, positive=True)
+    level = scenario.purchaser.risk_adjustment
+    if not isinstance(level, str) and (isinstance(level, bool) or not 0.0 <= level <= 1.0):
+        raise ParameterError(
+            "purchaser.risk_adjustment", level, f"one of {list(RISK_ADJUSTMENT_LEVELS)} or an R^2 in [0, 1]"
+        )
     _check_table("clinical.stroke_hr", clin.stroke_hr, CONDITIONS, positive=True)
     _check_table("clinical.qol", clin.qol, HEALTH_STATES[:-1], unit_interval=True)
     inno = scenario.innovation
@@ -704,6 +763,12 @@ def _check_consistency(scenario: Scenario) -> None:
         for key, value in table.items():
             if not -1 < value < 10:
                 raise ParameterError(f"innovation.{name}.{key}", value, "a number in (-1, 10)")
+
+
+def risk_adjustment_r2(scenario: Scenario) -> float:
+    """The R^2 the purchaser's risk score is asked to reach: a named level's value or the number given."""
+    level = scenario.purchaser.risk_adjustment
+    return RISK_ADJUSTMENT_LEVELS[level] if isinstance(level, str) else float(level)
 
 
 def _check_table(

@@ -201,7 +201,8 @@ def register(cls: type[PaymentScheme]) -> type[PaymentScheme]:
 class FeeForService(PaymentScheme):
     """Fee-for-service: a fee per service unit billed (Cattel et al. 2018, Section 3.3).
 
-    ``fee_to_cost`` is the fee relative to the unit cost of a service; above 1 every
+    ``fee_to_cost`` is the fee relative to the unit cost of a service, one number or one
+    per discipline (``{"gp": 1.10, ...}``, e.g. from published margins); above 1 every
     extra service is profitable, the classic incentive to overprovide (McGuire 2000).
     ``fees`` overrides the fee of single disciplines in EUR per unit.
     """
@@ -209,8 +210,16 @@ class FeeForService(PaymentScheme):
     name = "ffs"
     description = "Fee per service billed; more services, more income."
 
-    def __init__(self, *, fee_to_cost: float = 1.25, fees: dict[str, float] | None = None):
-        self.fee_to_cost = _check_nonnegative("fee_to_cost", fee_to_cost)
+    def __init__(self, *, fee_to_cost: float | dict[str, float] = 1.25, fees: dict[str, float] | None = None):
+        if isinstance(fee_to_cost, dict):
+            unknown = set(fee_to_cost) - set(DISCIPLINES)
+            if unknown or len(fee_to_cost) != len(DISCIPLINES):
+                raise ParameterError("fee_to_cost", fee_to_cost, f"a number or one number per discipline {DISCIPLINES}")
+            self.fee_to_cost: float | dict[str, float] = {
+                d: _check_nonnegative(f"fee_to_cost.{d}", fee_to_cost[d]) for d in DISCIPLINES
+            }
+        else:
+            self.fee_to_cost = _check_nonnegative("fee_to_cost", fee_to_cost)
         if fees is not None and not isinstance(fees, dict):
             raise ParameterError("fees", fees, "a mapping discipline -> EUR per unit")
         self.fees = dict(fees or {})
@@ -221,7 +230,8 @@ class FeeForService(PaymentScheme):
 
     def fee_schedule(self, unit_cost: np.ndarray) -> np.ndarray:
         """Fee per unit of each discipline."""
-        fees = unit_cost * self.fee_to_cost
+        ratio = self.fee_to_cost
+        fees = unit_cost * (np.array([ratio[d] for d in DISCIPLINES]) if isinstance(ratio, dict) else ratio)
         for discipline, fee in self.fees.items():
             fees[DISCIPLINES.index(discipline)] = fee
         return fees
