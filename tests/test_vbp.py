@@ -116,10 +116,10 @@ def assert_direction(treatment: np.ndarray, control: np.ndarray, sign: int, labe
 # -- 1. one-sided -> two-sided risk (Section 4.2.5.1) -------------------------------------------
 # A risk-adjusted global budget to each regional chain, reconciled yearly at a 50% savings
 # rate; the two-sided arm also bears 50% of losses. Imperfect risk adjustment (the
-# purchaser's model captures 30% of observable log-risk) leaves risk unpriced to select on.
+# purchaser's score is demographic, R^2 0.015) leaves risk unpriced to select on.
 SHARING = {
     "composition": "chain",
-    "risk_adjustment_power": 0.3,
+    "risk_adjustment": "demographic",
     "shared_savings_savings_rate": 0.5,
     "shared_savings_min_savings_rate": 0.0,
     "shared_savings_min_loss_rate": 0.0,
@@ -148,11 +148,11 @@ def test_two_sided_risk_strengthens_incentives_and_selection(metric: str, sign: 
 # -- 2. risk corridors, reinsurance and outlier sharing (Section 4.2.5.1) ----------------------
 # Solo contracts (each provider bears its own panel's risk, so the spread of margins across
 # providers is the spread of their results): a risk-adjusted global budget with two-sided
-# sharing at 50% (no minimum rates, no caps), risk adjustment power 0.3. Each device is
+# sharing at 50% (no minimum rates, no caps), demographic risk adjustment (R^2 0.015). Each device is
 # added to that same contract; the reconciliation excludes the reinsured cost.
 MITIGATION_BASE = {
     "composition": "solo",
-    "risk_adjustment_power": 0.3,
+    "risk_adjustment": "demographic",
     "shared_savings_savings_rate": 0.5,
     "shared_savings_loss_rate": 0.5,
     "shared_savings_min_savings_rate": 0.0,

@@ -17,6 +17,7 @@ from .experiments import (
     paired_difference,
     replicate,
     run,
+    run_arms,
     teaching_to_test,
 )
 from .metrics import DIMENSIONS
@@ -58,6 +59,7 @@ __all__ = [
     "register",
     "replicate",
     "run",
+    "run_arms",
     "teaching_to_test",
     "with_p4p",
 ]

@@ -35,8 +35,8 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from .errors import ParameterError, VBPSimError
+from .experiments import STATUS_QUO, replicate
 from .experiments import compare as compare_table
-from .experiments import replicate
 from .experiments import run as run_model
 from .metrics import DIMENSIONS
 from .scenarios import list_scenarios, load_scenario, scenario_dir, scenario_text, scenario_to_toml
@@ -69,11 +69,13 @@ COMPARE_COLUMNS = {
     "prevention": "prev.",
     "intensity_ratio": "inten-\nsity",
     "spending_per_capita": "spend/\ncapita",
+    "spending_change_pct": "vs\nsq %",
     "net_monetary_benefit": "NMB",
 }
 COMPARE_CAPTION = (
     "Value dimensions: higher is better. intensity: delivered / guideline care. "
-    "spend/capita and NMB (net monetary benefit): EUR per capita per year."
+    "spend/capita and NMB (net monetary benefit): EUR per capita per year. "
+    "vs sq %: spending change against the status quo continued (status_quo row), same history and seeds."
 )
 
 #: Names that are arguments of ``vbpsim.run`` itself and so cannot be ``--set``.
@@ -382,13 +384,18 @@ def compare(
         make_scheme(name)  # fail fast on an unknown name, before any run
     if isinstance(seeds, bool) or seeds < 1:
         raise ParameterError("seeds", seeds, "a whole number of replications >= 1")
-    jobs = [(seed, name) for seed in range(seeds) for name in names]
+    if STATUS_QUO not in names:  # every contract is read against the status quo continued
+        names.insert(0, STATUS_QUO)
     parts = []
-    with _Ticker(f"{len(jobs)} runs on {loaded.name}", progress) as ticker:
-        for i, (seed, name) in enumerate(jobs):
-            parts.append(replicate([name], [seed], scenario=loaded, years=years))
-            ticker(i + 1, len(jobs))
+    total = seeds * len(names)
+    with _Ticker(f"{total} runs on {loaded.name} (one shared history per seed)", progress) as ticker:
+        for seed in range(seeds):
+            parts.append(replicate(names, [seed], scenario=loaded, years=years))
+            ticker((seed + 1) * len(names), total)
     runs = pd.concat(parts, ignore_index=True)
+    runs["spending_change_pct"] = runs.groupby("seed")["spending_per_capita"].transform(
+        lambda column: 100 * (column / column.iloc[0] - 1)
+    )
     summary = compare_table(runs)
 
     horizon = years if years is not None else loaded.simulation.years
@@ -427,6 +434,49 @@ def compare(
         except OSError as exc:
             _fail(f"cannot write to {out}: {exc.strerror or exc}", 1)
         console.print(f"wrote {folder / 'runs.csv'} and {folder / 'comparison.csv'}", highlight=False)
+
+
+@app.command()
+def calibrate(
+    seeds: Annotated[int, typer.Option(help="Replications per parameter vector (common random numbers).")] = 3,
+    max_evaluations: Annotated[int, typer.Option(help="Simulated-moments evaluations (0: only report).")] = 40,
+    out: Annotated[Path, typer.Option(help="Folder for calibration.csv, trace.csv and report.md.")] = Path(
+        "calibration-report"
+    ),
+    progress: ShowProgress = None,
+) -> None:
+    """Fit the free behavioural parameters to calibration/targets.toml and report every target."""
+    from .calibration import FREE_PARAMETERS, load_targets, markdown_table, measure, report
+    from .calibration import calibrate as fit
+
+    if isinstance(seeds, bool) or seeds < 2:
+        raise ParameterError("seeds", seeds, "a whole number >= 2 (a confidence interval needs two)")
+    if isinstance(max_evaluations, bool) or max_evaluations < 0:
+        raise ParameterError("max_evaluations", max_evaluations, "a whole number >= 0")
+    targets = load_targets()
+    seed_list = list(range(seeds))
+    console = Console()
+    if max_evaluations == 0:
+        with _Ticker("measuring the default scenario", progress) as ticker:
+            table = report(targets, measure(seed_list, progress=ticker))
+        fitted: dict[str, float] = {}
+        trace = pd.DataFrame()
+    else:
+        with _Ticker(f"fitting {', '.join(FREE_PARAMETERS)}", progress) as ticker:
+            out.mkdir(parents=True, exist_ok=True)
+            result = fit(
+                seed_list, max_evaluations=max_evaluations, targets=targets, progress=ticker, log=out / "trace.csv"
+            )
+        table, fitted, trace = result.table, result.parameters, result.trace
+    console.print(markdown_table(table), highlight=False, soft_wrap=True)
+    for name, value in fitted.items():
+        console.print(f"fitted {name} = {value:.4g}", highlight=False)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "calibration.csv", index=False)
+    trace.to_csv(out / "trace.csv", index=False)
+    fitted_lines = "\n".join(f"- `{k}` = {v:.4g}" for k, v in fitted.items()) or "- (report only)"
+    (out / "report.md").write_text(f"# Calibration report\n\n{fitted_lines}\n\n{markdown_table(table)}\n")
+    console.print(f"wrote {out / 'calibration.csv'}, {out / 'trace.csv'} and {out / 'report.md'}", highlight=False)
 
 
 def main() -> None:

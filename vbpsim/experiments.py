@@ -141,9 +141,7 @@ def _scenario_and_contract(
             scenario_over["contract.length_years"] = 0
         else:
             scenario_over["contract.scheme"] = scheme
-            # the world's status-quo scheme keeps the world's own terms (e.g. its fee levels) unless overridden
-            inherited = base.contract.status_quo_params if scheme == base.contract.status_quo else {}
-            scenario_over["contract.params"] = {**inherited, **scheme_params}
+            scenario_over["contract.params"] = scheme_params  # the model adds the world's terms (with_world_defaults)
     elif scheme_params:
         params = {**base.contract.params, **scheme_params}
         scenario_over["contract.params"] = params
@@ -266,7 +264,9 @@ def _check_same_world(first: Scenario, other: Scenario, scheme: str | PaymentSch
         for key in ("scheme", "params", "length_years"):
             section["contract"].pop(key)
     if a != b:
-        raise ParameterError("scheme", _label(scheme), "arms of one comparison must share the scenario (only the contract may differ)")
+        raise ParameterError(
+            "scheme", _label(scheme), "arms of one comparison must share the scenario (only the contract may differ)"
+        )
 
 
 def _run_seed(args: tuple[Any, ...]) -> list[dict[str, Any]]:

@@ -55,7 +55,7 @@ from .population import (
     care_benefit,
 )
 from .risk import RiskModel, r_squared
-from .schemes import Observation, PaymentScheme, make_scheme
+from .schemes import Observation, PaymentScheme, make_scheme, with_world_defaults
 
 # Random streams; new ones are appended so earlier streams stay the same (common random numbers).
 STREAMS = (
@@ -149,10 +149,11 @@ class VBPModel(mesa.Model):
         super().__init__(rng=self.seed_value)
         self.config = scenario if scenario is not None else Scenario()
         contract = self.config.contract
-        self.contract_under_study = make_scheme(
-            scheme if scheme is not None else contract.scheme,
-            contract.params if scheme is None or isinstance(scheme, str) else None,
-        )
+        name = scheme if scheme is not None else contract.scheme
+        params = contract.params if scheme is None or isinstance(scheme, str) else None
+        if isinstance(name, str):
+            params = with_world_defaults(name, params or {}, contract.status_quo_params)
+        self.contract_under_study = make_scheme(name, params)
         streams = np.random.SeedSequence(self.seed_value).spawn(len(STREAMS))
         self.streams = {name: np.random.default_rng(s) for name, s in zip(STREAMS, streams, strict=True)}
         sim = self.config.simulation
@@ -471,6 +472,8 @@ class VBPModel(mesa.Model):
         """
         if self.contract_start > 0 or (self.history_steps == 0 and self.step_index > 0):
             raise ParameterError("scheme", scheme, "a contract can only be chosen before the switch")
+        if isinstance(scheme, str):
+            params = with_world_defaults(scheme, params or {}, self.config.contract.status_quo_params)
         self.contract_under_study = make_scheme(scheme, params)
         if length_years is not None:
             self.study_length_years = length_years
@@ -1007,7 +1010,8 @@ class VBPModel(mesa.Model):
             episode_value = self.episode_units[d] * self.unit_cost[d]
             episode_price = episode_value * g["case_value"] + steps * g["cases"]
             # the risk score passes on a share R^2 of a patient's extra cost (its slope on the truth)
-            episode_score_price = episode_value * self.risk_model.pass_through * self.score_level[d] * g["expected_cost"]
+            pass_through = self.risk_model.pass_through * self.score_level[d]
+            episode_score_price = episode_value * pass_through * g["expected_cost"]
             for need_units, total, risk in (
                 (need["diagnosis_cost"][:, d] / self.unit_cost[d] * perceived_risk, net, perceived_risk),
                 (need["need"][:, d], true_net, pop.frailty),
@@ -1134,6 +1138,7 @@ class VBPModel(mesa.Model):
             row[f"intensity_{name}"] = float(delivered_cost[:, d].sum() / total_need) if total_need > 0 else 1.0
             row[f"chosen_intensity_{name}"] = float(decision.intensity[table.discipline == d].mean())
             row[f"spending_{name}"] = float(income[table.discipline == d].sum())
+            row[f"guideline_{name}"] = float(total_need)
         row.update(health)
         row.update(innovation)
         self.records.append(row)

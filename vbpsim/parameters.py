@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ParameterError
 
@@ -218,9 +218,9 @@ class ClinicalParams(Section):
         ge=0,
     )
     overtreatment_harm: float = param(
-        0.15,
+        0.3,
         "benefit per squared excess",
-        ASSUMPTION,
+        "calibrated to the status quo's low-value share (calibration/targets.toml)",
         "Curvature of benefit beyond the optimum: b(x)=1-h(x-1)^2 for x>1.",
         ge=0,
     )
@@ -258,9 +258,9 @@ class ProviderParams(Section):
     n_rehab: int = param(6, "providers", ASSUMPTION, "Rehabilitation centres.", ge=1)
     n_nursing: int = param(6, "providers", ASSUMPTION, "Nursing/home-care organisations.", ge=1)
     altruism_mean: float = param(
-        0.5,
+        0.7,
         "weight (0-1)",
-        "Ellis & McGuire 1986: provider weighs patient benefit",
+        "Ellis & McGuire 1986: provider weighs patient benefit; calibrated (calibration/targets.toml)",
         "Mean weight on patient benefit (money-equivalent).",
         ge=0,
         le=1,
@@ -324,7 +324,7 @@ class ProviderParams(Section):
         le=24,
     )
     change_cost: float = param(
-        1.0,
+        20.0,
         "share of stake per squared unit of change",
         "partial adjustment of practice style (habits, staff and capacity commitments); calibration/targets.toml",
         "Yearly cost of practising away from one's habit: change_cost x stake x (decision - habit)^2, "
@@ -333,9 +333,9 @@ class ProviderParams(Section):
         le=100,
     )
     habit_rate: float = param(
-        0.5,
+        1.0,
         "1/year",
-        "practice-pattern persistence; calibration/targets.toml",
+        "ASSUMPTION: habits reflect about the last year of practice (not separately identified from change_cost)",
         "Rate at which a provider's habit follows its actual practice (1/rate = memory in years).",
         gt=0,
         le=12,
@@ -590,6 +590,13 @@ class PurchaserParams(Section):
         "expected cost; a named level (none 0, demographic 0.015, prospective 0.11, concurrent 0.4, full 1) "
         "or a number in [0, 1].",
     )
+    @field_validator("risk_adjustment", mode="before")
+    @classmethod
+    def _level_not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool | bytes):
+            raise ValueError(f"one of {list(RISK_ADJUSTMENT_LEVELS)} or an R^2 in [0, 1]")
+        return value
+
     outlier_threshold: float = param(
         3.0,
         "x mean cost per case",

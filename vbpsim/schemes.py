@@ -353,7 +353,7 @@ class Bundle(PaymentScheme):
         *,
         covered: tuple[str, ...] | list[str] = ("hospital", "rehab"),
         price_to_cost: float = 1.05,
-        fee_to_cost: float = 1.25,
+        fee_to_cost: float | dict[str, float] = 1.25,
     ):
         if isinstance(covered, str):
             covered = (covered,)
@@ -367,13 +367,14 @@ class Bundle(PaymentScheme):
             raise ParameterError("covered", covered, "at least one discipline")
         self.covered = covered
         self.price_to_cost = _check_nonnegative("price_to_cost", price_to_cost)
-        self.fee_to_cost = _check_nonnegative("fee_to_cost", fee_to_cost)
+        self._fees = FeeForService(fee_to_cost=fee_to_cost)
+        self.fee_to_cost = self._fees.fee_to_cost
 
     @override
     def pay(self, obs: Observation) -> np.ndarray:
         inside = np.array([d in self.covered for d in DISCIPLINES])
         episode = self.price_to_cost * obs.case_mix[:, inside].sum(axis=1)
-        fees = obs.services[:, ~inside] @ (obs.unit_cost[~inside] * self.fee_to_cost)
+        fees = obs.services[:, ~inside] @ self._fees.fee_schedule(obs.unit_cost)[~inside]
         return episode + fees
 
 
@@ -437,7 +438,7 @@ class Mixed(Blend):
         self,
         *,
         ffs_share: float = 0.5,
-        fee_to_cost: float = 1.25,
+        fee_to_cost: float | dict[str, float] = 1.25,
         rate_to_cost: float = 1.05,
         risk_adjusted: bool = True,
     ):
@@ -517,6 +518,19 @@ def make_scheme(name: str | PaymentScheme, params: dict[str, Any] | None = None)
         defaults = SCHEMES[a].defaults_for(base, others)
         parts.append((1.0, _construct(SCHEMES[a], {**defaults, **addon_params[a]}) if defaults else plain[a]))
     return Blend(parts=parts)
+
+
+def with_world_defaults(name: str, params: dict[str, Any], world: dict[str, Any]) -> dict[str, Any]:
+    """``params`` completed by the world's terms (e.g. the status quo's fee levels) the base scheme takes.
+
+    A switch of contract should not silently change what it does not mention: a blend or
+    bundle that pays some care by fee keeps the world's fee schedule unless told otherwise.
+    """
+    base = SCHEMES.get(name.split("+")[0]) if isinstance(name, str) else None
+    if base is None:
+        return dict(params)
+    accepted = set(inspect.signature(base.__init__).parameters) - {"self"}
+    return {**{k: v for k, v in world.items() if k in accepted}, **params}
 
 
 def _construct(cls: type[PaymentScheme], params: dict[str, Any]) -> PaymentScheme:
