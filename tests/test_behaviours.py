@@ -33,7 +33,9 @@ from scipy import stats
 import vbpsim
 from vbpsim.experiments import build_model, cost_saving_effort, free_riding, result_of, teaching_to_test
 
-SCENARIO = "small"
+# The small world without practice inertia: these tests are about the decision rule's equilibrium;
+# how fast practice gets there after a switch from the status quo is tested in test_history.py.
+SCENARIO = str(Path(__file__).parent / "data" / "small_equilibrium.toml")
 YEARS = 5
 SEEDS = tuple(range(5))  # large effects: 5 replications
 RISK_SEEDS = tuple(range(8))  # risk selection counts rare steering events: 8 replications

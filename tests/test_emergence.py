@@ -21,6 +21,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,9 @@ from scipy import stats
 import vbpsim
 from vbpsim.parameters import DISCIPLINES, ProviderParams
 
-SCENARIO = "small"
+# The small world without practice inertia: these tests are about the decision rule's equilibrium;
+# how fast practice gets there after a switch from the status quo is tested in test_history.py.
+SCENARIO = str(Path(__file__).parent / "data" / "small_equilibrium.toml")
 YEARS = 3
 SEEDS = tuple(range(1, 9))  # 8 replications, shared by every arm (common random numbers)
 T_95 = float(stats.t.ppf(0.975, df=len(SEEDS) - 1))  # 2.36 for 8 seeds: wider than z=1.96

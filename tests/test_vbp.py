@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,18 @@ SEEDS = tuple(range(1, 9))  # 8 replications shared by every arm
 PRESETS = ("aqc", "mssp", "kinzigtal", "diabetes_bundle", "stroke_vbp", "cattel_vbp")
 # The presets are built on the default world (10,000 adults, 42 providers); this shrinks
 # them to the small world (equal hospital/rehab/nursing counts, as chains need).
-SMALL_WORLD: dict[str, Any] = {"n_patients": 2000, "n_gp": 6, "n_hospital": 2, "n_rehab": 2, "n_nursing": 2}
+# Practice inertia is off in these tests (change_cost 0): they compare designs' equilibrium
+# incentives; how fast practice responds after a switch is tested in test_history.py.
+SMALL_WORLD: dict[str, Any] = {
+    "n_patients": 2000,
+    "n_gp": 6,
+    "n_hospital": 2,
+    "n_rehab": 2,
+    "n_nursing": 2,
+    "providers.change_cost": 0.0,
+    "simulation.history_years": 3,
+}
+SMALL = str(Path(__file__).parent / "data" / "small_equilibrium.toml")
 
 
 # -- running and statistics --------------------------------------------------------------------
@@ -50,7 +62,7 @@ def _run(scheme: str | None, scenario: str, years: int, seed: int, overrides: tu
 
 
 def arm(
-    scheme: str | None, scenario: str = "small", years: int = 3, seeds: tuple[int, ...] = SEEDS, **overrides: Any
+    scheme: str | None, scenario: str = SMALL, years: int = 3, seeds: tuple[int, ...] = SEEDS, **overrides: Any
 ) -> list[vbpsim.Result]:
     """One arm: a scheme (``None``: the scenario's contract) with overrides on every seed."""
     key = tuple(sorted((k, _hashable(v)) for k, v in overrides.items()))
@@ -303,7 +315,7 @@ LENGTH_YEARS = 3
 def length_arm(label: str, length_years: int) -> list[dict[str, float]]:
     if label == "global_budget_chain":
         return innovation_arm(
-            "global_budget", "small", LENGTH_YEARS, composition="chain", arrival_rate=4, length_years=length_years
+            "global_budget", SMALL, LENGTH_YEARS, composition="chain", arrival_rate=4, length_years=length_years
         )
     return innovation_arm(None, "cattel_vbp", LENGTH_YEARS, arrival_rate=4, length_years=length_years, **SMALL_WORLD)
 

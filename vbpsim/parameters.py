@@ -258,7 +258,7 @@ class ProviderParams(Section):
     n_rehab: int = param(6, "providers", ASSUMPTION, "Rehabilitation centres.", ge=1)
     n_nursing: int = param(6, "providers", ASSUMPTION, "Nursing/home-care organisations.", ge=1)
     altruism_mean: float = param(
-        0.7,
+        0.72,
         "weight (0-1)",
         "Ellis & McGuire 1986: provider weighs patient benefit; calibrated (calibration/targets.toml)",
         "Mean weight on patient benefit (money-equivalent).",
