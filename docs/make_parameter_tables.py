@@ -122,41 +122,10 @@ STREAM_USES: dict[str, str] = {
     "innovation": "arrivals, type and discipline of each innovation, and one adoption draw per provider",
 }
 
-# Meaning and unit of each scheme parameter, keyed by (scheme, parameter). A parameter
-# missing here is still listed (name and default come from the code), flagged as such.
-SCHEME_PARAMETERS: dict[tuple[str, str], tuple[str, str]] = {
-    ("ffs", "fee_to_cost"): ("ratio", "Fee per service unit relative to the unit cost."),
-    ("ffs", "fees"): ("EUR per unit", "Overrides the fee of single disciplines, e.g. {'gp': 60}."),
-    ("per_case", "price_to_cost"): ("ratio", "Price relative to the normative (case-mix) cost of a case."),
-    ("capitation", "rate_to_cost"): ("ratio", "Rate relative to the member's normative cost."),
-    ("capitation", "risk_adjusted"): (
-        "true/false",
-        "Rate follows the purchaser's risk score (true) or the population average (false).",
-    ),
-    ("per_period", "budget_to_cost"): (
-        "ratio",
-        "Budget relative to the risk-adjusted normative cost of the panel at contract start.",
-    ),
-    ("p4p", "bonus_share"): ("share of normative cost", "Bonus at a perfect indicator score."),
-    ("p4p", "threshold"): ("indicator score", "Score below which no bonus is paid (linear above)."),
-    ("mixed", "ffs_share"): ("share", "Weight of the FFS part; the capitation part gets 1 - ffs_share."),
-    ("mixed", "fee_to_cost"): ("ratio", "Fee-to-cost ratio of the FFS part."),
-    ("mixed", "rate_to_cost"): ("ratio", "Rate-to-cost ratio of the capitation part."),
-    ("mixed", "risk_adjusted"): ("true/false", "Whether the capitation part is risk-adjusted."),
-    ("bundle", "covered"): (
-        "disciplines",
-        "Disciplines inside the bundle (paid by episode); all others are paid FFS.",
-    ),
-    ("bundle", "price_to_cost"): ("ratio", "Episode price relative to the normative case-mix cost of covered care."),
-    ("bundle", "fee_to_cost"): ("ratio", "Fee-to-cost ratio for the disciplines outside the bundle."),
-    ("outlier", "share"): (
-        "share",
-        "Share of each patient's cost above purchaser.outlier_threshold that the purchaser pays back.",
-    ),
-    # The value-based contract pieces (global_budget, shared_savings, stop_loss, quality_gate)
-    # document their own parameters next to the code.
-    **contracts.PARAMETER_DOCS,
-}
+# Meaning and unit of each scheme parameter, keyed by (scheme, parameter): base schemes
+# document theirs in vbpsim.schemes, the value-based contract pieces in vbpsim.contracts.
+# A parameter missing there is still listed (name and default come from the code), flagged.
+SCHEME_PARAMETERS: dict[tuple[str, str], tuple[str, str]] = {**schemes.PARAMETER_DOCS, **contracts.PARAMETER_DOCS}
 
 
 def _cell(text: Any) -> str:

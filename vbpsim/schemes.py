@@ -539,3 +539,37 @@ def _construct(cls: type[PaymentScheme], params: dict[str, Any]) -> PaymentSchem
         if key not in allowed:
             raise ParameterError(key, params[key], f"not a parameter of '{cls.name}'; allowed: {allowed}")
     return cls(**params)
+
+
+# Unit and meaning of each base scheme's parameters, keyed (scheme, parameter); the ODD
+# tables and the app's controls read them (contract pieces: vbpsim.contracts.PARAMETER_DOCS).
+PARAMETER_DOCS: dict[tuple[str, str], tuple[str, str]] = {
+    ("ffs", "fee_to_cost"): ("ratio", "Fee per service unit relative to the unit cost."),
+    ("ffs", "fees"): ("EUR per unit", "Overrides the fee of single disciplines, e.g. {'gp': 60}."),
+    ("per_case", "price_to_cost"): ("ratio", "Price relative to the normative (case-mix) cost of a case."),
+    ("capitation", "rate_to_cost"): ("ratio", "Rate relative to the member's normative cost."),
+    ("capitation", "risk_adjusted"): (
+        "true/false",
+        "Rate follows the purchaser's risk score (true) or the population average (false).",
+    ),
+    ("per_period", "budget_to_cost"): (
+        "ratio",
+        "Budget relative to the risk-adjusted normative cost of the panel at contract start.",
+    ),
+    ("p4p", "bonus_share"): ("share of normative cost", "Bonus at a perfect indicator score."),
+    ("p4p", "threshold"): ("indicator score", "Score below which no bonus is paid (linear above)."),
+    ("mixed", "ffs_share"): ("share", "Weight of the FFS part; the capitation part gets 1 - ffs_share."),
+    ("mixed", "fee_to_cost"): ("ratio", "Fee-to-cost ratio of the FFS part."),
+    ("mixed", "rate_to_cost"): ("ratio", "Rate-to-cost ratio of the capitation part."),
+    ("mixed", "risk_adjusted"): ("true/false", "Whether the capitation part is risk-adjusted."),
+    ("bundle", "covered"): (
+        "disciplines",
+        "Disciplines inside the bundle (paid by episode); all others are paid FFS.",
+    ),
+    ("bundle", "price_to_cost"): ("ratio", "Episode price relative to the normative case-mix cost of covered care."),
+    ("bundle", "fee_to_cost"): ("ratio", "Fee-to-cost ratio for the disciplines outside the bundle."),
+    ("outlier", "share"): (
+        "share",
+        "Share of each patient's cost above purchaser.outlier_threshold that the purchaser pays back.",
+    ),
+}
