@@ -1,4 +1,4 @@
-"""Command-line interface: ``vbpsim run | compare | schemes | scenarios``.
+"""Command-line interface: ``vbpsim run | compare | schemes | scenarios | app``.
 
 Each subcommand does one thing and is a thin layer over the Python API
 (:func:`vbpsim.run`, :func:`vbpsim.replicate`, :func:`vbpsim.compare`). Results go to
@@ -478,6 +478,23 @@ def calibrate(
     fitted_lines = "\n".join(f"- `{k}` = {v:.4g}" for k, v in fitted.items()) or "- (report only)"
     (out / "report.md").write_text(f"# Calibration report\n\n{fitted_lines}\n\n{markdown_table(table)}\n")
     console.print(f"wrote {out / 'calibration.csv'}, {out / 'trace.csv'} and {out / 'report.md'}", highlight=False)
+
+
+@app.command("app")
+def serve_app(
+    host: Annotated[str, typer.Option(help="Address to serve on; the default keeps it on this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on (0 picks a free one).")] = 8765,
+) -> None:
+    """Serve the interactive app (Solara, offline) at http://HOST:PORT; stop it with Ctrl+C."""
+    if not 0 <= port <= 65535:
+        raise ParameterError("port", port, "a port number in [0, 65535]")
+    import os
+
+    os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")  # no calls home: the app works offline
+    command = [sys.executable, "-m", "solara", "run", "vbpsim.app.page", "--host", host, "--port", str(port)]
+    command += ["--production", "--no-open"]
+    Console(stderr=True).print(f"vbpsim app: http://{host}:{port} (Ctrl+C stops it)", highlight=False)
+    os.execv(sys.executable, command)
 
 
 def main() -> None:

@@ -74,7 +74,7 @@ def ControlGroup(title: str, controls: list[Control], values: dict[str, Any], on
             def set_value(value: Any, key: str = control.key) -> None:
                 on_change(key, value)
 
-            ControlInput(control, values.get(control.key, control.default), set_value)
+            ControlInput(control, values.get(control.key, control.default), set_value).key(f"{title}:{control.key}")
 
 
 @solara.component
@@ -160,23 +160,27 @@ def ControlPanel(model: solara.Reactive[AppModel], box: SettingsBox) -> None:
             solara.Error(f"Not applied: {error.value}", classes=["vbpsim-error"])
         solara.Text(f"Running: {', '.join(model.value.labels.values())}", style={"font-size": "0.8em"})
         for control in run_controls():
-            ControlInput(
-                control, values.value["run"].get(control.key, control.default), _bind(set_value("run"), control)
-            )
+            value = values.value["run"].get(control.key, control.default)
+            ControlInput(control, value, _bind(set_value("run"), control)).key(f"run:{control.key}")
+        # Keys tie each control to its parameter, so controls appearing above (an error, contract B)
+        # never hand one control's widget to another.
         ControlGroup(
             "Contract A parameters",
             contract_controls(scenario.value, contract.value),
             values.value["A"],
             set_value("A"),
-        )
+        ).key(f"A:{scenario.value}:{contract.value}")
         if compare.value:
             ControlGroup(
                 "Contract B parameters",
                 contract_controls(scenario.value, contract_b.value),
                 values.value["B"],
                 set_value("B"),
-            )
-        ControlGroup("Scenario levers", lever_controls(scenario.value), values.value["levers"], set_value("levers"))
+            ).key(f"B:{scenario.value}:{contract_b.value}")
+        levers = lever_controls(scenario.value)
+        ControlGroup("Scenario levers", levers, values.value["levers"], set_value("levers")).key(
+            f"levers:{scenario.value}"
+        )
 
 
 def _bind(on_change: Any, control: Control) -> Any:

@@ -23,6 +23,14 @@ from ..parameters import DISCIPLINES
 from .session import AppModel, differences, per_capita_year, provider_panels, rolling_dimensions
 
 STYLES = {"A": "-", "B": "--"}
+CARD_STYLE = {"height": "100%", "overflow-y": "auto"}  # a view scrolls inside its grid cell
+SHORT = {
+    "quality": "quality",
+    "cost_consciousness": "cost-consc.",
+    "coordination": "coordination",
+    "innovation": "innovation",
+    "prevention": "prevention",
+}
 DISCIPLINE_COLOURS = {"gp": "tab:blue", "hospital": "tab:red", "rehab": "tab:green", "nursing": "tab:purple"}
 DIFF_INDICATORS = (
     "spending_per_capita",
@@ -107,7 +115,7 @@ NOTES: dict[str, tuple[str, str]] = {
 
 def _figure(ncols: int = 1, height: float = 2.4) -> tuple[Figure, list]:
     """A small figure with few ticks: text layout dominates the cost of a redraw."""
-    fig = Figure(figsize=(5.0, height), dpi=72)
+    fig = Figure(figsize=(5.2, height), dpi=80)
     axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.15, top=0.9, wspace=0.35)
     for ax in axes:
@@ -126,7 +134,7 @@ def ViewCard(key: str, draw: Callable[[AppModel], Figure | None], model: AppMode
     """A titled card: the chart (or a hint before the first step) and the note for students."""
     update_counter.get()
     title, note = NOTES[key]
-    with solara.Card(title, classes=[f"vbpsim-view-{key}"]):
+    with solara.Card(title, classes=[f"vbpsim-view-{key}"], style=CARD_STYLE):
         fig = draw(model) if model.step_index > 0 else None
         if fig is None:
             solara.Text("Press Step or Play to run the model.")
@@ -264,7 +272,7 @@ def draw_money(model: AppModel) -> Figure:
 def draw_providers(model: AppModel) -> Figure:
     """Providers by discipline, sized by panel, coloured by panel risk and by margin."""
     arms = list(model.arms)
-    fig = Figure(figsize=(5.0, 1.5 + 1.2 * len(arms)), dpi=72)
+    fig = Figure(figsize=(5.2, 1.5 + 1.2 * len(arms)), dpi=80)
     fig.subplots_adjust(left=0.13, right=0.9, bottom=0.08, top=0.9, hspace=0.5, wspace=0.45)
     for row, arm in enumerate(arms):
         panels = provider_panels(model.arms[arm])
@@ -317,13 +325,12 @@ def ValuesTable(model: AppModel) -> None:
     update_counter.get()
     if model.step_index == 0:
         return
-    rows = {}
+    rows = []
     for arm, ts in model.frames().items():
         m = model.arms[arm]
         last = rolling_dimensions(ts, m.initial_patients, m.steps_per_year).iloc[-1]
-        rows[model.labels[arm]] = {name: float(last[name]) for name in DIMENSIONS}
-    frame = pd.DataFrame(rows).reset_index(names="last year")
-    solara.Markdown(_table(frame))
+        rows.append({"last year": arm, **{SHORT[name]: float(last[name]) for name in DIMENSIONS}})
+    solara.Markdown(_table(pd.DataFrame(rows)))
 
 
 @solara.component
@@ -331,7 +338,7 @@ def ValuesView(model: AppModel) -> None:
     """The value dimensions: current values in a table, their course in small charts."""
     update_counter.get()
     title, note = NOTES["values"]
-    with solara.Card(title, classes=["vbpsim-view-values"]):
+    with solara.Card(title, classes=["vbpsim-view-values"], style=CARD_STYLE):
         if model.step_index == 0:
             solara.Text("Press Step or Play to run the model.")
         else:
@@ -345,7 +352,7 @@ def DifferenceView(model: AppModel) -> None:
     """A/B mode: each value dimension and indicator for both contracts and B - A."""
     update_counter.get()
     title, note = NOTES["ab"]
-    with solara.Card(title, classes=["vbpsim-view-ab"]):
+    with solara.Card(title, classes=["vbpsim-view-ab"], style=CARD_STYLE):
         results = model.results() if "B" in model.arms else None
         if "B" not in model.arms:
             solara.Text("Switch on A/B mode in the sidebar to compare two contracts.")
