@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo app browser test lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: vbpsim needs Python >= 3.12 (none found on PATH)"; exit 1; }
@@ -21,7 +21,20 @@ install: $(STAMP)
 demo: $(STAMP)  ## compare the base payment schemes on the default scenario
 	$(BIN)/vbpsim compare --scenario default --seeds 2
 
-test: $(STAMP)  ## the whole test suite
+app: $(STAMP)  ## the interactive app on http://127.0.0.1:8765 (offline; --host/--port via `vbpsim app`)
+	$(BIN)/vbpsim app
+
+# The app's browser tests drive Debian's chromium: install it when missing and we can (root
+# with apt-get); otherwise they are skipped with a note (under CI=true they fail instead).
+browser:
+	@if [ -n "$$VBPSIM_CHROMIUM" ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the app's browser tests"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null \
+			|| echo "could not install chromium: the browser tests will be skipped"; \
+	else echo "no chromium (and no root apt-get to install it): the browser tests will be skipped"; fi
+
+test: $(STAMP) browser  ## the whole test suite
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --nbmake tests notebooks
 
 lint: $(STAMP)

@@ -339,6 +339,8 @@ def ValuesView(model: AppModel) -> None:
     update_counter.get()
     title, note = NOTES["values"]
     with solara.Card(title, classes=["vbpsim-view-values"], style=CARD_STYLE):
+        months = 12 // model.arms["A"].steps_per_year
+        solara.Text(f"Month {model.step_index * months} of {model.n_steps * months}", classes=["vbpsim-month"])
         if model.step_index == 0:
             solara.Text("Press Step or Play to run the model.")
         else:
