@@ -121,7 +121,7 @@ def _figure(ncols: int = 1, height: float = 2.4) -> tuple[Figure, list]:
     for ax in axes:
         ax.tick_params(labelsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(4))
-        ax.yaxis.set_major_locator(MaxNLocator(4))
+        ax.yaxis.set_major_locator(MaxNLocator(3))
     return fig, axes
 
 
@@ -367,10 +367,15 @@ def DifferenceView(model: AppModel) -> None:
 
 
 def view(key: str) -> Callable[[AppModel], None]:
-    """A SolaraViz component function drawing one view of the session's model."""
+    """A Solara component drawing one view of the session's model.
 
-    def component(model: AppModel) -> None:
+    Made once per view at import: SolaraViz wraps plain functions in a new component class
+    each time its grid renders, which would redraw the chart again at every step.
+    """
+
+    @solara.component
+    def View(model: AppModel) -> None:
         ViewCard(key, VIEWS[key], model)
 
-    component.__name__ = f"{key}_view"
-    return component
+    View.__name__ = View.__qualname__ = f"View_{key}"
+    return View
