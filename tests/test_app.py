@@ -52,7 +52,7 @@ def texts(rc) -> str:
         if id(widget) in seen:
             return
         seen.add(id(widget))
-        for attr in ("label", "value"):
+        for attr in ("label", "value", "unsafe_innerHTML"):
             if isinstance(getattr(widget, attr, None), str):
                 parts.append(getattr(widget, attr))
         template = getattr(widget, "template", None)

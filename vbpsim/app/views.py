@@ -10,6 +10,7 @@ threads) drawn small, so one step of the default world re-renders quickly.
 from __future__ import annotations
 
 from collections.abc import Callable
+from html import escape
 
 import numpy as np
 import pandas as pd
@@ -140,7 +141,7 @@ def ViewCard(key: str, draw: Callable[[AppModel], Figure | None], model: AppMode
             solara.Text("Press Step or Play to run the model.")
         else:
             solara.FigureMatplotlib(fig, format="png", bbox_inches=None)
-        solara.Markdown(note)
+        Note(note)
 
 
 def draw_values(model: AppModel) -> Figure:
@@ -311,12 +312,30 @@ VIEWS: dict[str, Callable[[AppModel], Figure]] = {
 
 
 def _table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    body = "".join(
-        "| " + " | ".join(v if isinstance(v, str) else f"{v:,.3f}" for v in row) + " |\n"
-        for row in frame.itertuples(index=False)
+    """A plain HTML table (numbers to 3 decimals); every cell is escaped."""
+
+    def cell(value: object) -> str:
+        return escape(value) if isinstance(value, str) else f"{value:,.3f}"
+
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in frame.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(index=False)
     )
-    return header + body
+    return f'<table class="vbpsim-table"><tr>{head}</tr>{rows}</table>'
+
+
+def Note(text: str) -> None:
+    """The note for students under a chart.
+
+    Plain text, not Markdown: solara's Markdown loads its math and diagram plugins from a
+    CDN, which the offline app cannot reach.
+    """
+    solara.Text(text, style={"display": "block", "margin-top": "0.5em", "font-size": "0.9em"})
+
+
+def Table(frame: pd.DataFrame) -> None:
+    """A small table of numbers."""
+    solara.HTML(tag="div", unsafe_innerHTML=_table(frame), style="font-size: 0.85em; overflow-x: auto")
 
 
 @solara.component
@@ -330,7 +349,7 @@ def ValuesTable(model: AppModel) -> None:
         m = model.arms[arm]
         last = rolling_dimensions(ts, m.initial_patients, m.steps_per_year).iloc[-1]
         rows.append({"last year": arm, **{SHORT[name]: float(last[name]) for name in DIMENSIONS}})
-    solara.Markdown(_table(pd.DataFrame(rows)))
+    Table(pd.DataFrame(rows))
 
 
 @solara.component
@@ -346,7 +365,7 @@ def ValuesView(model: AppModel) -> None:
         else:
             ValuesTable(model)
             solara.FigureMatplotlib(draw_values(model), format="png", bbox_inches=None)
-        solara.Markdown(note)
+        Note(note)
 
 
 @solara.component
@@ -361,9 +380,10 @@ def DifferenceView(model: AppModel) -> None:
         elif results is None:
             solara.Text("Press Step or Play to run both contracts.")
         else:
-            solara.Markdown("  \n".join(f"**{label}**" for label in model.labels.values()))
-            solara.Markdown(_table(differences(results, DIFF_INDICATORS)))
-        solara.Markdown(note)
+            for label in model.labels.values():
+                solara.Text(label, style={"display": "block", "font-weight": "bold"})
+            Table(differences(results, DIFF_INDICATORS))
+        Note(note)
 
 
 def view(key: str) -> Callable[[AppModel], None]:
