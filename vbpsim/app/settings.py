@@ -30,7 +30,7 @@ from ..schemes import PARAMETER_DOCS as SCHEME_DOCS
 from ..schemes import SCHEMES, Blend, PaymentScheme, make_scheme
 
 #: The contract menu: "scenario" keeps the scenario file's own contract (a preset's).
-SCENARIO_CONTRACT = "scenario"
+SCENARIO_CONTRACT = "(scenario's own)"
 CONTRACTS: tuple[str, ...] = (
     SCENARIO_CONTRACT,
     "ffs",
