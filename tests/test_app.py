@@ -27,7 +27,8 @@ from vbpsim.app.settings import (
 from vbpsim.errors import ParameterError
 from vbpsim.metrics import value_dimensions
 
-SMALL = Settings(scenario="small", years=1)
+NO_HISTORY = {"simulation.history_years": 0}  # start at the switch: fast tests of what is drawn
+SMALL = Settings(scenario="small", years=1, levers=NO_HISTORY)
 
 
 @pytest.fixture
@@ -112,7 +113,7 @@ def test_issue_levers_are_all_offered() -> None:
         "rate_to_cost",
         "ffs_share",
         "p4p_bonus_share",
-        "purchaser.risk_adjustment_power",
+        "purchaser.risk_adjustment",
         "shared_savings_savings_rate",
         "shared_savings_loss_rate",
         "shared_savings_min_savings_rate",
@@ -143,7 +144,7 @@ def test_untouched_controls_change_nothing_and_touched_ones_reach_the_model() ->
     model = AppModel(settings.with_(years=1)).arms["A"]
     assert model.config.providers.altruism_mean == 0.2
     assert model.seed_value == 7
-    assert "bonus_share=0.3" in repr(model.contract)
+    assert "bonus_share=0.3" in repr(model.contract_under_study)
 
 
 @pytest.mark.parametrize(
@@ -151,19 +152,19 @@ def test_untouched_controls_change_nothing_and_touched_ones_reach_the_model() ->
     [
         ({"run": {"seed": "abc"}}, "seed='abc'"),
         ({"run": {"years": "0"}}, "years='0'"),
-        ({"A": {"fee_to_cost": "-1"}}, "fee_to_cost='-1'"),
+        ({"A": {"fee_to_cost": "-1"}}, "fee_to_cost=-1"),
         ({"A": {"fees": "{'gp': "}}, "fees="),
         ({"levers": {"groups.group_size": "2.5"}}, "groups.group_size='2.5'"),
     ],
 )
 def test_bad_values_raise_a_parameter_error_naming_the_control(values: dict, fragment: str) -> None:
     with pytest.raises(ParameterError) as info:
-        settings_from("small", "ffs", values)
+        AppModel(settings_from("small", "ffs", values))  # what the page does: parse, then build
     assert fragment in str(info.value)
 
 
 def test_rolling_dimensions_match_value_dimensions_of_the_last_year() -> None:
-    model = AppModel(Settings(scenario="small", years=2))
+    model = AppModel(Settings(scenario="small", years=2, levers=NO_HISTORY))
     for _ in range(18):
         model.step()
     arm = model.arms["A"]
@@ -174,19 +175,24 @@ def test_rolling_dimensions_match_value_dimensions_of_the_last_year() -> None:
         assert rolled[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
 
 
-def test_ab_mode_holds_two_models_on_the_same_population_and_seed() -> None:
-    model = AppModel(Settings(scenario="small", years=1, seed=3, compare=True, contract="ffs", contract_b="capitation"))
+def test_ab_mode_forks_two_models_from_one_status_quo_history() -> None:
+    settings = Settings(scenario="small", years=1, seed=3, compare=True, contract="ffs", contract_b="capitation")
+    model = AppModel(settings.with_(levers={"simulation.history_years": 1}))
     a, b = model.arms["A"], model.arms["B"]
     assert a is not b and a.seed_value == b.seed_value == 3
+    assert a.step_index == b.step_index == a.history_steps == 12  # both at the switch, after the same history
+    assert model.step_index == 0 and model.frames()["A"].empty
     np.testing.assert_array_equal(a.population.frailty, b.population.frailty)
-    for _ in range(3):
-        model.step()
-    assert a.step_index == b.step_index == 3
+    np.testing.assert_array_equal(a.population.state, b.population.state)
+    np.testing.assert_array_equal(a.providers.reserves, b.providers.reserves)
+    assert repr(a.contract) == repr(b.contract)  # both still under the status quo
+    model.step()
+    assert b.contract is b.contract_under_study and type(b.contract).__name__ == "Capitation"
     assert a.records[-1]["spending"] != b.records[-1]["spending"]  # the contracts differ, the world does not
 
 
 def test_the_model_stops_at_the_end_of_the_horizon() -> None:
-    model = AppModel(Settings(scenario="small", years=1))
+    model = AppModel(SMALL)
     for _ in range(model.n_steps + 2):
         model.step()
     assert model.step_index == model.n_steps and not model.running
@@ -195,7 +201,7 @@ def test_the_model_stops_at_the_end_of_the_horizon() -> None:
 # -- rendering ------------------------------------------------------------------------------
 @pytest.mark.parametrize("contract", CONTRACTS)
 def test_every_view_renders_for_every_contract(contract: str) -> None:
-    model = AppModel(Settings(scenario="small", years=1, contract=contract, compare=True, contract_b="ffs"))
+    model = AppModel(SMALL.with_(contract=contract, compare=True, contract_b="ffs"))
     for _ in range(2):
         model.step()
     for key, draw in views.VIEWS.items():
@@ -212,7 +218,7 @@ def test_every_view_renders_for_every_contract(contract: str) -> None:
 
 @pytest.mark.parametrize("scenario", [s for s in list_scenarios() if s != "large"])
 def test_every_scenario_and_preset_renders_after_a_step(scenario: str) -> None:
-    model = AppModel(Settings(scenario=scenario, years=1))
+    model = AppModel(Settings(scenario=scenario, years=1, levers=NO_HISTORY))
     model.step()
     for key, draw in views.VIEWS.items():
         assert draw(model).axes, (scenario, key)
@@ -272,13 +278,13 @@ def test_a_bad_control_value_shows_a_message_and_keeps_the_run(small_page) -> No
 
 
 def test_a_large_world_is_flagged_and_the_small_one_offered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app_page, "INITIAL", SMALL)
+    monkeypatch.setattr(app_page, "INITIAL", Settings(scenario="default", years=1, levers=NO_HISTORY))
     monkeypatch.setattr(app_page, "LARGE_WORLD", 5_000)  # 'default' (10,000 patients) counts as large here
     box, rc = solara.render(solara.AppLayout(children=[app_page.Page()]), handle_error=False)
-    rc.find(v.Select, label="scenario or preset").widget.v_model = "default"
     assert "is a large world" in texts(rc)
     button(rc, "Use the small world").click()
     assert _models[-1].settings.scenario == "small"
+    assert "is a large world" not in texts(rc)
     rc.close()
 
 

@@ -2,9 +2,11 @@
 
 Mesa's SolaraViz steps, plays and resets one ``mesa.Model``; :class:`AppModel` is that
 model. It holds one :class:`~vbpsim.model.VBPModel` per arm, built by
-:func:`~vbpsim.app.settings.build_arms` on the same scenario and seed, so in A/B mode both
-arms start from the same patients and draw the same random numbers (common random
-numbers) and every difference between them is the contracts' doing. Each browser session
+:func:`~vbpsim.app.settings.build_arms` on the same scenario and seed and brought to the
+end of the status-quo history (FFS by default), so the page starts at the switch to the
+contract under study. In A/B mode both arms fork from that one history and draw the same
+random numbers (common random numbers), so every difference between them is the
+contracts' doing. Each browser session
 builds its own AppModel (see :mod:`vbpsim.app.page`), so one student's steps never show
 up in another's tab.
 
@@ -47,13 +49,13 @@ class AppModel(mesa.Model):
 
     @property
     def n_steps(self) -> int:
-        """Steps in the whole horizon."""
-        return max(m.n_steps for m in self.arms.values())
+        """Steps under the contract (after the status-quo history)."""
+        return max(m.n_steps - m.history_steps for m in self.arms.values())
 
     @property
     def step_index(self) -> int:
-        """Steps taken so far (the arms step together)."""
-        return min(m.step_index for m in self.arms.values())
+        """Steps taken under the contract so far (the arms step together)."""
+        return min(m.step_index - m.history_steps for m in self.arms.values())
 
     def step(self) -> None:
         """Advance every arm by one step; stop at the end of the horizon."""
@@ -63,12 +65,14 @@ class AppModel(mesa.Model):
         self.running = self.step_index < self.n_steps
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        """The per-step records of each arm as a DataFrame (empty before the first step)."""
+        """The per-step records of each arm under its contract (empty before the first step)."""
+        if self.step_index <= 0:
+            return {arm: pd.DataFrame() for arm in self.arms}
         return {arm: pd.DataFrame.from_records(m.records) for arm, m in self.arms.items()}
 
     def results(self) -> dict[str, Result] | None:
         """Summaries of each arm so far, or None before the first step."""
-        if self.step_index == 0:
+        if self.step_index <= 0:
             return None
         return {arm: result_of(m) for arm, m in self.arms.items()}
 

@@ -12,10 +12,11 @@ raises :class:`~vbpsim.errors.ParameterError` with a readable message for bad in
 from __future__ import annotations
 
 import ast
+import copy
 import inspect
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import annotated_types
 
@@ -27,7 +28,7 @@ from ..model import VBPModel, check_seed
 from ..parameters import SECTIONS
 from ..scenarios import list_scenarios, load_scenario
 from ..schemes import PARAMETER_DOCS as SCHEME_DOCS
-from ..schemes import SCHEMES, Blend, PaymentScheme, make_scheme
+from ..schemes import SCHEMES, Blend, PaymentScheme, make_scheme, with_world_defaults
 
 #: The contract menu: "scenario" keeps the scenario file's own contract (a preset's).
 SCENARIO_CONTRACT = "(scenario's own)"
@@ -49,7 +50,7 @@ CONTRACTS: tuple[str, ...] = (
 #: Scenario levers shown for every contract (Cattel et al. 2018, Sections 4.2.1-4.2.5 and
 #: the stroke-care case): section.field paths of :class:`vbpsim.parameters.Scenario`.
 LEVERS: tuple[str, ...] = (
-    "purchaser.risk_adjustment_power",
+    "purchaser.risk_adjustment",
     "groups.composition",
     "groups.group_size",
     "groups.distribution",
@@ -59,6 +60,7 @@ LEVERS: tuple[str, ...] = (
     "providers.data_lag_months",
     "providers.horizon_years",
     "effort.measured_share",
+    "simulation.history_years",
 )
 
 #: Worlds above this many patients are slow to step; the page says so and offers ``small``.
@@ -163,9 +165,12 @@ def lever_controls(scenario: str) -> list[Control]:
         unit = str(extra.get("unit", ""))
         default = getattr(getattr(sc, section), name)
         low, high = _bounds(info.metadata)
-        if "|" in unit:
-            kind, choices = "choice", tuple(c.strip() for c in unit.split("|"))
-            unit = ""
+        literal = next(
+            (get_args(a) for a in (info.annotation, *get_args(info.annotation)) if get_origin(a) is Literal), ()
+        )
+        if literal:
+            kind, choices = "choice", tuple(str(c) for c in literal)
+            unit = "" if "|" in unit else unit
         else:
             kind, choices = ("int" if isinstance(default, int) else "float"), ()
         label = name.replace("_", " ")
@@ -206,7 +211,7 @@ def contract_controls(scenario: str, contract: str) -> list[Control]:
     defaults that adapt to their base), so leaving a control alone changes nothing.
     """
     name, params = contract_of(scenario, contract)
-    built = make_scheme(name, params)
+    built = make_scheme(name, with_world_defaults(name, params, load_scenario(scenario).contract.status_quo_params))
     out = []
     for i, (part_name, part) in enumerate(_parts(built, name)):
         prefix = "" if i == 0 else f"{part_name}_"
@@ -248,17 +253,32 @@ def changed(controls: list[Control], values: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_arms(settings: Settings) -> dict[str, VBPModel]:
-    """One model per arm, all on the same scenario, levers and seed (common random numbers)."""
+    """One model per arm at the switch from the status quo, forked from one shared history.
+
+    Every arm starts from the same scenario, levers and seed (common random numbers): the
+    status-quo history is simulated once and copied into each arm, which then switches to
+    its own contract at its next step (as :func:`vbpsim.experiments.run_arms` does).
+    """
     if settings.scenario not in list_scenarios():
         raise ParameterError("scenario", settings.scenario, f"one of {list(list_scenarios())}")
     seed = check_seed(settings.seed)
     levers = dict(settings.levers)
-    arms = {}
+    built = {}
     for arm, (contract, params) in settings.arm_contracts().items():
         if contract != SCENARIO_CONTRACT and contract.split("+")[0] not in SCHEMES:
             raise ParameterError(f"contract {arm}", contract, f"one of {list(CONTRACTS)}")
         scheme = None if contract == SCENARIO_CONTRACT else contract
-        arms[arm] = build_model(scheme, settings.scenario, settings.years, seed, **levers, **params)
+        built[arm] = build_model(scheme, settings.scenario, settings.years, seed, **levers, **params)
+    first = built["A"]
+    while first.step_index < first.history_steps:
+        first.step()
+    arms = {"A": first}
+    for arm, model in built.items():
+        if arm != "A":
+            fork = copy.deepcopy(first)
+            fork.config = model.config
+            fork.set_contract_under_study(model.contract_under_study, length_years=model.study_length_years)
+            arms[arm] = fork
     return arms
 
 

@@ -127,7 +127,8 @@ def _figure(ncols: int = 1, height: float = 2.4) -> tuple[Figure, list]:
 
 
 def _months(ts: pd.DataFrame, model: AppModel, arm: str) -> np.ndarray:
-    return (ts["step"].to_numpy() + 1) * 12 / model.arms[arm].steps_per_year
+    """Months since the switch from the status quo to the contract."""
+    return (np.arange(len(ts)) + 1) * 12 / model.arms[arm].steps_per_year
 
 
 @solara.component
