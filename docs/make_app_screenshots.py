@@ -32,7 +32,8 @@ def serve() -> tuple[subprocess.Popen, str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     script = Path(sys.executable).with_name("vbpsim")
-    server = subprocess.Popen([str(script), "app", "--port", str(port)], stdout=subprocess.DEVNULL)
+    command = [str(script), "app", "--port", str(port), "--scenario", "small"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     for _ in range(300):
         try:
@@ -70,7 +71,6 @@ def main() -> None:
                 page = browser.new_page(viewport={"width": 1400, "height": 1050})
                 page.goto(url)
                 page.get_by_role("button", name="Step").wait_for(timeout=60_000)
-                choose(page, "scenario or preset", "small")
                 page.get_by_text("Running: A: ffs").wait_for(timeout=60_000)
                 if compare:
                     page.get_by_text("A/B mode: compare with contract B").click()

@@ -305,3 +305,17 @@ def test_settings_box_feeds_reset() -> None:
     box = SettingsBox(SMALL)
     box.value = SMALL.with_(seed=9)
     assert AppModel(box).settings.seed == 9
+
+
+@pytest.mark.parametrize(
+    ("option", "fragment"), [("--port=70000", "port=70000"), ("--scenario=nope", "scenario='nope'")]
+)
+def test_app_command_rejects_bad_options_in_one_line(option: str, fragment: str) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("vbpsim")
+    done = subprocess.run([str(script), "app", option], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {fragment} is not allowed") and "Traceback" not in done.stderr

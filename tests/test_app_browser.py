@@ -75,7 +75,8 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     command = [str(script)] if script.exists() else [sys.executable, "-c", "from vbpsim.cli import main; main()"]
     log = tmp_path_factory.mktemp("server") / "server.log"
     with log.open("w") as out:
-        server = subprocess.Popen([*command, "app", "--host", "127.0.0.1", "--port", str(port)], stdout=out, stderr=out)
+        arguments = ["app", "--host", "127.0.0.1", "--port", str(port), "--scenario", "small"]  # the quick world
+        server = subprocess.Popen([*command, *arguments], stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 90

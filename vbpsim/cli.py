@@ -484,12 +484,16 @@ def calibrate(
 def serve_app(
     host: Annotated[str, typer.Option(help="Address to serve on; the default keeps it on this machine.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on (0 picks a free one).")] = 8765,
+    scenario: Annotated[str, typer.Option(help="Scenario or preset the page opens with.")] = "default",
 ) -> None:
     """Serve the interactive app (Solara, offline) at http://HOST:PORT; stop it with Ctrl+C."""
     if not 0 <= port <= 65535:
         raise ParameterError("port", port, "a port number in [0, 65535]")
+    if scenario not in list_scenarios():
+        raise ParameterError("scenario", scenario, f"one of {list(list_scenarios())}")
     import os
 
+    os.environ["VBPSIM_APP_SCENARIO"] = scenario  # read by vbpsim.app.page in the server process
     os.environ.setdefault("SOLARA_TELEMETRY_MIXPANEL_ENABLE", "False")  # no calls home: the app works offline
     command = [sys.executable, "-m", "solara", "run", "vbpsim.app.page", "--host", host, "--port", str(port)]
     command += ["--production", "--no-open"]

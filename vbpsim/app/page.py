@@ -12,6 +12,7 @@ current run.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import solara
@@ -46,7 +47,8 @@ COMPONENTS: list[tuple[Any, int]] = [
     (view("providers"), 4),
 ]
 
-INITIAL = Settings(scenario="default", years=5)
+#: What a new session opens with: the default world, or ``vbpsim app --scenario NAME``.
+INITIAL = Settings(scenario=os.environ.get("VBPSIM_APP_SCENARIO", "default"), years=5)
 
 
 @solara.component
