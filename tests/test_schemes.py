@@ -677,3 +677,61 @@ def test_panel_rule_shares_by_expected_cost() -> None:
 def test_distribution_rule_rejects_unknown_rule() -> None:
     with pytest.raises(vbpsim.ParameterError, match="distribution='fair'"):
         DistributionRule("fair")
+
+
+# -- params() completeness (issue 12, item 7) ----------------------------------------------
+def test_registering_a_scheme_whose_parameter_hides_under_another_name_raises() -> None:
+    """A parameter stored under another attribute would vanish from params(), reports and repr."""
+
+    class Hidden(PaymentScheme):
+        name = "test_hidden_parameter"
+
+        def __init__(self, *, rate: float = 1.0):
+            self._rate = rate
+
+        def pay(self, observation: Observation) -> np.ndarray:
+            return self._rate * observation.member_months
+
+    with pytest.raises(vbpsim.ParameterError, match="rate"):
+        vbpsim.register(Hidden)
+    assert "test_hidden_parameter" not in list_schemes()
+    with pytest.raises(vbpsim.ParameterError, match="params"):
+        Hidden().params()
+
+
+def test_registering_a_scheme_without_defaults_raises() -> None:
+    class NoDefault(PaymentScheme):
+        name = "test_no_default"
+
+        def __init__(self, *, rate: float):
+            self.rate = rate
+
+    with pytest.raises(vbpsim.ParameterError, match="rate"):
+        vbpsim.register(NoDefault)
+    assert "test_no_default" not in list_schemes()
+
+
+def test_a_scheme_overriding_params_registers_when_complete() -> None:
+    class Renamed(PaymentScheme):
+        name = "test_renamed_parameter"
+
+        def __init__(self, *, rate: float = 1.0):
+            self._rate = rate
+
+        def params(self) -> dict[str, Any]:
+            return {"rate": self._rate}
+
+        def pay(self, observation: Observation) -> np.ndarray:
+            return self._rate * observation.member_months
+
+    try:
+        vbpsim.register(Renamed)
+        assert repr(make_scheme("test_renamed_parameter", {"rate": 2.0})) == "Renamed(rate=2.0)"
+    finally:
+        vbpsim.SCHEMES.pop("test_renamed_parameter", None)
+
+
+@pytest.mark.parametrize("name", sorted(schemes_module.SCHEMES))
+def test_every_registered_scheme_reports_every_constructor_parameter(name: str) -> None:
+    cls = schemes_module.SCHEMES[name]
+    assert set(cls().params()) == set(schemes_module.constructor_parameters(cls))

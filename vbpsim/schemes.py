@@ -158,9 +158,20 @@ class PaymentScheme:
         yield 1.0, self
 
     def params(self) -> dict[str, Any]:
-        """The constructor arguments, so the scheme can be cloned and reported."""
-        sig = inspect.signature(type(self).__init__)
-        return {n: getattr(self, n) for n in sig.parameters if n != "self" and hasattr(self, n)}
+        """Every constructor argument, so the scheme can be cloned and reported.
+
+        Each parameter must be stored under its own name (or the subclass overrides
+        ``params``); a missing one raises instead of silently dropping out of reports.
+        """
+        names = constructor_parameters(type(self))
+        missing = [n for n in names if not hasattr(self, n)]
+        if missing:
+            raise ParameterError(
+                f"{type(self).__name__}.params",
+                missing,
+                "every constructor parameter stored as an attribute of the same name (or override params())",
+            )
+        return {n: getattr(self, n) for n in names}
 
     def clone(self) -> PaymentScheme:
         """A fresh scheme with the same parameters."""
@@ -189,10 +200,49 @@ def _check_share(name: str, value: float) -> float:
 SCHEMES: dict[str, type[PaymentScheme]] = {}
 
 
+def constructor_parameters(cls: type[PaymentScheme]) -> list[str]:
+    """Names of a scheme class's ``__init__`` parameters (without ``self``)."""
+    return [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+
+
+def check_params_complete(cls: type[PaymentScheme]) -> None:
+    """Raise unless a default-built ``cls`` reports every constructor parameter and clones.
+
+    Registration calls this, so a parameter stored under another attribute name cannot
+    silently drop out of ``params()``, reports, ``repr`` or clones.
+    """
+    sig = inspect.signature(cls.__init__)
+    for name, p in sig.parameters.items():
+        if name == "self":
+            continue
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is p.empty:
+            raise ParameterError(
+                f"{cls.__name__}.__init__({name})",
+                "no default" if p.default is p.empty else str(p.kind),
+                "named (keyword) parameters with defaults only, so the scheme can be built by name",
+            )
+    try:
+        instance = cls()
+    except ParameterError:
+        raise
+    except Exception as exc:  # a scheme that cannot be built with its own defaults
+        raise ParameterError(cls.__name__, cls.name, f"a scheme buildable from its defaults ({exc})") from exc
+    reported = instance.params()
+    missing = [n for n in constructor_parameters(cls) if n not in reported]
+    if missing:
+        raise ParameterError(f"{cls.__name__}.params", missing, "every constructor parameter reported by params()")
+    type(instance)(**reported)
+
+
 def register(cls: type[PaymentScheme]) -> type[PaymentScheme]:
-    """Class decorator: make a scheme available by its ``name``."""
+    """Class decorator: make a scheme available by its ``name``.
+
+    Raises :class:`~vbpsim.errors.ParameterError` when the scheme has no name or its
+    ``params()`` cannot report every constructor parameter (see :func:`check_params_complete`).
+    """
     if not cls.name:
         raise ParameterError("name", cls.name, "a non-empty scheme name")
+    check_params_complete(cls)
     SCHEMES[cls.name] = cls
     return cls
 
@@ -534,7 +584,7 @@ def with_world_defaults(name: str, params: dict[str, Any], world: dict[str, Any]
 
 
 def _construct(cls: type[PaymentScheme], params: dict[str, Any]) -> PaymentScheme:
-    allowed = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+    allowed = constructor_parameters(cls)
     for key in params:
         if key not in allowed:
             raise ParameterError(key, params[key], f"not a parameter of '{cls.name}'; allowed: {allowed}")
