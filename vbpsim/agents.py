@@ -239,6 +239,7 @@ class Outlook:
     switch_rate: np.ndarray | None = None  # yearly switching at zero benefit (GPs; None: no choice)
     rebase_weight: np.ndarray | None = None  # share of the horizon after the benchmark is rebased
     current_retention: np.ndarray | None = None  # cache: retention at the current decision
+    outcome_belief: np.ndarray | None = None  # (P, len(Observation.OUTCOMES)) smoothed outcome counts per step
 
     TARGETS: ClassVar[tuple[str, ...]] = (
         "handoff_receiver",
@@ -268,7 +269,7 @@ class Outlook:
         lagged = self.lagged
         stacked = {
             name: np.concatenate([getattr(lagged, name)] * copies)
-            for name in (*Observation.EXTENSIVE, "measured_quality")
+            for name in (*Observation.EXTENSIVE, *Observation.YEAR_TO_DATE, "measured_quality")
         }
         retention = None if self.current_retention is None else np.concatenate([self.current_retention] * copies)
         return dataclasses.replace(self, lagged=lagged.replace(**stacked), current_retention=retention, **changes)
@@ -415,6 +416,8 @@ class DecisionRule:
         cost = np.maximum(cost, 0.0)
         cost_ratio = np.divide(cost, lagged.cost, out=np.ones_like(cost), where=lagged.cost > 0)
         members["case_mix"] = lagged.case_mix * scale[:, None]
+        for name, value in self.expected_outcomes(table, outlook, decision).items():
+            members[name] = value * scale
         cost_mix = np.zeros_like(services)
         cost_mix[np.arange(table.n), table.discipline] = cost
         return lagged.replace(
@@ -427,6 +430,42 @@ class DecisionRule:
             measured_quality=self.measured_quality(decision),
             **members,
         )
+
+    def expected_outcomes(self, table: ProviderTable, outlook: Outlook, decision: Decision) -> dict[str, np.ndarray]:
+        """Outcome counts per step the purchaser would observe of each provider under ``decision``.
+
+        From the provider's smoothed belief of its outcomes, moved to first order by what
+        the decision changes: strokes among its patients by its benefit of care (the GP's
+        shortfall raises the stroke hazard) and by prevention; readmissions after its
+        discharges by coordination (its hand-offs times their failure and readmission
+        rates); the patient-reported outcome by its benefit of care (quality of life falls
+        with the lead provider's shortfall). Deaths are held at the belief. The same
+        arithmetic for every provider and every contract.
+        """
+        if outlook.outcome_belief is None:
+            return {}
+        belief = dict(zip(Observation.OUTCOMES, outlook.outcome_belief.T, strict=True))
+        clinical = self.scenario.clinical
+        change = self.benefit_of(table, decision) - self.benefit_of(table, table.decision)
+        out = dict(belief)
+        acute = belief["acute_events"] - clinical.undertreatment_harm * belief["expected_acute_events"] * change
+        if self.mechanisms.prevention:
+            now = table.decision
+            acute = acute - (
+                outlook.preventable_strokes
+                * (task_value(decision.effort[:, PREVENTION]) - task_value(now.effort[:, PREVENTION]))
+                * realised_share(outlook.money_horizon, self.effort.prevention_buildup)
+            )
+        out["acute_events"] = np.maximum(acute, 0.0)
+        failure = np.full(table.n, HANDOFF_FAILURE)
+        if self.mechanisms.coordination:
+            coordination = task_value(decision.effort[:, COORDINATION])
+            failure = failure * (1 - self.timeliness * self.effort.coordination_effect * coordination)
+        out["readmissions"] = outlook.handoffs * failure * READMISSION_AFTER_FAILURE
+        out["expected_readmissions"] = outlook.handoffs * HANDOFF_FAILURE * READMISSION_AFTER_FAILURE
+        prom = belief["prom"] + clinical.qol_care_weight * belief["expected_prom"] * change
+        out["prom"] = np.maximum(prom, 0.0)
+        return out
 
     def yearly_income(
         self,
@@ -698,9 +737,11 @@ def aggregate(obs: Observation, payee: np.ndarray, n_payees: int, discipline: np
     services = np.zeros((n_payees, obs.services.shape[1]))
     np.add.at(services, payee, obs.services)
     mixes = {}
-    for name in ("case_mix", "cost_mix", "expected_mix"):
+    for name in ("case_mix", "cost_mix", "expected_mix", "ytd_services"):
         mixes[name] = np.zeros((n_payees, obs.services.shape[1]))
         np.add.at(mixes[name], payee, getattr(obs, name))
+    # outcomes are counted once per event at one provider, so they add up
+    counts = {name: total(getattr(obs, name)) for name in (*Observation.OUTCOMES, *Observation.YEAR_TO_DATE[1:])}
     return Observation(
         months=obs.months,
         services=services,
@@ -717,7 +758,9 @@ def aggregate(obs: Observation, payee: np.ndarray, n_payees: int, discipline: np
         historical_cost=total(obs.historical_cost),
         stoploss_excess=total(obs.stoploss_excess),
         year=obs.year,
+        month_of_year=obs.month_of_year,
         **mixes,
+        **counts,
     )
 
 

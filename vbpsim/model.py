@@ -68,6 +68,7 @@ STREAMS = (
     "selection",
     "innovation",
     "risk",
+    "outcomes",
 )
 
 
@@ -211,6 +212,9 @@ class VBPModel(mesa.Model):
         self.period_cost = np.zeros(self.providers.n)
         self.period_steps = 0
         self.year_to_date_cost = np.zeros((pop.size, len(DISCIPLINES)))
+        self.reported_outcomes = self._no_outcomes()  # counted in update_health, reported next step
+        self.provider_ytd = self._no_year_to_date()
+        self.outcome_belief: np.ndarray | None = None  # providers' smoothed outcomes per step
         context = self.config.context
         lag_months = (
             context.trusted_party_lag_months if context.trusted_data_party else self.config.providers.data_lag_months
@@ -411,6 +415,68 @@ class VBPModel(mesa.Model):
             return benefit
         return benefit * factor[self.population.provider]
 
+    def _no_outcomes(self) -> dict[str, np.ndarray]:
+        return {name: np.zeros(self.providers.n) for name in Observation.OUTCOMES}
+
+    def _no_year_to_date(self) -> dict[str, np.ndarray]:
+        ytd = {name: np.zeros(self.providers.n) for name in Observation.YEAR_TO_DATE}
+        ytd["ytd_services"] = np.zeros((self.providers.n, len(DISCIPLINES)))
+        return ytd
+
+    def _count_outcomes(
+        self,
+        lead: np.ndarray,
+        strokes: np.ndarray,
+        expected_strokes: np.ndarray,
+        dies: np.ndarray,
+        expected_deaths: np.ndarray,
+        qol: np.ndarray,
+        expected_qol: np.ndarray,
+        handoff: np.ndarray,
+        readmitted: np.ndarray,
+    ) -> None:
+        """Outcomes of this step per responsible provider, reported with next step's claims.
+
+        Strokes count at the patient's GP, deaths and patient-reported quality of life at
+        the provider of the patient's lead discipline, readmissions at the discharging
+        provider (see :class:`~vbpsim.schemes.Observation`).
+        """
+        pop, n = self.population, self.providers.n
+        lead_row = pop.provider[np.arange(pop.size), lead]
+        gp_row = pop.provider[:, GP]
+        months = self.months_per_step
+
+        def at(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+            return np.bincount(rows, weights=np.asarray(values, dtype=float), minlength=n)
+
+        usual_readmission = HANDOFF_FAILURE * READMISSION_AFTER_FAILURE
+        self.reported_outcomes = {
+            "acute_events": at(gp_row, strokes),
+            "expected_acute_events": at(gp_row, expected_strokes),
+            "readmissions": at(lead_row, readmitted),
+            "expected_readmissions": at(lead_row, handoff * usual_readmission),
+            "deaths": at(lead_row, dies),
+            "expected_deaths": at(lead_row, expected_deaths),
+            "prom": at(lead_row, qol * months),
+            "expected_prom": at(lead_row, expected_qol * months),
+        }
+
+    def _measured_outcomes(self) -> dict[str, np.ndarray]:
+        """Last step's outcomes as the purchaser sees them: the PROM with measurement noise."""
+        out = self.reported_outcomes
+        noise_sd = self.config.purchaser.quality_measurement_noise
+        if self.config.context.trusted_data_party:
+            noise_sd = noise_sd / 2
+        noise = self.streams["outcomes"].normal(0.0, noise_sd, self.providers.n)
+        return {**out, "prom": np.maximum(out["prom"] + noise * out["expected_prom"], 0.0)}
+
+    def _year_to_date(self, obs: Observation) -> None:
+        """Add this period to the providers' year-to-date totals (reset at each year end)."""
+        ytd = self.provider_ytd
+        ytd["ytd_services"] = ytd["ytd_services"] + obs.services
+        for name in Observation.YEAR_TO_DATE[1:]:
+            ytd[name] = ytd[name] + getattr(obs, name.removeprefix("ytd_"))
+
     # -- the step ------------------------------------------------------------------------
     def step(self) -> None:
         """Advance one time step (switching from the status quo to the contract under study when due)."""
@@ -563,8 +629,10 @@ class VBPModel(mesa.Model):
         self.period_cost += obs.cost
         self.period_steps += 1
         year_end = (self.step_index + 1) % self.steps_per_year == 0
+        self._year_to_date(obs)
         if year_end:
             self.year_to_date_cost[:] = 0.0
+            self.provider_ytd = self._no_year_to_date()
         length = self.contract_length()
         years_in = (self.step_index + 1 - self.contract_start) // self.steps_per_year
         if year_end and length > 0 and years_in % length == 0:
@@ -648,6 +716,9 @@ class VBPModel(mesa.Model):
             historical_cost=self.historical_cost.copy(),
             stoploss_excess=self._per_provider(stoploss),
             year=self.contract_year(),
+            month_of_year=((self.step_index - self.contract_start) % self.steps_per_year) * self.months_per_step,
+            **self._measured_outcomes(),
+            **{name: value.copy() for name, value in self.provider_ytd.items()},
         )
 
     def update_health(self, care: dict[str, np.ndarray]) -> dict[str, float]:
@@ -748,6 +819,20 @@ class VBPModel(mesa.Model):
             self.prevention_stock += buildup * (target - self.prevention_stock)
         untreated = base_stroke * (1 + harm)
         at_risk = survivor & ((state == HEALTHY) | (state == CHRONIC))
+        guideline_death = np.select(
+            [state == ACUTE, state == POST_ACUTE, state == DISABLED], [monthly[0], monthly[1], monthly[2]], 0.0
+        )
+        self._count_outcomes(
+            lead,
+            strokes,
+            np.where(alive, 1 - np.exp(-base_stroke * dt), 0.0),
+            dies,
+            np.where(alive, 1 - (1 - guideline_death) * (1 - p_background), 0.0),
+            np.where(alive, qol, 0.0),
+            np.where(alive, qol_table[state], 0.0),
+            handoff,
+            readmitted,
+        )
         return {
             "qalys": qalys,
             "strokes": float(strokes.sum()),
@@ -943,6 +1028,7 @@ class VBPModel(mesa.Model):
             budgets=budgets,
             switch_rate=switch_rate,
             rebase_weight=np.full(n, self.rebase_weight()),
+            outcome_belief=self.outcome_belief,
         )
 
     def appraise_patients(
@@ -1069,6 +1155,24 @@ class VBPModel(mesa.Model):
         """Providers update their belief about their panel's need from lagged data."""
         table = self.providers
         table.need_belief += self.config.providers.learning_rate * (self.need_history[0] - table.need_belief)
+        self._learn_outcomes(self.history[0])
+
+    def _learn_outcomes(self, lagged: Observation) -> None:
+        """Providers' belief of their outcomes per step, smoothed from lagged data.
+
+        Outcomes are reported a step late, so nothing is known before the second
+        observation; the belief then starts at the risk-adjusted expectations (each count
+        as expected) and learns at ``providers.learning_rate``.
+        """
+        seen = np.column_stack([getattr(lagged, name) for name in Observation.OUTCOMES])
+        if self.outcome_belief is None:
+            if not lagged.expected_prom.any():
+                return
+            expected = {name: getattr(lagged, name) for name in Observation.OUTCOMES if name.startswith("expected_")}
+            prior = {**expected, **{name.removeprefix("expected_"): v for name, v in expected.items()}}
+            self.outcome_belief = np.column_stack([prior[name] for name in Observation.OUTCOMES])
+            return
+        self.outcome_belief += self.config.providers.learning_rate * (seen - self.outcome_belief)
 
     def providers_decide(self, outlook: Outlook) -> None:
         """Every provider revises its decision with the same rule, from lagged data."""

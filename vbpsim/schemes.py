@@ -42,8 +42,35 @@ from .parameters import DISCIPLINES
 class Observation:
     """What the purchaser observed of each payee over ``months`` months (arrays per payee).
 
-    Extensive fields (services, cases, values, costs) are totals over the period; the
-    purchaser's normative values price care at guideline intensity.
+    Extensive fields (services, cases, values, costs, outcome counts) are totals over the
+    period; the purchaser's normative values price care at guideline intensity.
+
+    Outcomes (issue 12) are counted once per event, at the provider responsible for the
+    patient when it happened: acute events (strokes) at the patient's GP, deaths and the
+    patient-reported outcome at the provider of the patient's lead discipline (GP for the
+    healthy and chronic, hospital in the acute phase, rehabilitation post-acute, nursing
+    for the disabled), readmissions at the discharging provider (as in the US Hospital
+    Readmissions Reduction Program). Each comes with its risk-adjusted expected value: what
+    the same patients would show at guideline care, from what the purchaser observes (age,
+    diagnoses, health state). Outcomes are reported with the claims of the next period
+    (events of month t are in the observation of month t + 1). The patient-reported outcome
+    carries measurement noise as measured quality does (halved with a trusted data party);
+    providers see every field with the same data lag.
+
+    Fields
+    ------
+    ``acute_events`` / ``expected_acute_events``: strokes among the GP's patients / the
+    number expected at guideline care without extra prevention (from age and conditions).
+    ``readmissions`` / ``expected_readmissions``: avoidable readmissions after discharges
+    (failed hand-offs) / discharges x the readmission rate at usual care without extra
+    coordination. ``deaths`` / ``expected_deaths``: deaths / deaths expected at guideline
+    care. ``prom`` / ``expected_prom``: patient-reported quality of life (a QALY proxy, 0-1
+    per patient-month) summed over patient-months / its value at guideline care for the
+    same health states; ``prom / expected_prom`` is the risk-adjusted score.
+    ``month_of_year``: months of the contract year elapsed before this period (0 in its
+    first month). ``ytd_*``: year-to-date totals of the contract year before this period
+    (services, cases, cost, acute events, readmissions, deaths); a whole-year projection
+    (``rescaled`` to 12 months or more) starts the year afresh, so they are zero there.
     """
 
     months: float
@@ -64,7 +91,32 @@ class Observation:
     historical_cost: np.ndarray | None = None  # the payee's own cost in its last base period, same period length
     stoploss_excess: np.ndarray | None = None  # patients' yearly cost above the stop-loss attachment point
     year: int = 0  # years since the contract relationship began (0 = first), across renewals
+    acute_events: np.ndarray | None = None  # strokes among the GP's patients
+    expected_acute_events: np.ndarray | None = None  # risk-adjusted strokes expected at guideline care
+    readmissions: np.ndarray | None = None  # avoidable readmissions, at the discharging provider
+    expected_readmissions: np.ndarray | None = None  # discharges x readmission rate at usual care
+    deaths: np.ndarray | None = None  # deaths, at the provider of the lead discipline
+    expected_deaths: np.ndarray | None = None  # deaths expected at guideline care
+    prom: np.ndarray | None = None  # patient-reported quality of life x months (noisy)
+    expected_prom: np.ndarray | None = None  # the same at guideline care for the same health states
+    month_of_year: float = 0.0  # months of the contract year before this period
+    ytd_services: np.ndarray | None = None  # (payees, disciplines) year-to-date services before this period
+    ytd_cases: np.ndarray | None = None
+    ytd_cost: np.ndarray | None = None
+    ytd_acute_events: np.ndarray | None = None
+    ytd_readmissions: np.ndarray | None = None
+    ytd_deaths: np.ndarray | None = None
 
+    OUTCOMES: ClassVar[tuple[str, ...]] = (
+        "acute_events",
+        "expected_acute_events",
+        "readmissions",
+        "expected_readmissions",
+        "deaths",
+        "expected_deaths",
+        "prom",
+        "expected_prom",
+    )
     EXTENSIVE: ClassVar[tuple[str, ...]] = (
         "services",
         "cases",
@@ -80,13 +132,24 @@ class Observation:
         "average_cost",
         "baseline_cost",
         "cost",
+        *OUTCOMES,
+    )
+    # year-to-date totals: state at the start of the period, not flows over it
+    YEAR_TO_DATE: ClassVar[tuple[str, ...]] = (
+        "ytd_services",
+        "ytd_cases",
+        "ytd_cost",
+        "ytd_acute_events",
+        "ytd_readmissions",
+        "ytd_deaths",
     )
 
     def __post_init__(self) -> None:
-        for name in ("case_mix", "cost_mix", "expected_mix"):
+        for name in ("case_mix", "cost_mix", "expected_mix", "ytd_services"):
             if getattr(self, name) is None:
                 setattr(self, name, np.zeros_like(self.services, dtype=float))
-        for name in ("outlier_cost", "historical_cost", "stoploss_excess"):
+        vector = ("outlier_cost", "historical_cost", "stoploss_excess", *self.OUTCOMES, *self.YEAR_TO_DATE[1:])
+        for name in vector:
             if getattr(self, name) is None:
                 setattr(self, name, np.zeros_like(self.cost, dtype=float))
 
@@ -103,6 +166,9 @@ class Observation:
         """The same rates over another period length (e.g. a month projected to a year)."""
         factor = months / self.months
         changes = {name: getattr(self, name) * factor for name in self.EXTENSIVE}
+        if months >= 12:  # a whole contract year from its start
+            changes.update({name: np.zeros_like(getattr(self, name)) for name in self.YEAR_TO_DATE})
+            changes["month_of_year"] = 0.0
         return self.replace(months=months, **changes)
 
     @classmethod
@@ -124,7 +190,14 @@ class Observation:
         )
 
     def accumulate(self, other: Observation) -> None:
-        """Add a later period in place; quality becomes the member-weighted average."""
+        """Add a later period in place; quality becomes the member-weighted average.
+
+        The year-to-date totals and month stay those at the start of the accumulated period.
+        """
+        if self.months == 0:
+            for name in self.YEAR_TO_DATE:
+                setattr(self, name, np.array(getattr(other, name), dtype=float, copy=True))
+            self.month_of_year = other.month_of_year
         total = self.member_months + other.member_months
         weight = np.divide(other.member_months, total, out=np.zeros_like(total), where=total > 0)
         self.measured_quality = self.measured_quality * (1 - weight) + other.measured_quality * weight

@@ -1,0 +1,109 @@
+"""Outcomes a contract can pay for (issue 12): the observation's outcome fields.
+
+Outcomes are counted once per event at the responsible provider and reported with the next
+period's claims; the patient-reported outcome is noisy like measured quality; year-to-date
+totals and the month of the contract year let a scheme settle monthly against a yearly cap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from strategies import obs
+
+from vbpsim.agents import aggregate
+from vbpsim.experiments import build_model
+from vbpsim.schemes import Observation
+
+
+@pytest.fixture(scope="module")
+def stepped():
+    """A small FFS world stepped for 14 months, with every observation kept."""
+    model = build_model("ffs", "small", years=2, seed=3)
+    observations = []
+    for _ in range(14):
+        model.step()
+        observations.append(model.history[-1])
+    return model, observations
+
+
+def test_outcomes_are_the_model_events_reported_a_month_later(stepped) -> None:
+    model, observations = stepped
+    records = model.records
+    assert observations[0].acute_events.sum() == 0  # nothing happened before the first month
+    for t in range(1, len(observations)):
+        o, r = observations[t], records[t - 1]
+        assert o.acute_events.sum() == r["strokes"]
+        assert o.deaths.sum() == r["deaths"]
+        assert o.readmissions.sum() == r["readmissions"]
+    total = sum(float(r["strokes"]) for r in records[:-1])
+    assert total > 0, "the test needs some strokes"
+
+
+def test_strokes_are_counted_at_gps_and_readmissions_at_discharging_providers(stepped) -> None:
+    model, observations = stepped
+    gp = model.providers.discipline == 0
+    for o in observations:
+        assert not o.acute_events[~gp].any() and not o.expected_acute_events[~gp].any()
+        assert not o.expected_readmissions[gp].any()
+
+
+def test_expected_values_are_close_to_the_events_over_a_year(stepped) -> None:
+    """Risk-adjusted expectations are of the right size (guideline-care rates)."""
+    _, observations = stepped
+    strokes = sum(o.acute_events.sum() for o in observations)
+    expected = sum(o.expected_acute_events.sum() for o in observations)
+    assert 0.5 * expected < strokes < 2.0 * expected
+    deaths = sum(o.deaths.sum() for o in observations)
+    expected_deaths = sum(o.expected_deaths.sum() for o in observations)
+    assert 0.5 * expected_deaths < deaths < 2.0 * expected_deaths
+    score = sum(o.prom.sum() for o in observations) / sum(o.expected_prom.sum() for o in observations)
+    assert 0.8 < score <= 1.0 + 0.01  # quality of life at most that of guideline care, up to noise
+
+
+def test_month_and_year_to_date_totals(stepped) -> None:
+    _, observations = stepped
+    assert [o.month_of_year for o in observations] == [float(m % 12) for m in range(14)]
+    running = {name: np.zeros_like(getattr(observations[0], name)) for name in Observation.YEAR_TO_DATE}
+    for o in observations:
+        if o.month_of_year == 0:
+            running = {name: np.zeros_like(v) for name, v in running.items()}
+        for name in Observation.YEAR_TO_DATE:
+            np.testing.assert_allclose(getattr(o, name), running[name])
+            flow = o.services if name == "ytd_services" else getattr(o, name.removeprefix("ytd_"))
+            running[name] = running[name] + flow
+
+
+def test_prom_noise_is_that_of_measured_quality() -> None:
+    """Without measurement noise the PROM is the patients' true quality of life; with it, noisy."""
+    scores = {}
+    for noise in (0.0, 0.05):
+        model = build_model("ffs", "small", years=1, seed=4, **{"purchaser.quality_measurement_noise": noise})
+        for _ in range(4):
+            model.step()
+        o = model.history[-1]
+        scores[noise] = np.divide(o.prom, o.expected_prom, out=np.ones_like(o.prom), where=o.expected_prom > 0)
+    assert np.all(scores[0.0] <= 1.0 + 1e-12)
+    assert np.abs(scores[0.05] - scores[0.0]).max() > 0.005
+
+
+def test_whole_year_projection_starts_the_year_and_accumulation_keeps_the_start() -> None:
+    month = obs(member_months=[1.0, 2.0], ytd_cost=[5.0, 6.0], acute_events=[1.0, 0.0]).replace(month_of_year=4.0)
+    year = month.rescaled(12.0)
+    assert year.month_of_year == 0.0 and not year.ytd_cost.any()
+    np.testing.assert_allclose(year.acute_events, [12.0, 0.0])
+    pending = Observation.zeros(2, month.unit_cost)
+    pending.accumulate(month)
+    pending.accumulate(month.replace(month_of_year=5.0, ytd_cost=np.array([9.0, 9.0])))
+    assert pending.month_of_year == 4.0
+    np.testing.assert_allclose(pending.ytd_cost, [5.0, 6.0])
+    np.testing.assert_allclose(pending.acute_events, [2.0, 0.0])
+
+
+def test_aggregate_adds_outcomes_and_year_to_date() -> None:
+    rows = obs(acute_events=[1.0, 2.0, 4.0], ytd_readmissions=[1.0, 1.0, 3.0], prom=[0.5, 0.25, 1.0])
+    payees = aggregate(rows.replace(month_of_year=3.0), np.array([0, 0, 1]), 2)
+    np.testing.assert_allclose(payees.acute_events, [3.0, 4.0])
+    np.testing.assert_allclose(payees.ytd_readmissions, [2.0, 3.0])
+    np.testing.assert_allclose(payees.prom, [0.75, 1.0])
+    assert payees.month_of_year == 3.0
