@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from strategies import obs
 
-from vbpsim.agents import aggregate
+from vbpsim.agents import DecisionRule, aggregate
 from vbpsim.experiments import build_model
-from vbpsim.schemes import Observation
+from vbpsim.scenarios import load_scenario
+from vbpsim.schemes import Blend, FeeForService, Observation, PayForPerformance, PaymentScheme, make_scheme
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +108,51 @@ def test_aggregate_adds_outcomes_and_year_to_date() -> None:
     np.testing.assert_allclose(payees.ytd_readmissions, [2.0, 3.0])
     np.testing.assert_allclose(payees.prom, [0.75, 1.0])
     assert payees.month_of_year == 3.0
+
+
+# -- contingent money (item 3) --------------------------------------------------------------
+class YearlyFee(FeeForService):
+    """A fee-for-service settled once a year: money for services, not contingent on results."""
+
+    name = "test_yearly_fee"
+    settlement_months = 12
+
+
+def discount_of(contract: PaymentScheme, trust: float, short_term_weight: float) -> np.ndarray:
+    scenario = load_scenario("small").with_overrides(trust=trust, short_term_weight=short_term_weight)
+    rule = DecisionRule(scenario, 12)
+    return rule.contingent_discount(contract, obs(services=[[10, 0, 0, 0]], average_cost=[1000.0], measured_quality=[1.0]))
+
+
+def test_trust_and_short_term_weight_discount_only_the_contingent_part() -> None:
+    fees = YearlyFee()
+    bonus = PayForPerformance(bonus_share=0.1)  # pays 100 EUR on this observation
+    assert discount_of(fees, 0.3, 0.5)[0] == 0.0  # a yearly fee is not doubted like a bonus
+    assert discount_of(make_scheme("ffs+p4p", {"p4p_bonus_share": 0.1}), 1.0, 0.0)[0] == 0.0
+    np.testing.assert_allclose(discount_of(bonus, 0.6, 0.0), [40.0])  # doubted: counted at 60%
+    np.testing.assert_allclose(discount_of(bonus, 1.0, 0.25), [25.0])  # impatience: counted at 75%
+    np.testing.assert_allclose(discount_of(bonus, 0.6, 0.25), [100 - 100 * 0.6 * 0.75])
+    np.testing.assert_allclose(discount_of(Blend(parts=[(1.0, fees), (2.0, bonus)]), 0.5, 0.0), [100.0])
+
+
+def test_a_penalty_is_not_doubted_but_is_discounted_by_impatience() -> None:
+    class Penalty(PaymentScheme):
+        name = "test_penalty"
+        settlement_months = 12
+        contingent_share = 1.0
+
+        def pay(self, observation: Observation) -> np.ndarray:
+            return -10.0 * observation.measured_quality
+
+    np.testing.assert_allclose(discount_of(Penalty(), 0.2, 0.0), [0.0])
+    np.testing.assert_allclose(discount_of(Penalty(), 0.2, 0.5), [-5.0])  # felt at half: -5 of -10
+
+
+def test_a_yearly_settled_fee_steers_like_a_monthly_fee_under_low_trust() -> None:
+    """Before contingent money was stated, low trust discounted a yearly fee like a bonus."""
+    runs = {}
+    for scheme in (FeeForService(), YearlyFee()):
+        model = build_model(scheme, "small", years=1, seed=5, trust=0.3)
+        model.run()
+        runs[scheme.name] = np.array([r["chosen_intensity_gp"] for r in model.records])
+    np.testing.assert_allclose(runs["test_yearly_fee"], runs["ffs"])

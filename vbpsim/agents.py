@@ -467,6 +467,24 @@ class DecisionRule:
         out["prom"] = np.maximum(prom, 0.0)
         return out
 
+    def contingent_discount(self, contract: PaymentScheme, obs: Observation) -> np.ndarray:
+        """How much less than paid a payee counts on: its contingent money, discounted.
+
+        Each contract part states what of its payment is contingent on results settled
+        later (``PaymentScheme.contingent``). Promised gains are doubted (counted at
+        ``context.trust``; penalties and claw-backs are not) and all contingent money is
+        weighed at ``1 - context.short_term_weight``; the rest counts in full.
+        """
+        context = self.scenario.context
+        discount = np.zeros(obs.n_payees)
+        for weight, leaf in contract.components():
+            contingent = weight * np.asarray(leaf.contingent(obs), dtype=float)
+            if not contingent.any():
+                continue
+            felt = np.where(contingent > 0, context.trust * contingent, contingent) * (1 - context.short_term_weight)
+            discount += contingent - felt
+        return discount
+
     def yearly_income(
         self,
         contract: PaymentScheme,
@@ -479,15 +497,9 @@ class DecisionRule:
         yearly = obs.rescaled(obs.months * self.steps_per_year)
         payee_obs = aggregate(yearly, table.payee, n_payees, table.discipline)
         context = self.scenario.context
-        if context.trust < 1.0:
-            payments = np.zeros(n_payees)
-            for weight, leaf in contract.components():
-                amount = weight * np.asarray(leaf.pay(payee_obs), dtype=float)
-                if leaf.settlement_months >= 12:  # promised yearly gains are doubted, claw-backs are not
-                    amount = np.where(amount > 0, context.trust * amount, amount)
-                payments += amount
-        else:
-            payments = contract.pay(payee_obs)
+        payments = contract.pay(payee_obs)
+        if context.trust < 1.0 or context.short_term_weight > 0:
+            payments = payments - self.contingent_discount(contract, payee_obs)
         own = contract.pay(yearly) if distribute.rule == "contribution" else None
         return distribute(payments, yearly, table.payee, cohesion=context.cohesion, own=own)
 

@@ -297,6 +297,7 @@ class SharedSavings(_Benchmarked):
     settlement_months = 12
     add_on = True
     risk_bearing = True
+    contingent_share = 1.0
 
     @classmethod
     def defaults_for(cls, base: PaymentScheme, companions: dict[str, PaymentScheme]) -> dict[str, Any]:
@@ -472,6 +473,7 @@ class QualityGate(_Benchmarked):
     description = "Add-on: a gated part of the base (share of benchmark), paid yearly only if quality >= threshold."
     settlement_months = 12
     add_on = True
+    contingent_share = 1.0
 
     def __init__(
         self,

@@ -216,10 +216,25 @@ class PaymentScheme:
     add_on: ClassVar[bool] = False  # meant to be added to a base payment (``base+name``)?
     risk_bearing: ClassVar[bool] = False  # does the payee bear the cost of extra care?
     settlement_months: int = 1
+    # share of the payment contingent on results settled later (bonuses, savings, penalties)
+    contingent_share: ClassVar[float] = 0.0
 
     def pay(self, obs: Observation) -> np.ndarray:
         """Payments per payee for the observed period."""
         raise NotImplementedError
+
+    def contingent(self, obs: Observation) -> np.ndarray:
+        """The part of ``pay(obs)`` contingent on results settled later (bonuses, savings, penalties).
+
+        This part, and only this, is what providers discount for doubt (``context.trust``,
+        on promised gains) and impatience (``context.short_term_weight``) when they weigh a
+        contract; fees, capitation and budgets count in full whenever they are settled.
+        By default ``contingent_share x pay(obs)``; override when only part of a payment
+        is contingent.
+        """
+        if self.contingent_share == 0:
+            return np.zeros(obs.n_payees)
+        return self.contingent_share * np.asarray(self.pay(obs), dtype=float)
 
     @classmethod
     def defaults_for(cls, base: PaymentScheme, companions: dict[str, PaymentScheme]) -> dict[str, Any]:
@@ -443,6 +458,7 @@ class PayForPerformance(PaymentScheme):
     description = "Add-on: yearly bonus for measured quality, as a share of normative cost."
     settlement_months = 12
     add_on = True
+    contingent_share = 1.0
 
     def __init__(self, *, bonus_share: float = 0.05, threshold: float = 0.0):
         self.bonus_share = _check_nonnegative("bonus_share", bonus_share)
@@ -532,6 +548,10 @@ class Blend(PaymentScheme):
     @override
     def pay(self, obs: Observation) -> np.ndarray:
         return sum((w * s.pay(obs) for w, s in self.parts), start=np.zeros(obs.n_payees))
+
+    @override
+    def contingent(self, obs: Observation) -> np.ndarray:
+        return sum((w * s.contingent(obs) for w, s in self.parts), start=np.zeros(obs.n_payees))
 
     @override
     def components(self) -> Iterator[tuple[float, PaymentScheme]]:
