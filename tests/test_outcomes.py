@@ -121,7 +121,8 @@ class YearlyFee(FeeForService):
 def discount_of(contract: PaymentScheme, trust: float, short_term_weight: float) -> np.ndarray:
     scenario = load_scenario("small").with_overrides(trust=trust, short_term_weight=short_term_weight)
     rule = DecisionRule(scenario, 12)
-    return rule.contingent_discount(contract, obs(services=[[10, 0, 0, 0]], average_cost=[1000.0], measured_quality=[1.0]))
+    observation = obs(services=[[10, 0, 0, 0]], average_cost=[1000.0], measured_quality=[1.0])
+    return rule.contingent_discount(contract, observation)
 
 
 def test_trust_and_short_term_weight_discount_only_the_contingent_part() -> None:
