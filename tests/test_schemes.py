@@ -436,6 +436,56 @@ class TestGlobalBudgetPlusSharedSavingsPlusStopLoss(SchemeContract):
     ]
 
 
+# Outcome add-ons (issue 12). OUTCOMES: two payees; unit costs as above.
+OUTCOMES = obs(
+    case_value=[10_000, 4_000],
+    average_cost=[2_000, 1_000],
+    readmissions=[3, 1],
+    expected_readmissions=[2, 2],  # ERR 1.5 | 0.5
+    acute_events=[1, 4],
+    expected_acute_events=[3, 2.5],  # 2 avoided | 1.5 too many
+    deaths=[2, 0],
+    expected_deaths=[1, 0.5],
+    prom=[95, 0],
+    expected_prom=[100, 0],  # score 0.95 | no respondents
+)
+
+
+class TestReadmissionPenalty(SchemeContract):
+    scheme = "readmission_penalty"
+    nonnegative = False
+    table = [
+        ({}, OUTCOMES, [-0.03 * 10_000, 0.0]),  # ERR - 1 = 0.5 capped at 3%
+        ({"cap": 1.0, "multiplier": 0.1}, OUTCOMES, [-0.05 * 10_000, 0.0]),
+        ({}, TWO, [0.0, 0.0]),  # nothing expected: no information, no penalty
+    ]
+
+
+class TestOutcomeBonus(SchemeContract):
+    scheme = "outcome_bonus"
+    nonnegative = False
+    table = [
+        ({}, OUTCOMES, [20_000.0, 0.0]),
+        ({"bonus_per_event": 100.0, "two_sided": True}, OUTCOMES, [200.0, -150.0]),
+        ({"bonus_per_event": 100.0, "outcome": "readmissions", "two_sided": True}, OUTCOMES, [-100.0, 100.0]),
+        ({"bonus_per_event": 100.0, "outcome": "deaths"}, OUTCOMES, [0.0, 50.0]),
+    ]
+
+
+class TestPromBonus(SchemeContract):
+    scheme = "prom_bonus"
+    table = [
+        ({}, OUTCOMES, [0.05 * 2_000 * 0.5, 0.0]),  # (0.95 - 0.9) / 0.1 = half the bonus
+        ({"bonus_share": 0.1, "threshold": 0.0}, OUTCOMES, [0.1 * 2_000 * 0.95, 0.0]),
+    ]
+
+
+class TestCapitationPlusOutcomeAddOns(SchemeContract):
+    scheme = "capitation+readmission_penalty+outcome_bonus+prom_bonus"
+    nonnegative = False
+    table = [({"rate_to_cost": 1.0}, OUTCOMES, [0.0 - 300.0 + 20_000.0 + 50.0, 0.0])]
+
+
 def test_add_ons_are_flagged() -> None:
     add_ons = filtered_schemes(lambda s: s.add_on)
     assert {"p4p", "outlier"} <= set(add_ons)

@@ -462,7 +462,6 @@ class DecisionRule:
             coordination = task_value(decision.effort[:, COORDINATION])
             failure = failure * (1 - self.timeliness * self.effort.coordination_effect * coordination)
         out["readmissions"] = outlook.handoffs * failure * READMISSION_AFTER_FAILURE
-        out["expected_readmissions"] = outlook.handoffs * HANDOFF_FAILURE * READMISSION_AFTER_FAILURE
         prom = belief["prom"] + clinical.qol_care_weight * belief["expected_prom"] * change
         out["prom"] = np.maximum(prom, 0.0)
         return out

@@ -215,6 +215,10 @@ class VBPModel(mesa.Model):
         self.reported_outcomes = self._no_outcomes()  # counted in update_health, reported next step
         self.provider_ytd = self._no_year_to_date()
         self.outcome_belief: np.ndarray | None = None  # providers' smoothed outcomes per step
+        # readmission risk per discharge the purchaser expects: last year's average across the
+        # region (as the HRRP uses the national average); in the first year that at usual care
+        self.reference_readmission_rate = HANDOFF_FAILURE * READMISSION_AFTER_FAILURE
+        self.year_readmission_risk = np.zeros(2)  # (sum of readmission risk, discharges) this year
         context = self.config.context
         lag_months = (
             context.trusted_party_lag_months if context.trusted_data_party else self.config.providers.data_lag_months
@@ -434,6 +438,7 @@ class VBPModel(mesa.Model):
         expected_qol: np.ndarray,
         handoff: np.ndarray,
         readmitted: np.ndarray,
+        readmission_risk: np.ndarray,
     ) -> None:
         """Outcomes of this step per responsible provider, reported with next step's claims.
 
@@ -442,6 +447,7 @@ class VBPModel(mesa.Model):
         provider (see :class:`~vbpsim.schemes.Observation`).
         """
         pop, n = self.population, self.providers.n
+        self.year_readmission_risk += (float(readmission_risk[handoff].sum()), float(handoff.sum()))
         lead_row = pop.provider[np.arange(pop.size), lead]
         gp_row = pop.provider[:, GP]
         months = self.months_per_step
@@ -449,12 +455,11 @@ class VBPModel(mesa.Model):
         def at(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
             return np.bincount(rows, weights=np.asarray(values, dtype=float), minlength=n)
 
-        usual_readmission = HANDOFF_FAILURE * READMISSION_AFTER_FAILURE
         self.reported_outcomes = {
             "acute_events": at(gp_row, strokes),
             "expected_acute_events": at(gp_row, expected_strokes),
             "readmissions": at(lead_row, readmitted),
-            "expected_readmissions": at(lead_row, handoff * usual_readmission),
+            "expected_readmissions": at(lead_row, handoff * self.reference_readmission_rate),
             "deaths": at(lead_row, dies),
             "expected_deaths": at(lead_row, expected_deaths),
             "prom": at(lead_row, qol * months),
@@ -633,6 +638,10 @@ class VBPModel(mesa.Model):
         if year_end:
             self.year_to_date_cost[:] = 0.0
             self.provider_ytd = self._no_year_to_date()
+            risk, discharges = self.year_readmission_risk
+            if discharges > 0:
+                self.reference_readmission_rate = risk / discharges
+            self.year_readmission_risk = np.zeros(2)
         length = self.contract_length()
         years_in = (self.step_index + 1 - self.contract_start) // self.steps_per_year
         if year_end and length > 0 and years_in % length == 0:
@@ -832,6 +841,7 @@ class VBPModel(mesa.Model):
             np.where(alive, qol_table[state], 0.0),
             handoff,
             readmitted,
+            p_fail * READMISSION_AFTER_FAILURE,
         )
         return {
             "qalys": qalys,
@@ -843,6 +853,8 @@ class VBPModel(mesa.Model):
             "handoffs": float(handoff.sum()),
             "handoff_failures": float(failed.sum()),
             "readmissions": float(readmitted.sum()),
+            "readmission_risk": float((p_fail * READMISSION_AFTER_FAILURE)[handoff].sum()),
+            "prom_score": float(qol[alive].sum() / max(qol_table[state][alive].sum(), 1e-12)),
             "true_quality": float(lead_benefit[alive].mean()) if alive.any() else 0.0,
         }
 

@@ -62,8 +62,10 @@ class Observation:
     ``acute_events`` / ``expected_acute_events``: strokes among the GP's patients / the
     number expected at guideline care without extra prevention (from age and conditions).
     ``readmissions`` / ``expected_readmissions``: avoidable readmissions after discharges
-    (failed hand-offs) / discharges x the readmission rate at usual care without extra
-    coordination. ``deaths`` / ``expected_deaths``: deaths / deaths expected at guideline
+    (failed hand-offs) / discharges x the average readmission risk per discharge across
+    the region in the previous contract year (as the HRRP uses the national average; in
+    the first year the rate at usual care without extra coordination).
+    ``deaths`` / ``expected_deaths``: deaths / deaths expected at guideline
     care. ``prom`` / ``expected_prom``: patient-reported quality of life (a QALY proxy, 0-1
     per patient-month) summed over patient-months / its value at guideline care for the
     same health states; ``prom / expected_prom`` is the risk-adjusted score.
@@ -94,7 +96,7 @@ class Observation:
     acute_events: np.ndarray | None = None  # strokes among the GP's patients
     expected_acute_events: np.ndarray | None = None  # risk-adjusted strokes expected at guideline care
     readmissions: np.ndarray | None = None  # avoidable readmissions, at the discharging provider
-    expected_readmissions: np.ndarray | None = None  # discharges x readmission rate at usual care
+    expected_readmissions: np.ndarray | None = None  # discharges x last year's average readmission risk
     deaths: np.ndarray | None = None  # deaths, at the provider of the lead discipline
     expected_deaths: np.ndarray | None = None  # deaths expected at guideline care
     prom: np.ndarray | None = None  # patient-reported quality of life x months (noisy)
