@@ -120,6 +120,7 @@ STREAM_USES: dict[str, str] = {
     "measurement": "noise of the measured quality indicator",
     "selection": "ethics at start; one uniform per patient per step for steering (only with risk selection on)",
     "innovation": "arrivals, type and discipline of each innovation, and one adoption draw per provider",
+    "outcomes": "noise of the patient-reported outcome (PROM) in the observation, one draw per provider per step",
 }
 
 # Meaning and unit of each scheme parameter, keyed by (scheme, parameter). A parameter

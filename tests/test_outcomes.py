@@ -157,3 +157,33 @@ def test_a_yearly_settled_fee_steers_like_a_monthly_fee_under_low_trust() -> Non
         model.run()
         runs[scheme.name] = np.array([r["chosen_intensity_gp"] for r in model.records])
     np.testing.assert_allclose(runs["test_yearly_fee"], runs["ffs"])
+
+
+class CappedFees(FeeForService):
+    """FFS with a hard annual cap per payee, settled monthly from the year-to-date bill."""
+
+    name = "test_capped_fees"
+
+    def __init__(self, *, fee_to_cost: float = 1.25, cap: float = 30_000.0):
+        super().__init__(fee_to_cost=fee_to_cost)
+        self.cap = cap
+
+    def pay(self, observation: Observation) -> np.ndarray:
+        fees = self.fee_schedule(observation.unit_cost)
+        billed_before = observation.ytd_services @ fees
+        return np.clip(self.cap - billed_before, 0.0, observation.services @ fees)
+
+
+def test_a_hard_annual_cap_can_settle_monthly_from_year_to_date_totals() -> None:
+    """Item 1: with the month and year-to-date totals a monthly fee schedule can stop at a cap."""
+    model = build_model(CappedFees(cap=30_000.0), "small", years=2, seed=2)
+    paid = np.zeros((2, model.providers.n))
+    for step in range(model.n_steps):
+        before = model.income_total.copy()
+        model.step()
+        paid[step // 12] += model.income_total - before
+    assert paid.max() <= 30_000.0 + 1e-6  # solo payees: income is the payment
+    assert (paid > 30_000.0 - 1e-6).any(), "the cap should bind for some provider"
+    uncapped = build_model(CappedFees(cap=1e12), "small", years=1, seed=2)
+    uncapped.run()
+    assert uncapped.income_total.max() > 30_000.0
