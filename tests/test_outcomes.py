@@ -16,11 +16,14 @@ from vbpsim.experiments import build_model
 from vbpsim.scenarios import load_scenario
 from vbpsim.schemes import Blend, FeeForService, Observation, PayForPerformance, PaymentScheme, make_scheme
 
+# The observation's mechanics, not behaviour: start under the contract, without a status-quo history.
+NO_HISTORY = {"simulation.history_years": 0}
+
 
 @pytest.fixture(scope="module")
 def stepped():
     """A small FFS world stepped for 14 months, with every observation kept."""
-    model = build_model("ffs", "small", years=2, seed=3)
+    model = build_model("ffs", "small", years=2, seed=3, **NO_HISTORY)
     observations = []
     for _ in range(14):
         model.step()
@@ -79,7 +82,9 @@ def test_prom_noise_is_that_of_measured_quality() -> None:
     """Without measurement noise the PROM is the patients' true quality of life; with it, noisy."""
     scores = {}
     for noise in (0.0, 0.05):
-        model = build_model("ffs", "small", years=1, seed=4, **{"purchaser.quality_measurement_noise": noise})
+        model = build_model(
+            "ffs", "small", years=1, seed=4, **NO_HISTORY, **{"purchaser.quality_measurement_noise": noise}
+        )
         for _ in range(4):
             model.step()
         o = model.history[-1]
@@ -153,7 +158,7 @@ def test_a_yearly_settled_fee_steers_like_a_monthly_fee_under_low_trust() -> Non
     """Before contingent money was stated, low trust discounted a yearly fee like a bonus."""
     runs = {}
     for scheme in (FeeForService(), YearlyFee()):
-        model = build_model(scheme, "small", years=1, seed=5, trust=0.3)
+        model = build_model(scheme, "small", years=1, seed=5, trust=0.3, **NO_HISTORY)
         model.run()
         runs[scheme.name] = np.array([r["chosen_intensity_gp"] for r in model.records])
     np.testing.assert_allclose(runs["test_yearly_fee"], runs["ffs"])
@@ -176,7 +181,7 @@ class CappedFees(FeeForService):
 
 def test_a_hard_annual_cap_can_settle_monthly_from_year_to_date_totals() -> None:
     """Item 1: with the month and year-to-date totals a monthly fee schedule can stop at a cap."""
-    model = build_model(CappedFees(cap=30_000.0), "small", years=2, seed=2)
+    model = build_model(CappedFees(cap=30_000.0), "small", years=2, seed=2, **NO_HISTORY)
     paid = np.zeros((2, model.providers.n))
     for step in range(model.n_steps):
         before = model.income_total.copy()
@@ -184,6 +189,6 @@ def test_a_hard_annual_cap_can_settle_monthly_from_year_to_date_totals() -> None
         paid[step // 12] += model.income_total - before
     assert paid.max() <= 30_000.0 + 1e-6  # solo payees: income is the payment
     assert (paid > 30_000.0 - 1e-6).any(), "the cap should bind for some provider"
-    uncapped = build_model(CappedFees(cap=1e12), "small", years=1, seed=2)
+    uncapped = build_model(CappedFees(cap=1e12), "small", years=1, seed=2, **NO_HISTORY)
     uncapped.run()
     assert uncapped.income_total.max() > 30_000.0
