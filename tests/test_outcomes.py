@@ -192,3 +192,52 @@ def test_a_hard_annual_cap_can_settle_monthly_from_year_to_date_totals() -> None
     uncapped = build_model(CappedFees(cap=1e12), "small", years=1, seed=2, **NO_HISTORY)
     uncapped.run()
     assert uncapped.income_total.max() > 30_000.0
+
+
+# -- who gains and who loses (item 6) -------------------------------------------------------
+@pytest.fixture(scope="module")
+def chain_result():
+    """Unadjusted capitation of whole chains after one status-quo year: selection can happen."""
+    import vbpsim
+
+    return vbpsim.run(
+        "capitation",
+        "small",
+        years=2,
+        seed=1,
+        composition="chain",
+        risk_adjusted=False,
+        **{"simulation.history_years": 1},
+    )
+
+
+def test_equity_breakdown_sums_back_to_the_population_totals(chain_result) -> None:
+    ts, equity = chain_result.timeseries, chain_result.equity
+    totals = {
+        "qalys": ts.qalys.sum(),
+        "strokes": ts.strokes.sum(),
+        "deaths": ts.deaths.sum(),
+        "steered": ts.steered.sum(),
+        "guideline_cost": ts.guideline_cost.sum(),
+    }
+    assert totals["steered"] > 0 and totals["strokes"] > 0, "the check needs events to add up"
+    for dimension in ("need_class", "risk_quartile", "age_band"):
+        rows = equity[equity.dimension == dimension]
+        for name, total in totals.items():
+            assert rows[name].sum() == pytest.approx(total, rel=1e-9, abs=1e-9), (dimension, name)
+        assert rows.patients.sum() == ts.alive.iloc[0] + ts.deaths.iloc[0]  # everyone alive at the switch
+    gaps = equity[equity.dimension == "gap"].set_index("group")
+    q = equity[equity.dimension == "risk_quartile"].set_index("group")
+    assert gaps.loc["risk_quartile: Q4 - Q1", "qalys_per_capita"] == pytest.approx(
+        q.loc["Q4", "qalys_per_capita"] - q.loc["Q1", "qalys_per_capita"]
+    )
+
+
+def test_resource_cost_by_discipline_adds_up_to_provider_cost(chain_result) -> None:
+    """Payments say who is paid; resource cost says whose care was given (they differ under a group contract)."""
+    ts = chain_result.timeseries
+    resource = ts[[f"resource_cost_{d}" for d in ("gp", "hospital", "rehab", "nursing")]].sum(axis=1)
+    np.testing.assert_allclose(resource, ts.provider_cost, rtol=1e-9)
+    paid = ts[[f"spending_{d}" for d in ("gp", "hospital", "rehab", "nursing")]].sum(axis=1)
+    np.testing.assert_allclose(paid, ts.spending, rtol=1e-9)
+    assert not np.allclose(ts.spending_gp, ts.resource_cost_gp)

@@ -219,6 +219,8 @@ class VBPModel(mesa.Model):
         # region (as the HRRP uses the national average); in the first year that at usual care
         self.reference_readmission_rate = HANDOFF_FAILURE * READMISSION_AFTER_FAILURE
         self.year_readmission_risk = np.zeros(2)  # (sum of readmission risk, discharges) this year
+        self.patient_tally: dict[str, np.ndarray] = {}  # per patient since the contract began (equity)
+        self.patient_groups: dict[str, np.ndarray] = {}
         context = self.config.context
         lag_months = (
             context.trusted_party_lag_months if context.trusted_data_party else self.config.providers.data_lag_months
@@ -465,6 +467,37 @@ class VBPModel(mesa.Model):
             "prom": at(lead_row, qol * months),
             "expected_prom": at(lead_row, expected_qol * months),
         }
+
+    EQUITY_TALLIES: tuple[str, ...] = ("qalys", "guideline_cost", "delivered_cost", "steered", "strokes", "deaths")
+    AGE_BANDS: tuple[float, ...] = (50.0, 65.0, 80.0)  # bands < 50, 50-64, 65-79, >= 80
+
+    def _tally_patients(self, care: dict[str, np.ndarray], optimal_cost: np.ndarray) -> None:
+        """Add this step to each patient's tallies since the contract under study began (equity, 7.16).
+
+        Groups are fixed when the contract begins: need class by health state (low: healthy,
+        chronic: chronic conditions, high: after a stroke), quartile of the patient's
+        guideline cost of care (its risk) and age band; the dead then are left out.
+        """
+        pop = self.population
+        if self.step_index == self.contract_start or not self.patient_tally:
+            state = care["state_before"]  # at the start of the step
+            alive = state != DEAD
+            risk = np.where(alive, care["cost"].sum(axis=1), np.nan)
+            bounds = np.nanquantile(risk, [0.25, 0.5, 0.75]) if alive.any() else np.zeros(3)
+            need_class = np.select([state == HEALTHY, state == CHRONIC], [0, 1], 2)
+            self.patient_groups = {
+                "need_class": np.where(alive, need_class, -1),
+                "risk_quartile": np.where(alive, np.digitize(np.nan_to_num(risk), bounds), -1),
+                "age_band": np.where(alive, np.digitize(pop.age, self.AGE_BANDS), -1),
+            }
+            self.patient_tally = {name: np.zeros(pop.size) for name in self.EQUITY_TALLIES}
+        tally = self.patient_tally
+        tally["qalys"] += care["qol"] * self.dt_years
+        tally["guideline_cost"] += optimal_cost.sum(axis=1)
+        tally["delivered_cost"] += (care["delivered"] * self.unit_cost).sum(axis=1)
+        tally["steered"] += self.steered
+        tally["strokes"] += care["strokes"]
+        tally["deaths"] += care["dies"]
 
     def _measured_outcomes(self) -> dict[str, np.ndarray]:
         """Last step's outcomes as the purchaser sees them: the PROM with measurement noise."""
@@ -831,6 +864,8 @@ class VBPModel(mesa.Model):
         guideline_death = np.select(
             [state == ACUTE, state == POST_ACUTE, state == DISABLED], [monthly[0], monthly[1], monthly[2]], 0.0
         )
+        care["qol"], care["strokes"], care["dies"] = np.where(alive, qol, 0.0), strokes, dies
+        care["state_before"] = state
         self._count_outcomes(
             lead,
             strokes,
@@ -1255,9 +1290,12 @@ class VBPModel(mesa.Model):
             row[f"chosen_intensity_{name}"] = float(decision.intensity[table.discipline == d].mean())
             row[f"spending_{name}"] = float(income[table.discipline == d].sum())
             row[f"guideline_{name}"] = float(total_need)
+            # payments say who is paid; resource cost what care was given
+            row[f"resource_cost_{name}"] = float(obs.cost[table.discipline == d].sum())
         row.update(health)
         row.update(innovation)
         self.records.append(row)
+        self._tally_patients(care, cost_of)
 
     def run(self) -> None:
         """Run the scenario's whole horizon."""
