@@ -108,10 +108,11 @@ def assert_direction(
 def test_readmission_penalty_lowers_readmissions(runs) -> None:
     """The HRRP-like penalty raises coordination and lowers the readmission rate, a little.
 
-    Measured: readmission risk per hand-off -0.000025 [-0.000044, -0.000006] (about
-    -0.3% of 0.0091); coordination effort +0.0020 [+0.0002, +0.0039] (16 seeds). Small because the penalty bites only above last year's average
-    readmission risk (not in the first year, when the reference is usual care), so only
-    providers expecting to be above average gain by coordinating more.
+    Measured (16 seeds): readmission risk per hand-off -0.000025 [-0.000044, -0.000006],
+    about -0.3% of 0.0091; coordination effort +0.0020 [+0.0002, +0.0039]. Small because
+    the penalty bites only above last year's average readmission risk (not in the first
+    year, when the reference is usual care), so only providers expecting to be above
+    average gain by coordinating more.
     """
     assert_direction(runs, "readmission_penalty", readmission_rate, -1)
     assert_direction(runs, "readmission_penalty", "effort_coordination", +1)
@@ -121,7 +122,7 @@ def test_outcome_bonus_per_avoided_stroke_raises_prevention(runs) -> None:
     """Measured: prevention effort +0.026 [+0.007, +0.045]; prevention stock +0.0079
     [+0.0021, +0.0136]; strokes unchanged over 2 years (the same draws: the hazard moved too
     little to change any stroke).
-    """""
+    """
     assert_direction(runs, "outcome_bonus", "effort_prevention", +1)
     assert_direction(runs, "outcome_bonus", "prevention_stock", +1)
 
