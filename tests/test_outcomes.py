@@ -221,7 +221,7 @@ def test_equity_breakdown_sums_back_to_the_population_totals(chain_result) -> No
         "guideline_cost": ts.guideline_cost.sum(),
     }
     assert totals["steered"] > 0 and totals["strokes"] > 0, "the check needs events to add up"
-    for dimension in ("need_class", "risk_quartile", "age_band"):
+    for dimension in ("need_class", "risk_quartile", "age_band", "need_level"):
         rows = equity[equity.dimension == dimension]
         for name, total in totals.items():
             assert rows[name].sum() == pytest.approx(total, rel=1e-9, abs=1e-9), (dimension, name)

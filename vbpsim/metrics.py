@@ -126,6 +126,7 @@ EQUITY_GROUPS: dict[str, tuple[str, ...]] = {
     "need_class": ("low", "chronic", "high"),
     "risk_quartile": ("Q1", "Q2", "Q3", "Q4"),
     "age_band": ("<50", "50-64", "65-79", "80+"),
+    "need_level": ("low", "high"),  # individual need below / above the median (frailty)
 }
 
 

@@ -183,6 +183,8 @@ class VBPModel(mesa.Model):
         )
         pop = self.population
         self.initial_patients = pop.size
+        # need level: individual need above the median (treatment by need class, equity)
+        self.high_need = pop.frailty > np.median(pop.frailty)
         self.pending_duplicates = np.zeros((pop.size, len(DISCIPLINES)))
         self.prevention_stock = np.zeros(pop.size)
         self.unprofitable = np.zeros(pop.size, dtype=bool)
@@ -296,6 +298,7 @@ class VBPModel(mesa.Model):
         active[:, 1 + PREVENTION] = m.prevention & (discipline == GP)
         active[:, 5] = m.risk_selection & (discipline == GP)
         active[:, 6] = m.care_shifting & (discipline == REHAB)
+        active[:, 7] = m.need_classes
         return active
 
     def _chain_rows(self, discipline: np.ndarray) -> None:
@@ -489,6 +492,7 @@ class VBPModel(mesa.Model):
                 "need_class": np.where(alive, need_class, -1),
                 "risk_quartile": np.where(alive, np.digitize(np.nan_to_num(risk), bounds), -1),
                 "age_band": np.where(alive, np.digitize(pop.age, self.AGE_BANDS), -1),
+                "need_level": np.where(alive, self.high_need.astype(int), -1),
             }
             self.patient_tally = {name: np.zeros(pop.size) for name in self.EQUITY_TALLIES}
         tally = self.patient_tally
@@ -630,6 +634,9 @@ class VBPModel(mesa.Model):
         table = self.providers
         care = self.care_need()
         ratio = table.decision.intensity[pop.provider] * pop.delivery_noise
+        if self.mechanisms.need_classes:  # high-need patients get x (1 + tilt), low-need ones x (1 - tilt)
+            sign = np.where(self.high_need, 1.0, -1.0)[:, None]
+            ratio = ratio * (1 + sign * table.decision.need_tilt[pop.provider])
         care["ratio"] = ratio
         delivered = ratio * care["need"] * table.need_multiplier[pop.provider]
         shifted = np.zeros(pop.size)
@@ -1025,6 +1032,14 @@ class VBPModel(mesa.Model):
         n = table.n
         spy = self.steps_per_year
         lagged = self.history[0]
+        if m.need_classes:  # each provider knows how much of its patients' need is high need
+            need = care["need"]
+            table.high_need_share = np.divide(
+                self._per_provider(need * self.high_need[:, None]),
+                self._per_provider(need),
+                out=np.zeros(n),
+                where=self._per_provider(need) > 0,
+            )
         preventable = np.zeros(n)
         at_risk = np.zeros(n)
         if m.prevention:
@@ -1281,7 +1296,10 @@ class VBPModel(mesa.Model):
         for task, name in enumerate(("measured", "unmeasured", "coordination", "prevention")):
             mask = self.active[:, 1 + task]
             row[f"effort_{name}"] = float(decision.effort[mask, task].mean()) if mask.any() else 0.0
-        for dim, name in ((5, "selection"), (6, "shift")):
+        for cls, name in ((self.high_need, "high"), (~self.high_need, "low")):  # care ratio by need level
+            guideline = cost_of[cls].sum()
+            row[f"intensity_{name}_need"] = float(delivered_cost[cls].sum() / guideline) if guideline > 0 else 1.0
+        for dim, name in ((5, "selection"), (6, "shift"), (7, "need_tilt")):
             mask = self.active[:, dim]
             row[f"decision_{name}"] = float(decision.get(dim)[mask].mean()) if mask.any() else 0.0
         for d, name in enumerate(DISCIPLINES):
