@@ -575,7 +575,7 @@ class OutcomeBonus(PaymentScheme):
 
 
 @register
-class PromBonus(PaymentScheme):
+class PromBonus(PayForPerformance):
     """A yearly bonus on a patient-reported outcome (PROM), a QALY proxy.
 
     The score is ``prom / expected_prom``: patients' reported quality of life relative to
@@ -591,21 +591,13 @@ class PromBonus(PaymentScheme):
 
     name = "prom_bonus"
     description = "Add-on: yearly bonus on patient-reported quality of life relative to its risk-adjusted expectation."
-    settlement_months = 12
-    add_on = True
-    contingent_share = 1.0
 
     def __init__(self, *, bonus_share: float = 0.05, threshold: float = 0.9):
-        self.bonus_share = _check_nonnegative("bonus_share", bonus_share)
-        self.threshold = _check_share("threshold", threshold)
-        if self.threshold >= 1:
-            raise ParameterError("threshold", threshold, "a score in [0, 1)")
+        super().__init__(bonus_share=bonus_share, threshold=threshold)
 
     @override
-    def pay(self, obs: Observation) -> np.ndarray:
-        score = np.where(obs.expected_prom > 0, _ratio(obs.prom, obs.expected_prom), 0.0)
-        scaled = np.clip((score - self.threshold) / (1 - self.threshold), 0.0, 1.0)
-        return self.bonus_share * obs.average_cost * scaled
+    def score(self, obs: Observation) -> np.ndarray:
+        return np.where(obs.expected_prom > 0, _ratio(obs.prom, obs.expected_prom), 0.0)
 
 
 # -- the preferred design in one call -------------------------------------------------------

@@ -468,9 +468,13 @@ class PayForPerformance(PaymentScheme):
         if self.threshold >= 1:
             raise ParameterError("threshold", threshold, "a share in [0, 1)")
 
+    def score(self, obs: Observation) -> np.ndarray:
+        """The score the bonus is paid on: measured quality (subclasses pay on other scores)."""
+        return np.asarray(obs.measured_quality, dtype=float)
+
     @override
     def pay(self, obs: Observation) -> np.ndarray:
-        score = np.clip((obs.measured_quality - self.threshold) / (1 - self.threshold), 0, 1)
+        score = np.clip((self.score(obs) - self.threshold) / (1 - self.threshold), 0, 1)
         return self.bonus_share * obs.average_cost * score
 
 
