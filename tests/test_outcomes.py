@@ -123,25 +123,23 @@ class YearlyFee(FeeForService):
     settlement_months = 12
 
 
-def discount_of(contract: PaymentScheme, trust: float, short_term_weight: float) -> np.ndarray:
-    scenario = load_scenario("small").with_overrides(trust=trust, short_term_weight=short_term_weight)
+def discount_of(contract: PaymentScheme, trust: float) -> np.ndarray:
+    scenario = load_scenario("small").with_overrides(trust=trust)
     rule = DecisionRule(scenario, 12)
     observation = obs(services=[[10, 0, 0, 0]], average_cost=[1000.0], measured_quality=[1.0])
     return rule.contingent_discount(contract, observation)
 
 
-def test_trust_and_short_term_weight_discount_only_the_contingent_part() -> None:
+def test_trust_discounts_only_the_contingent_part() -> None:
     fees = YearlyFee()
     bonus = PayForPerformance(bonus_share=0.1)  # pays 100 EUR on this observation
-    assert discount_of(fees, 0.3, 0.5)[0] == 0.0  # a yearly fee is not doubted like a bonus
-    assert discount_of(make_scheme("ffs+p4p", {"p4p_bonus_share": 0.1}), 1.0, 0.0)[0] == 0.0
-    np.testing.assert_allclose(discount_of(bonus, 0.6, 0.0), [40.0])  # doubted: counted at 60%
-    np.testing.assert_allclose(discount_of(bonus, 1.0, 0.25), [25.0])  # impatience: counted at 75%
-    np.testing.assert_allclose(discount_of(bonus, 0.6, 0.25), [100 - 100 * 0.6 * 0.75])
-    np.testing.assert_allclose(discount_of(Blend(parts=[(1.0, fees), (2.0, bonus)]), 0.5, 0.0), [100.0])
+    assert discount_of(fees, 0.3)[0] == 0.0  # a yearly fee is not doubted like a bonus
+    assert discount_of(make_scheme("ffs+p4p", {"p4p_bonus_share": 0.1}), 1.0)[0] == 0.0
+    np.testing.assert_allclose(discount_of(bonus, 0.6), [40.0])  # doubted: counted at 60%
+    np.testing.assert_allclose(discount_of(Blend(parts=[(1.0, fees), (2.0, bonus)]), 0.5), [100.0])
 
 
-def test_a_penalty_is_not_doubted_but_is_discounted_by_impatience() -> None:
+def test_a_penalty_is_not_doubted() -> None:
     class Penalty(PaymentScheme):
         name = "test_penalty"
         settlement_months = 12
@@ -150,8 +148,7 @@ def test_a_penalty_is_not_doubted_but_is_discounted_by_impatience() -> None:
         def pay(self, observation: Observation) -> np.ndarray:
             return -10.0 * observation.measured_quality
 
-    np.testing.assert_allclose(discount_of(Penalty(), 0.2, 0.0), [0.0])
-    np.testing.assert_allclose(discount_of(Penalty(), 0.2, 0.5), [-5.0])  # felt at half: -5 of -10
+    np.testing.assert_allclose(discount_of(Penalty(), 0.2), [0.0])
 
 
 def test_a_yearly_settled_fee_steers_like_a_monthly_fee_under_low_trust() -> None:

@@ -496,21 +496,20 @@ class DecisionRule:
         return out
 
     def contingent_discount(self, contract: PaymentScheme, obs: Observation) -> np.ndarray:
-        """How much less than paid a payee counts on: its contingent money, discounted.
+        """How much less than paid a payee counts on: the promised gains it doubts.
 
         Each contract part states what of its payment is contingent on results settled
-        later (``PaymentScheme.contingent``). Promised gains are doubted (counted at
-        ``context.trust``; penalties and claw-backs are not) and all contingent money is
-        weighed at ``1 - context.short_term_weight``; the rest counts in full.
+        later (``PaymentScheme.contingent``); a positive contingent amount (a bonus, shared
+        savings) counts at ``context.trust``, penalties and claw-backs count fully, and the
+        non-contingent rest (fees, capitation, budgets, also when settled yearly) too.
+        ``context.short_term_weight`` acts through the planning horizon, not here.
         """
-        context = self.scenario.context
+        trust = self.scenario.context.trust
         discount = np.zeros(obs.n_payees)
         for weight, leaf in contract.components():
             contingent = weight * np.asarray(leaf.contingent(obs), dtype=float)
-            if not contingent.any():
-                continue
-            felt = np.where(contingent > 0, context.trust * contingent, contingent) * (1 - context.short_term_weight)
-            discount += contingent - felt
+            if contingent.any():
+                discount += (1 - trust) * np.maximum(contingent, 0.0)
         return discount
 
     def yearly_income(
@@ -526,7 +525,7 @@ class DecisionRule:
         payee_obs = aggregate(yearly, table.payee, n_payees, table.discipline)
         context = self.scenario.context
         payments = contract.pay(payee_obs)
-        if context.trust < 1.0 or context.short_term_weight > 0:
+        if context.trust < 1.0:
             payments = payments - self.contingent_discount(contract, payee_obs)
         own = contract.pay(yearly) if distribute.rule == "contribution" else None
         return distribute(payments, yearly, table.payee, cohesion=context.cohesion, own=own)

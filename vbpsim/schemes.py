@@ -229,8 +229,8 @@ class PaymentScheme:
         """The part of ``pay(obs)`` contingent on results settled later (bonuses, savings, penalties).
 
         This part, and only this, is what providers discount for doubt (``context.trust``,
-        on promised gains) and impatience (``context.short_term_weight``) when they weigh a
-        contract; fees, capitation and budgets count in full whenever they are settled.
+        on promised gains) when they weigh a contract; fees, capitation and budgets count
+        in full whenever they are settled.
         By default ``contingent_share x pay(obs)``; override when only part of a payment
         is contingent.
         """
