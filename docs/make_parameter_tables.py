@@ -106,6 +106,11 @@ DECISION_DIMENSIONS: dict[str, tuple[str, str, str]] = {
         "[0, shifting.max_shift]",
         "Share of rehabilitation left to the region's home care.",
     ),
+    "need_tilt": (
+        "every provider (mechanisms.need_classes)",
+        "[-MAX_NEED_TILT, MAX_NEED_TILT] = [-0.5, 0.5]",
+        "Care for high-need patients x (1 + tilt), for low-need ones x (1 - tilt), relative to the optimum.",
+    ),
 }
 
 # What each named random stream draws (vbpsim.model.STREAMS, spawned from one seed).
@@ -120,6 +125,7 @@ STREAM_USES: dict[str, str] = {
     "measurement": "noise of the measured quality indicator",
     "selection": "ethics at start; one uniform per patient per step for steering (only with risk selection on)",
     "innovation": "arrivals, type and discipline of each innovation, and one adoption draw per provider",
+    "outcomes": "noise of the patient-reported outcome (PROM) in the observation, one draw per provider per step",
 }
 
 # Meaning and unit of each scheme parameter, keyed by (scheme, parameter): base schemes

@@ -120,6 +120,14 @@ VALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     },
     "stop_loss": {"share": SHARE},
     "quality_gate": {"share": SHARE, "threshold": SHARE, **BENCHMARK},
+    # paying for outcomes
+    "readmission_penalty": {"cap": SHARE, "multiplier": RATIO},
+    "outcome_bonus": {
+        "bonus_per_event": st.floats(0.0, 1e5, allow_nan=False),
+        "outcome": st.sampled_from(["acute_events", "readmissions", "deaths"]),
+        "two_sided": st.booleans(),
+    },
+    "prom_bonus": {"bonus_share": SHARE, "threshold": st.floats(0.0, 0.99, allow_nan=False)},
 }
 
 NOT_A_NUMBER = st.one_of(
@@ -218,6 +226,16 @@ INVALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     },
     "stop_loss": {"share": BAD_SHARE},
     "quality_gate": {"share": BAD_SHARE, "threshold": BAD_SHARE, **BAD_BENCHMARK},
+    "readmission_penalty": {"cap": BAD_SHARE, "multiplier": BAD_NONNEGATIVE},
+    "outcome_bonus": {
+        "bonus_per_event": BAD_NONNEGATIVE,
+        "outcome": st.one_of(st.none(), st.integers(), st.just("strokes"), st.just("prom")),
+        "two_sided": BAD_BOOL,
+    },
+    "prom_bonus": {
+        "bonus_share": BAD_NONNEGATIVE,
+        "threshold": st.one_of(BAD_NONNEGATIVE, st.floats(min_value=1.0, allow_nan=False)),
+    },
 }
 
 UNKNOWN_KEY = st.text(

@@ -436,6 +436,56 @@ class TestGlobalBudgetPlusSharedSavingsPlusStopLoss(SchemeContract):
     ]
 
 
+# Outcome add-ons (issue 12). OUTCOMES: two payees; unit costs as above.
+OUTCOMES = obs(
+    case_value=[10_000, 4_000],
+    average_cost=[2_000, 1_000],
+    readmissions=[3, 1],
+    expected_readmissions=[2, 2],  # ERR 1.5 | 0.5
+    acute_events=[1, 4],
+    expected_acute_events=[3, 2.5],  # 2 avoided | 1.5 too many
+    deaths=[2, 0],
+    expected_deaths=[1, 0.5],
+    prom=[95, 0],
+    expected_prom=[100, 0],  # score 0.95 | no respondents
+)
+
+
+class TestReadmissionPenalty(SchemeContract):
+    scheme = "readmission_penalty"
+    nonnegative = False
+    table = [
+        ({}, OUTCOMES, [-0.03 * 10_000, 0.0]),  # ERR - 1 = 0.5 capped at 3%
+        ({"cap": 1.0, "multiplier": 0.1}, OUTCOMES, [-0.05 * 10_000, 0.0]),
+        ({}, TWO, [0.0, 0.0]),  # nothing expected: no information, no penalty
+    ]
+
+
+class TestOutcomeBonus(SchemeContract):
+    scheme = "outcome_bonus"
+    nonnegative = False
+    table = [
+        ({}, OUTCOMES, [20_000.0, 0.0]),
+        ({"bonus_per_event": 100.0, "two_sided": True}, OUTCOMES, [200.0, -150.0]),
+        ({"bonus_per_event": 100.0, "outcome": "readmissions", "two_sided": True}, OUTCOMES, [-100.0, 100.0]),
+        ({"bonus_per_event": 100.0, "outcome": "deaths"}, OUTCOMES, [0.0, 50.0]),
+    ]
+
+
+class TestPromBonus(SchemeContract):
+    scheme = "prom_bonus"
+    table = [
+        ({}, OUTCOMES, [0.05 * 2_000 * 0.5, 0.0]),  # (0.95 - 0.9) / 0.1 = half the bonus
+        ({"bonus_share": 0.1, "threshold": 0.0}, OUTCOMES, [0.1 * 2_000 * 0.95, 0.0]),
+    ]
+
+
+class TestCapitationPlusOutcomeAddOns(SchemeContract):
+    scheme = "capitation+readmission_penalty+outcome_bonus+prom_bonus"
+    nonnegative = False
+    table = [({"rate_to_cost": 1.0}, OUTCOMES, [0.0 - 300.0 + 20_000.0 + 50.0, 0.0])]
+
+
 def test_add_ons_are_flagged() -> None:
     add_ons = filtered_schemes(lambda s: s.add_on)
     assert {"p4p", "outlier"} <= set(add_ons)
@@ -677,3 +727,61 @@ def test_panel_rule_shares_by_expected_cost() -> None:
 def test_distribution_rule_rejects_unknown_rule() -> None:
     with pytest.raises(vbpsim.ParameterError, match="distribution='fair'"):
         DistributionRule("fair")
+
+
+# -- params() completeness (issue 12, item 7) ----------------------------------------------
+def test_registering_a_scheme_whose_parameter_hides_under_another_name_raises() -> None:
+    """A parameter stored under another attribute would vanish from params(), reports and repr."""
+
+    class Hidden(PaymentScheme):
+        name = "test_hidden_parameter"
+
+        def __init__(self, *, rate: float = 1.0):
+            self._rate = rate
+
+        def pay(self, observation: Observation) -> np.ndarray:
+            return self._rate * observation.member_months
+
+    with pytest.raises(vbpsim.ParameterError, match="rate"):
+        vbpsim.register(Hidden)
+    assert "test_hidden_parameter" not in list_schemes()
+    with pytest.raises(vbpsim.ParameterError, match="params"):
+        Hidden().params()
+
+
+def test_registering_a_scheme_without_defaults_raises() -> None:
+    class NoDefault(PaymentScheme):
+        name = "test_no_default"
+
+        def __init__(self, *, rate: float):
+            self.rate = rate
+
+    with pytest.raises(vbpsim.ParameterError, match="rate"):
+        vbpsim.register(NoDefault)
+    assert "test_no_default" not in list_schemes()
+
+
+def test_a_scheme_overriding_params_registers_when_complete() -> None:
+    class Renamed(PaymentScheme):
+        name = "test_renamed_parameter"
+
+        def __init__(self, *, rate: float = 1.0):
+            self._rate = rate
+
+        def params(self) -> dict[str, Any]:
+            return {"rate": self._rate}
+
+        def pay(self, observation: Observation) -> np.ndarray:
+            return self._rate * observation.member_months
+
+    try:
+        vbpsim.register(Renamed)
+        assert repr(make_scheme("test_renamed_parameter", {"rate": 2.0})) == "Renamed(rate=2.0)"
+    finally:
+        vbpsim.SCHEMES.pop("test_renamed_parameter", None)
+
+
+@pytest.mark.parametrize("name", sorted(schemes_module.SCHEMES))
+def test_every_registered_scheme_reports_every_constructor_parameter(name: str) -> None:
+    cls = schemes_module.SCHEMES[name]
+    assert set(cls().params()) == set(schemes_module.constructor_parameters(cls))

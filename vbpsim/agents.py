@@ -39,6 +39,7 @@ MEASURED, UNMEASURED, COORDINATION, PREVENTION = range(len(EFFORT_TASKS))
 HANDOFF_FAILURE = 0.2  # share of hand-offs that fail without coordination effort
 DUPLICATE_SHARE = 0.25  # duplicated work after a failed hand-off, share of a month's need
 READMISSION_AFTER_FAILURE = 0.1  # chance that a failed hand-off ends in readmission
+MAX_NEED_TILT = 0.5  # [need_classes] largest relative difference in care between need classes
 
 
 def task_value(effort: np.ndarray) -> np.ndarray:
@@ -54,13 +55,16 @@ class Decision:
     ``intensity``: care relative to the patient optimum; ``effort``: share of feasible effort
     on the tasks measured quality, unmeasured quality, coordination and prevention;
     ``selection``: share of perceived-unprofitable patients it tries to steer away;
-    ``shift``: share of rehabilitation it lets home care deliver instead.
+    ``shift``: share of rehabilitation it lets home care deliver instead; ``need_tilt``
+    [need_classes]: how much more care, relative to the optimum, its high-need patients get
+    than its low-need ones (intensity x (1 + tilt) for high need, x (1 - tilt) for low need).
     """
 
     intensity: np.ndarray
     effort: np.ndarray
     selection: np.ndarray
     shift: np.ndarray
+    need_tilt: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     DIMENSIONS: ClassVar[tuple[str, ...]] = (
         "intensity",
@@ -70,18 +74,22 @@ class Decision:
         "prevention",
         "selection",
         "shift",
+        "need_tilt",
     )
+    FIELDS: ClassVar[tuple[str, ...]] = ("intensity", "effort", "selection", "shift", "need_tilt")
+
+    def __post_init__(self) -> None:
+        if self.need_tilt is None:
+            self.need_tilt = np.zeros_like(self.intensity, dtype=float)
 
     def copy(self) -> Decision:
         """An independent copy."""
-        return Decision(self.intensity.copy(), self.effort.copy(), self.selection.copy(), self.shift.copy())
+        return Decision(*(getattr(self, f).copy() for f in self.FIELDS))
 
     @staticmethod
     def concat(decisions: list[Decision]) -> Decision:
         """Decisions of several groups of providers stacked into one."""
-        return Decision(
-            *(np.concatenate([getattr(d, f) for d in decisions]) for f in ("intensity", "effort", "selection", "shift"))
-        )
+        return Decision(*(np.concatenate([getattr(d, f) for d in decisions]) for f in Decision.FIELDS))
 
     def get(self, dim: int) -> np.ndarray:
         """The values of decision dimension ``dim`` (index into DIMENSIONS)."""
@@ -89,7 +97,7 @@ class Decision:
             return self.intensity
         if dim <= len(EFFORT_TASKS):
             return self.effort[:, dim - 1]
-        return self.selection if dim == 5 else self.shift
+        return {5: self.selection, 6: self.shift}.get(dim, self.need_tilt)
 
     def moved(self, dim: int, values: np.ndarray, where: np.ndarray) -> Decision:
         """A copy with dimension ``dim`` set to ``values`` where ``where`` holds."""
@@ -105,6 +113,7 @@ class Decision:
             np.where(mask[:, None], self.effort, other.effort),
             np.where(mask, self.selection, other.selection),
             np.where(mask, self.shift, other.shift),
+            np.where(mask, self.need_tilt, other.need_tilt),
         )
 
 
@@ -126,6 +135,7 @@ class ProviderTable:
     benefit_gain: np.ndarray = field(default=None)  # type: ignore[assignment]
     insolvent_steps: np.ndarray = field(default=None)  # type: ignore[assignment]
     habit: Decision = field(default=None)  # type: ignore[assignment]  # practice style the provider is used to
+    high_need_share: np.ndarray = field(default=None)  # type: ignore[assignment]  # need units of high-need patients
 
     def __post_init__(self) -> None:
         n = len(self.discipline)
@@ -136,6 +146,7 @@ class ProviderTable:
             "need_multiplier": np.ones(n),
             "benefit_gain": np.zeros(n),
             "insolvent_steps": np.zeros(n, dtype=np.int64),
+            "high_need_share": np.zeros(n),
         }
         for name, value in defaults.items():
             if getattr(self, name) is None:
@@ -171,6 +182,7 @@ class ProviderTable:
         habit.effort += weight * (now.effort - habit.effort)
         habit.selection += weight * (now.selection - habit.selection)
         habit.shift += weight * (now.shift - habit.shift)
+        habit.need_tilt += weight * (now.need_tilt - habit.need_tilt)
 
     def quality(self, effort: np.ndarray, measured_share: float) -> np.ndarray:
         """Quality of care from the two quality tasks, 0..1."""
@@ -220,7 +232,7 @@ class Outlook:
     """
 
     lagged: Observation
-    active: np.ndarray  # (P, 7) bool: which decision dimensions each provider controls
+    active: np.ndarray  # (P, 8) bool: which decision dimensions each provider controls
     handoffs: np.ndarray  # hand-offs per step the provider sends on
     handoff_receiver: np.ndarray
     failure_units: np.ndarray  # receiver's duplicated units per failed hand-off
@@ -239,6 +251,7 @@ class Outlook:
     switch_rate: np.ndarray | None = None  # yearly switching at zero benefit (GPs; None: no choice)
     rebase_weight: np.ndarray | None = None  # share of the horizon after the benchmark is rebased
     current_retention: np.ndarray | None = None  # cache: retention at the current decision
+    outcome_belief: np.ndarray | None = None  # (P, len(Observation.OUTCOMES)) smoothed outcome counts per step
 
     TARGETS: ClassVar[tuple[str, ...]] = (
         "handoff_receiver",
@@ -268,7 +281,7 @@ class Outlook:
         lagged = self.lagged
         stacked = {
             name: np.concatenate([getattr(lagged, name)] * copies)
-            for name in (*Observation.EXTENSIVE, "measured_quality")
+            for name in (*Observation.EXTENSIVE, *Observation.YEAR_TO_DATE, "measured_quality")
         }
         retention = None if self.current_retention is None else np.concatenate([self.current_retention] * copies)
         return dataclasses.replace(self, lagged=lagged.replace(**stacked), current_retention=retention, **changes)
@@ -318,13 +331,16 @@ class DecisionRule:
             if not mask.any():
                 continue
             upper = self._upper_bound(dim)
+            lower = -upper if dim == 7 else 0.0
             values = current.get(dim)
             groups.append((dim, [0, len(cands), len(cands) + 1]))
-            cands.append(current.moved(dim, np.clip(values - step, 0.0, upper), mask))
-            cands.append(current.moved(dim, np.clip(values + step, 0.0, upper), mask))
+            cands.append(current.moved(dim, np.clip(values - step, lower, upper), mask))
+            cands.append(current.moved(dim, np.clip(values + step, lower, upper), mask))
         return cands, groups
 
     def _upper_bound(self, dim: int) -> np.ndarray | float:
+        if dim == 7:
+            return MAX_NEED_TILT
         if dim == 6:
             return self.scenario.shifting.max_shift
         if dim == 5:
@@ -335,7 +351,18 @@ class DecisionRule:
     def own_units(self, table: ProviderTable, decision: Decision, outlook: Outlook) -> np.ndarray:
         """Service units the provider itself would deliver per step."""
         need = table.need_belief * table.need_multiplier * self._panel_change(table, decision, outlook)
-        return decision.intensity * need * (1.0 - decision.shift)
+        return self.by_need(table, decision, lambda x: x) * need * (1.0 - decision.shift)
+
+    def by_need(self, table: ProviderTable, decision: Decision, f: Any) -> np.ndarray:
+        """``f`` of the intensity, averaged over the need classes by their share of need units.
+
+        [need_classes] high-need patients get ``x (1 + tilt)``, low-need ones ``x (1 - tilt)``;
+        without need classes this is ``f(x)``.
+        """
+        if not self.mechanisms.need_classes:
+            return f(decision.intensity)
+        high, tilt = table.high_need_share, decision.need_tilt
+        return (1 - high) * f(decision.intensity * (1 - tilt)) + high * f(decision.intensity * (1 + tilt))
 
     def _panel_change(self, table: ProviderTable, decision: Decision, outlook: Outlook) -> np.ndarray:
         """Relative panel size a decision leads to within a year (patient choice)."""
@@ -347,16 +374,19 @@ class DecisionRule:
 
     def benefit_of(self, table: ProviderTable, decision: Decision) -> np.ndarray:
         """Expected benefit of the provider's care for a patient, 1 at guideline care."""
-        b = care_benefit(decision.intensity, self.overtreatment_harm)
+        b = self.by_need(table, decision, lambda x: care_benefit(x, self.overtreatment_harm))
         if self.mechanisms.multitasking:
             q = self.timeliness * table.quality(decision.effort, self.effort.measured_share)
             b = b * (1.0 - self.effort.quality_weight * (1.0 - q))
         b = b * (1.0 + table.benefit_gain)
         return b * (1.0 - self.scenario.shifting.shift_health_penalty * decision.shift)
 
-    def measured_quality(self, decision: Decision) -> np.ndarray:
+    def measured_quality(self, decision: Decision, table: ProviderTable | None = None) -> np.ndarray:
         """The indicator the purchaser would measure: guideline adherence (and measured effort)."""
-        adherence = expected_indicator(decision.intensity, self.delivery_noise)
+        if table is None:
+            adherence = expected_indicator(decision.intensity, self.delivery_noise)
+        else:
+            adherence = self.by_need(table, decision, lambda x: expected_indicator(x, self.delivery_noise))
         if self.mechanisms.multitasking:
             return 0.5 * adherence + 0.5 * task_value(decision.effort[:, MEASURED])
         return adherence
@@ -415,6 +445,8 @@ class DecisionRule:
         cost = np.maximum(cost, 0.0)
         cost_ratio = np.divide(cost, lagged.cost, out=np.ones_like(cost), where=lagged.cost > 0)
         members["case_mix"] = lagged.case_mix * scale[:, None]
+        for name, value in self.expected_outcomes(table, outlook, decision).items():
+            members[name] = value * scale
         cost_mix = np.zeros_like(services)
         cost_mix[np.arange(table.n), table.discipline] = cost
         return lagged.replace(
@@ -424,9 +456,61 @@ class DecisionRule:
             historical_cost=historical,
             outlier_cost=lagged.outlier_cost * cost_ratio,
             stoploss_excess=lagged.stoploss_excess * cost_ratio,
-            measured_quality=self.measured_quality(decision),
+            measured_quality=self.measured_quality(decision, table),
             **members,
         )
+
+    def expected_outcomes(self, table: ProviderTable, outlook: Outlook, decision: Decision) -> dict[str, np.ndarray]:
+        """Outcome counts per step the purchaser would observe of each provider under ``decision``.
+
+        From the provider's smoothed belief of its outcomes, moved to first order by what
+        the decision changes: strokes among its patients by its benefit of care (the GP's
+        shortfall raises the stroke hazard) and by prevention; readmissions after its
+        discharges by coordination (its hand-offs times their failure and readmission
+        rates); the patient-reported outcome by its benefit of care (quality of life falls
+        with the lead provider's shortfall). Deaths are held at the belief. The same
+        arithmetic for every provider and every contract.
+        """
+        if outlook.outcome_belief is None:
+            return {}
+        belief = dict(zip(Observation.OUTCOMES, outlook.outcome_belief.T, strict=True))
+        clinical = self.scenario.clinical
+        change = self.benefit_of(table, decision) - self.benefit_of(table, table.decision)
+        out = dict(belief)
+        acute = belief["acute_events"] - clinical.undertreatment_harm * belief["expected_acute_events"] * change
+        if self.mechanisms.prevention:
+            now = table.decision
+            acute = acute - (
+                outlook.preventable_strokes
+                * (task_value(decision.effort[:, PREVENTION]) - task_value(now.effort[:, PREVENTION]))
+                * realised_share(outlook.money_horizon, self.effort.prevention_buildup)
+            )
+        out["acute_events"] = np.maximum(acute, 0.0)
+        failure = np.full(table.n, HANDOFF_FAILURE)
+        if self.mechanisms.coordination:
+            coordination = task_value(decision.effort[:, COORDINATION])
+            failure = failure * (1 - self.timeliness * self.effort.coordination_effect * coordination)
+        out["readmissions"] = outlook.handoffs * failure * READMISSION_AFTER_FAILURE
+        prom = belief["prom"] + clinical.qol_care_weight * belief["expected_prom"] * change
+        out["prom"] = np.maximum(prom, 0.0)
+        return out
+
+    def contingent_discount(self, contract: PaymentScheme, obs: Observation) -> np.ndarray:
+        """How much less than paid a payee counts on: the promised gains it doubts.
+
+        Each contract part states what of its payment is contingent on results settled
+        later (``PaymentScheme.contingent``); a positive contingent amount (a bonus, shared
+        savings) counts at ``context.trust``, penalties and claw-backs count fully, and the
+        non-contingent rest (fees, capitation, budgets, also when settled yearly) too.
+        ``context.short_term_weight`` acts through the planning horizon, not here.
+        """
+        trust = self.scenario.context.trust
+        discount = np.zeros(obs.n_payees)
+        for weight, leaf in contract.components():
+            contingent = weight * np.asarray(leaf.contingent(obs), dtype=float)
+            if contingent.any():
+                discount += (1 - trust) * np.maximum(contingent, 0.0)
+        return discount
 
     def yearly_income(
         self,
@@ -440,15 +524,9 @@ class DecisionRule:
         yearly = obs.rescaled(obs.months * self.steps_per_year)
         payee_obs = aggregate(yearly, table.payee, n_payees, table.discipline)
         context = self.scenario.context
+        payments = contract.pay(payee_obs)
         if context.trust < 1.0:
-            payments = np.zeros(n_payees)
-            for weight, leaf in contract.components():
-                amount = weight * np.asarray(leaf.pay(payee_obs), dtype=float)
-                if leaf.settlement_months >= 12:  # promised yearly gains are doubted, claw-backs are not
-                    amount = np.where(amount > 0, context.trust * amount, amount)
-                payments += amount
-        else:
-            payments = contract.pay(payee_obs)
+            payments = payments - self.contingent_discount(contract, payee_obs)
         own = contract.pay(yearly) if distribute.rule == "contribution" else None
         return distribute(payments, yearly, table.payee, cohesion=context.cohesion, own=own)
 
@@ -581,13 +659,13 @@ class DecisionRule:
         return self.params.choice_noise * np.maximum(self.stakes(table, outlook)[:, dim], 1e-9)
 
     def stakes(self, table: ProviderTable, outlook: Outlook) -> np.ndarray:
-        """What is at stake in each decision dimension, EUR per year, shape (P, 7).
+        """What is at stake in each decision dimension, EUR per year, shape (P, 8).
 
         Intensity and care shifting put the provider's whole care at stake; an effort task
         or selection only its own time budget.
         """
         care_value = table.unit_cost * table.need_belief * self.steps_per_year
-        return np.column_stack([care_value, outlook.budgets[:, :5], care_value])
+        return np.column_stack([care_value, outlook.budgets[:, :5], care_value, care_value])
 
     def change_cost_of(self, table: ProviderTable, decision: Decision, outlook: Outlook) -> np.ndarray:
         """Yearly cost of practising away from habit: change_cost x stake x squared distance, summed.
@@ -698,9 +776,11 @@ def aggregate(obs: Observation, payee: np.ndarray, n_payees: int, discipline: np
     services = np.zeros((n_payees, obs.services.shape[1]))
     np.add.at(services, payee, obs.services)
     mixes = {}
-    for name in ("case_mix", "cost_mix", "expected_mix"):
+    for name in ("case_mix", "cost_mix", "expected_mix", "ytd_services"):
         mixes[name] = np.zeros((n_payees, obs.services.shape[1]))
         np.add.at(mixes[name], payee, getattr(obs, name))
+    # outcomes are counted once per event at one provider, so they add up
+    counts = {name: total(getattr(obs, name)) for name in (*Observation.OUTCOMES, *Observation.YEAR_TO_DATE[1:])}
     return Observation(
         months=obs.months,
         services=services,
@@ -717,7 +797,9 @@ def aggregate(obs: Observation, payee: np.ndarray, n_payees: int, discipline: np
         historical_cost=total(obs.historical_cost),
         stoploss_excess=total(obs.stoploss_excess),
         year=obs.year,
+        month_of_year=obs.month_of_year,
         **mixes,
+        **counts,
     )
 
 

@@ -87,7 +87,10 @@ __all__ = [
     "BENCHMARKS",
     "PARAMETER_DOCS",
     "GlobalBudget",
+    "OutcomeBonus",
+    "PromBonus",
     "QualityGate",
+    "ReadmissionPenalty",
     "SharedSavings",
     "StopLoss",
     "vbp_contract",
@@ -297,6 +300,7 @@ class SharedSavings(_Benchmarked):
     settlement_months = 12
     add_on = True
     risk_bearing = True
+    contingent_share = 1.0
 
     @classmethod
     def defaults_for(cls, base: PaymentScheme, companions: dict[str, PaymentScheme]) -> dict[str, Any]:
@@ -472,6 +476,7 @@ class QualityGate(_Benchmarked):
     description = "Add-on: a gated part of the base (share of benchmark), paid yearly only if quality >= threshold."
     settlement_months = 12
     add_on = True
+    contingent_share = 1.0
 
     def __init__(
         self,
@@ -491,6 +496,108 @@ class QualityGate(_Benchmarked):
     def pay(self, obs: Observation) -> np.ndarray:
         met = np.asarray(obs.measured_quality, dtype=float) >= self.threshold
         return np.where(met, self.share * self.benchmark_of(obs), 0.0)
+
+
+# -- paying for outcomes (issue 12) --------------------------------------------------------
+OUTCOME_EVENTS: tuple[str, ...] = ("acute_events", "readmissions", "deaths")
+
+
+def _ratio(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Observed over expected, 1 where nothing was expected (no information); may be inf."""
+    with np.errstate(over="ignore", divide="ignore"):
+        return np.divide(observed, expected, out=np.ones_like(observed, dtype=float), where=expected > 0)
+
+
+@register
+class ReadmissionPenalty(PaymentScheme):
+    """Readmission penalty in the manner of the US Hospital Readmissions Reduction Program.
+
+    At year end the payee loses ``min(cap, multiplier x max(0, ERR - 1))`` of the normative
+    value of its cases (``case_value``, the DRG-like base), where the excess readmission
+    ratio ``ERR = readmissions / expected_readmissions`` compares its avoidable
+    readmissions with those expected for its discharges at the previous year's average
+    risk (CMS HRRP, Affordable Care Act Section 3025: payment reduction = min(3%, excess
+    readmission ratio - 1) of base DRG payments for one condition; McIlvennan, Eapen &
+    Allen 2015). Never positive; contingent on outcomes settled later (Cattel et al. 2018,
+    Section 4.1: paying for outcomes).
+    """
+
+    name = "readmission_penalty"
+    description = "Add-on: yearly penalty, a share of case value, for readmissions above the expected number (HRRP)."
+    settlement_months = 12
+    add_on = True
+    contingent_share = 1.0
+
+    def __init__(self, *, cap: float = 0.03, multiplier: float = 1.0):
+        self.cap = _check_share("cap", cap)
+        self.multiplier = _check_nonnegative("multiplier", multiplier)
+
+    @override
+    def pay(self, obs: Observation) -> np.ndarray:
+        observed, expected = obs.readmissions, obs.expected_readmissions
+        over = np.maximum(observed - expected, 0.0)
+        capped = self.multiplier * over >= self.cap * expected  # also when the ratio would overflow
+        share = np.where(capped, self.cap, self.multiplier * np.minimum(_ratio(over, expected), 1e300))
+        return -np.where(expected > 0, share, 0.0) * obs.case_value
+
+
+@register
+class OutcomeBonus(PaymentScheme):
+    """A bonus per adverse event avoided against its risk-adjusted expectation.
+
+    At year end pays ``bonus_per_event x (expected - observed)`` events of kind ``outcome``
+    (``acute_events``: strokes among the GP's patients; ``readmissions``; ``deaths``). One-
+    sided by default (nothing below zero); ``two_sided=True`` also charges each event above
+    the expectation. The default of EUR 10,000 per stroke avoided is about half the
+    normative cost of a stroke episode in the model (EUR 18,600: acute, post-acute and
+    disability care, ``VBPModel.episode_units``), so the purchaser and the payee share the
+    saving; an assumption, not a measured contract (Cattel et al. 2018, Section 4.1: pay
+    for outcomes rather than process; Section 4.2.4: against risk-adjusted expectations).
+    """
+
+    name = "outcome_bonus"
+    description = "Add-on: yearly bonus per adverse event (stroke, readmission, death) avoided against expectation."
+    settlement_months = 12
+    add_on = True
+    contingent_share = 1.0
+
+    def __init__(self, *, bonus_per_event: float = 10_000.0, outcome: str = "acute_events", two_sided: bool = False):
+        self.bonus_per_event = _check_nonnegative("bonus_per_event", bonus_per_event)
+        self.outcome = _check_choice("outcome", outcome, OUTCOME_EVENTS)
+        self.two_sided = _check_bool("two_sided", two_sided)
+
+    @override
+    def pay(self, obs: Observation) -> np.ndarray:
+        avoided = getattr(obs, "expected_" + self.outcome) - getattr(obs, self.outcome)
+        if not self.two_sided:
+            avoided = np.maximum(avoided, 0.0)
+        return self.bonus_per_event * avoided
+
+
+@register
+class PromBonus(PayForPerformance):
+    """A yearly bonus on a patient-reported outcome (PROM), a QALY proxy.
+
+    The score is ``prom / expected_prom``: patients' reported quality of life relative to
+    what the same health states give at guideline care (risk-adjusted, measured with
+    noise). The bonus is ``bonus_share`` of the payee's normative cost (as ``p4p``), scaled
+    linearly from 0 at ``threshold`` to the full bonus at a score of 1. Unlike ``p4p`` it
+    rewards what patients experience, which unmeasured quality also moves (Cattel et al.
+    2018, Section 4.1: outcome and patient-reported measures; the English PROMs programme
+    links PROMs to payment for elective surgery). Defaults are assumptions: a bonus of the
+    size of the default ``p4p`` (5%), and a threshold below which a score is counted as
+    care clearly short of the guideline.
+    """
+
+    name = "prom_bonus"
+    description = "Add-on: yearly bonus on patient-reported quality of life relative to its risk-adjusted expectation."
+
+    def __init__(self, *, bonus_share: float = 0.05, threshold: float = 0.9):
+        super().__init__(bonus_share=bonus_share, threshold=threshold)
+
+    @override
+    def score(self, obs: Observation) -> np.ndarray:
+        return np.where(obs.expected_prom > 0, _ratio(obs.prom, obs.expected_prom), 0.0)
 
 
 # -- the preferred design in one call -------------------------------------------------------
@@ -641,4 +748,23 @@ PARAMETER_DOCS: dict[tuple[str, str], tuple[str, str]] = {
     ),
     ("quality_gate", "threshold"): ("indicator score", "Measured quality needed to receive the gated part."),
     **{("quality_gate", k): v for k, v in _BENCH_DOCS.items()},
+    ("readmission_penalty", "cap"): (
+        "share of case value",
+        "Largest yearly penalty (HRRP: 3% of base DRG payments since FY2015).",
+    ),
+    ("readmission_penalty", "multiplier"): (
+        "share of case value per unit of ERR",
+        "Penalty per unit of excess readmission ratio above 1 (HRRP, one condition: 1).",
+    ),
+    ("outcome_bonus", "bonus_per_event"): (
+        "EUR per event",
+        "Paid per event avoided against the risk-adjusted expectation (default ~half a stroke episode's cost).",
+    ),
+    ("outcome_bonus", "outcome"): (
+        "acute_events | readmissions | deaths",
+        "Which observed events the bonus counts.",
+    ),
+    ("outcome_bonus", "two_sided"): ("true/false", "Also charge each event above the expectation."),
+    ("prom_bonus", "bonus_share"): ("share of normative cost", "Bonus at a PROM score of 1 (reported / expected)."),
+    ("prom_bonus", "threshold"): ("PROM score", "Score below which no bonus is paid (linear above)."),
 }

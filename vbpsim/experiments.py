@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ParameterError
-from .metrics import indicators, value_dimensions
+from .metrics import equity_table, indicators, value_dimensions
 from .model import VBPModel, check_seed
 from .parameters import SECTIONS, Scenario
 from .scenarios import load_scenario
@@ -45,6 +45,7 @@ class Result:
     timeseries: pd.DataFrame
     parameters: dict[str, Any] = field(default_factory=dict)
     history: pd.DataFrame = field(default_factory=pd.DataFrame)  # the status-quo years before the switch
+    equity: pd.DataFrame = field(default_factory=pd.DataFrame)  # who gains and who loses (metrics.equity_table)
 
     def summary(self) -> dict[str, Any]:
         """Everything but the time series, as plain JSON-serialisable values."""
@@ -208,6 +209,7 @@ def result_of(model: VBPModel) -> Result:
         timeseries=ts,
         parameters={"contract": repr(model.contract), "scenario": sc.model_dump()},
         history=history,
+        equity=equity_table(model.patient_groups, model.patient_tally),
     )
 
 

@@ -119,3 +119,54 @@ def behaviour_indicators(ts: pd.DataFrame, steps_per_year: int) -> dict[str, flo
     for name in ("selection", "shift"):
         out[f"decision_{name}"] = float(last[f"decision_{name}"].mean())
     return out
+
+
+# -- who gains and who loses (issue 12) ---------------------------------------------------------
+EQUITY_GROUPS: dict[str, tuple[str, ...]] = {
+    "need_class": ("low", "chronic", "high"),
+    "risk_quartile": ("Q1", "Q2", "Q3", "Q4"),
+    "age_band": ("<50", "50-64", "65-79", "80+"),
+    "need_level": ("low", "high"),  # individual need below / above the median (frailty)
+}
+
+
+def equity_table(groups: dict[str, np.ndarray], tally: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Outcomes and care by need class, risk quartile and age band; plus top - bottom quartile gaps.
+
+    One row per (``dimension``, ``group``) with the patients of the group (alive when the
+    contract began) and their totals over the run (``qalys``, ``guideline_cost``,
+    ``delivered_cost``, ``steered``, ``strokes``, ``deaths``), which add up over the groups
+    of a dimension to the population's totals; then per-capita values and ``care_ratio``
+    (care delivered relative to guideline care). Rows with ``dimension == "gap"`` give the
+    top minus the bottom group of each dimension in the per-capita columns (for risk:
+    Q4 - Q1, the highest-cost quarter against the lowest).
+    """
+    columns = ["dimension", "group", "patients", *tally]
+    if not groups:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for dimension, labels in EQUITY_GROUPS.items():
+        index = groups[dimension]
+        for k, label in enumerate(labels):
+            member = index == k
+            rows.append(
+                {
+                    "dimension": dimension,
+                    "group": label,
+                    "patients": float(member.sum()),
+                    **{name: float(values[member].sum()) for name, values in tally.items()},
+                }
+            )
+    table = pd.DataFrame(rows, columns=columns)
+    per_capita = [name for name in tally if name not in ("guideline_cost", "delivered_cost")]
+    patients = table["patients"].where(table["patients"] > 0)
+    for name in per_capita:
+        table[f"{name}_per_capita"] = table[name] / patients
+    table["care_ratio"] = table["delivered_cost"] / table["guideline_cost"].where(table["guideline_cost"] > 0)
+    share_columns = [*(f"{n}_per_capita" for n in per_capita), "care_ratio"]
+    gaps = []
+    for dimension, labels in EQUITY_GROUPS.items():
+        rows_of = table[table["dimension"] == dimension].set_index("group")
+        gap = rows_of.loc[labels[-1], share_columns] - rows_of.loc[labels[0], share_columns]
+        gaps.append({"dimension": "gap", "group": f"{dimension}: {labels[-1]} - {labels[0]}", **gap.to_dict()})
+    return pd.concat([table, pd.DataFrame(gaps)], ignore_index=True)

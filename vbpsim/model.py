@@ -68,6 +68,7 @@ STREAMS = (
     "selection",
     "innovation",
     "risk",
+    "outcomes",
 )
 
 
@@ -182,6 +183,8 @@ class VBPModel(mesa.Model):
         )
         pop = self.population
         self.initial_patients = pop.size
+        # need level: individual need above the median (treatment by need class, equity)
+        self.high_need = pop.frailty > np.median(pop.frailty)
         self.pending_duplicates = np.zeros((pop.size, len(DISCIPLINES)))
         self.prevention_stock = np.zeros(pop.size)
         self.unprofitable = np.zeros(pop.size, dtype=bool)
@@ -211,6 +214,15 @@ class VBPModel(mesa.Model):
         self.period_cost = np.zeros(self.providers.n)
         self.period_steps = 0
         self.year_to_date_cost = np.zeros((pop.size, len(DISCIPLINES)))
+        self.reported_outcomes = self._no_outcomes()  # counted in update_health, reported next step
+        self.provider_ytd = self._no_year_to_date()
+        self.outcome_belief: np.ndarray | None = None  # providers' smoothed outcomes per step
+        # readmission risk per discharge the purchaser expects: last year's average across the
+        # region (as the HRRP uses the national average); in the first year that at usual care
+        self.reference_readmission_rate = HANDOFF_FAILURE * READMISSION_AFTER_FAILURE
+        self.year_readmission_risk = np.zeros(2)  # (sum of readmission risk, discharges) this year
+        self.patient_tally: dict[str, np.ndarray] = {}  # per patient since the contract began (equity)
+        self.patient_groups: dict[str, np.ndarray] = {}
         context = self.config.context
         lag_months = (
             context.trusted_party_lag_months if context.trusted_data_party else self.config.providers.data_lag_months
@@ -286,6 +298,7 @@ class VBPModel(mesa.Model):
         active[:, 1 + PREVENTION] = m.prevention & (discipline == GP)
         active[:, 5] = m.risk_selection & (discipline == GP)
         active[:, 6] = m.care_shifting & (discipline == REHAB)
+        active[:, 7] = m.need_classes
         return active
 
     def _chain_rows(self, discipline: np.ndarray) -> None:
@@ -411,6 +424,101 @@ class VBPModel(mesa.Model):
             return benefit
         return benefit * factor[self.population.provider]
 
+    def _no_outcomes(self) -> dict[str, np.ndarray]:
+        return {name: np.zeros(self.providers.n) for name in Observation.OUTCOMES}
+
+    def _no_year_to_date(self) -> dict[str, np.ndarray]:
+        ytd = {name: np.zeros(self.providers.n) for name in Observation.YEAR_TO_DATE}
+        ytd["ytd_services"] = np.zeros((self.providers.n, len(DISCIPLINES)))
+        return ytd
+
+    def _count_outcomes(
+        self,
+        lead: np.ndarray,
+        strokes: np.ndarray,
+        expected_strokes: np.ndarray,
+        dies: np.ndarray,
+        expected_deaths: np.ndarray,
+        qol: np.ndarray,
+        expected_qol: np.ndarray,
+        handoff: np.ndarray,
+        readmitted: np.ndarray,
+        readmission_risk: np.ndarray,
+    ) -> None:
+        """Outcomes of this step per responsible provider, reported with next step's claims.
+
+        Strokes count at the patient's GP, deaths and patient-reported quality of life at
+        the provider of the patient's lead discipline, readmissions at the discharging
+        provider (see :class:`~vbpsim.schemes.Observation`).
+        """
+        pop, n = self.population, self.providers.n
+        self.year_readmission_risk += (float(readmission_risk[handoff].sum()), float(handoff.sum()))
+        lead_row = pop.provider[np.arange(pop.size), lead]
+        gp_row = pop.provider[:, GP]
+        months = self.months_per_step
+
+        def at(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+            return np.bincount(rows, weights=np.asarray(values, dtype=float), minlength=n)
+
+        self.reported_outcomes = {
+            "acute_events": at(gp_row, strokes),
+            "expected_acute_events": at(gp_row, expected_strokes),
+            "readmissions": at(lead_row, readmitted),
+            "expected_readmissions": at(lead_row, handoff * self.reference_readmission_rate),
+            "deaths": at(lead_row, dies),
+            "expected_deaths": at(lead_row, expected_deaths),
+            "prom": at(lead_row, qol * months),
+            "expected_prom": at(lead_row, expected_qol * months),
+        }
+
+    EQUITY_TALLIES: tuple[str, ...] = ("qalys", "guideline_cost", "delivered_cost", "steered", "strokes", "deaths")
+    AGE_BANDS: tuple[float, ...] = (50.0, 65.0, 80.0)  # bands < 50, 50-64, 65-79, >= 80
+
+    def _tally_patients(self, care: dict[str, np.ndarray], optimal_cost: np.ndarray) -> None:
+        """Add this step to each patient's tallies since the contract under study began (equity, 7.16).
+
+        Groups are fixed when the contract begins: need class by health state (low: healthy,
+        chronic: chronic conditions, high: after a stroke), quartile of the patient's
+        guideline cost of care (its risk) and age band; the dead then are left out.
+        """
+        pop = self.population
+        if self.step_index == self.contract_start or not self.patient_tally:
+            state = care["state_before"]  # at the start of the step
+            alive = state != DEAD
+            risk = np.where(alive, care["cost"].sum(axis=1), np.nan)
+            bounds = np.nanquantile(risk, [0.25, 0.5, 0.75]) if alive.any() else np.zeros(3)
+            need_class = np.select([state == HEALTHY, state == CHRONIC], [0, 1], 2)
+            self.patient_groups = {
+                "need_class": np.where(alive, need_class, -1),
+                "risk_quartile": np.where(alive, np.digitize(np.nan_to_num(risk), bounds), -1),
+                "age_band": np.where(alive, np.digitize(pop.age, self.AGE_BANDS), -1),
+                "need_level": np.where(alive, self.high_need.astype(int), -1),
+            }
+            self.patient_tally = {name: np.zeros(pop.size) for name in self.EQUITY_TALLIES}
+        tally = self.patient_tally
+        tally["qalys"] += care["qol"] * self.dt_years
+        tally["guideline_cost"] += optimal_cost.sum(axis=1)
+        tally["delivered_cost"] += (care["delivered"] * self.unit_cost).sum(axis=1)
+        tally["steered"] += self.steered
+        tally["strokes"] += care["strokes"]
+        tally["deaths"] += care["dies"]
+
+    def _measured_outcomes(self) -> dict[str, np.ndarray]:
+        """Last step's outcomes as the purchaser sees them: the PROM with measurement noise."""
+        out = self.reported_outcomes
+        noise_sd = self.config.purchaser.quality_measurement_noise
+        if self.config.context.trusted_data_party:
+            noise_sd = noise_sd / 2
+        noise = self.streams["outcomes"].normal(0.0, noise_sd, self.providers.n)
+        return {**out, "prom": np.maximum(out["prom"] + noise * out["expected_prom"], 0.0)}
+
+    def _year_to_date(self, obs: Observation) -> None:
+        """Add this period to the providers' year-to-date totals (reset at each year end)."""
+        ytd = self.provider_ytd
+        ytd["ytd_services"] = ytd["ytd_services"] + obs.services
+        for name in Observation.YEAR_TO_DATE[1:]:
+            ytd[name] = ytd[name] + getattr(obs, name.removeprefix("ytd_"))
+
     # -- the step ------------------------------------------------------------------------
     def step(self) -> None:
         """Advance one time step (switching from the status quo to the contract under study when due)."""
@@ -526,6 +634,9 @@ class VBPModel(mesa.Model):
         table = self.providers
         care = self.care_need()
         ratio = table.decision.intensity[pop.provider] * pop.delivery_noise
+        if self.mechanisms.need_classes:  # high-need patients get x (1 + tilt), low-need ones x (1 - tilt)
+            sign = np.where(self.high_need, 1.0, -1.0)[:, None]
+            ratio = ratio * (1 + sign * table.decision.need_tilt[pop.provider])
         care["ratio"] = ratio
         delivered = ratio * care["need"] * table.need_multiplier[pop.provider]
         shifted = np.zeros(pop.size)
@@ -563,8 +674,14 @@ class VBPModel(mesa.Model):
         self.period_cost += obs.cost
         self.period_steps += 1
         year_end = (self.step_index + 1) % self.steps_per_year == 0
+        self._year_to_date(obs)
         if year_end:
             self.year_to_date_cost[:] = 0.0
+            self.provider_ytd = self._no_year_to_date()
+            risk, discharges = self.year_readmission_risk
+            if discharges > 0:
+                self.reference_readmission_rate = risk / discharges
+            self.year_readmission_risk = np.zeros(2)
         length = self.contract_length()
         years_in = (self.step_index + 1 - self.contract_start) // self.steps_per_year
         if year_end and length > 0 and years_in % length == 0:
@@ -648,6 +765,9 @@ class VBPModel(mesa.Model):
             historical_cost=self.historical_cost.copy(),
             stoploss_excess=self._per_provider(stoploss),
             year=self.contract_year(),
+            month_of_year=((self.step_index - self.contract_start) % self.steps_per_year) * self.months_per_step,
+            **self._measured_outcomes(),
+            **{name: value.copy() for name, value in self.provider_ytd.items()},
         )
 
     def update_health(self, care: dict[str, np.ndarray]) -> dict[str, float]:
@@ -748,6 +868,23 @@ class VBPModel(mesa.Model):
             self.prevention_stock += buildup * (target - self.prevention_stock)
         untreated = base_stroke * (1 + harm)
         at_risk = survivor & ((state == HEALTHY) | (state == CHRONIC))
+        guideline_death = np.select(
+            [state == ACUTE, state == POST_ACUTE, state == DISABLED], [monthly[0], monthly[1], monthly[2]], 0.0
+        )
+        care["qol"], care["strokes"], care["dies"] = np.where(alive, qol, 0.0), strokes, dies
+        care["state_before"] = state
+        self._count_outcomes(
+            lead,
+            strokes,
+            np.where(alive, 1 - np.exp(-base_stroke * dt), 0.0),
+            dies,
+            np.where(alive, 1 - (1 - guideline_death) * (1 - p_background), 0.0),
+            np.where(alive, qol, 0.0),
+            np.where(alive, qol_table[state], 0.0),
+            handoff,
+            readmitted,
+            p_fail * READMISSION_AFTER_FAILURE,
+        )
         return {
             "qalys": qalys,
             "strokes": float(strokes.sum()),
@@ -758,6 +895,8 @@ class VBPModel(mesa.Model):
             "handoffs": float(handoff.sum()),
             "handoff_failures": float(failed.sum()),
             "readmissions": float(readmitted.sum()),
+            "readmission_risk": float((p_fail * READMISSION_AFTER_FAILURE)[handoff].sum()),
+            "prom_score": float(qol[alive].sum() / max(qol_table[state][alive].sum(), 1e-12)),
             "true_quality": float(lead_benefit[alive].mean()) if alive.any() else 0.0,
         }
 
@@ -893,6 +1032,14 @@ class VBPModel(mesa.Model):
         n = table.n
         spy = self.steps_per_year
         lagged = self.history[0]
+        if m.need_classes:  # each provider knows how much of its patients' need is high need
+            need = care["need"]
+            table.high_need_share = np.divide(
+                self._per_provider(need * self.high_need[:, None]),
+                self._per_provider(need),
+                out=np.zeros(n),
+                where=self._per_provider(need) > 0,
+            )
         preventable = np.zeros(n)
         at_risk = np.zeros(n)
         if m.prevention:
@@ -943,6 +1090,7 @@ class VBPModel(mesa.Model):
             budgets=budgets,
             switch_rate=switch_rate,
             rebase_weight=np.full(n, self.rebase_weight()),
+            outcome_belief=self.outcome_belief,
         )
 
     def appraise_patients(
@@ -1069,6 +1217,24 @@ class VBPModel(mesa.Model):
         """Providers update their belief about their panel's need from lagged data."""
         table = self.providers
         table.need_belief += self.config.providers.learning_rate * (self.need_history[0] - table.need_belief)
+        self._learn_outcomes(self.history[0])
+
+    def _learn_outcomes(self, lagged: Observation) -> None:
+        """Providers' belief of their outcomes per step, smoothed from lagged data.
+
+        Outcomes are reported a step late, so nothing is known before the second
+        observation; the belief then starts at the risk-adjusted expectations (each count
+        as expected) and learns at ``providers.learning_rate``.
+        """
+        seen = np.column_stack([getattr(lagged, name) for name in Observation.OUTCOMES])
+        if self.outcome_belief is None:
+            if not lagged.expected_prom.any():
+                return
+            expected = {name: getattr(lagged, name) for name in Observation.OUTCOMES if name.startswith("expected_")}
+            prior = {**expected, **{name.removeprefix("expected_"): v for name, v in expected.items()}}
+            self.outcome_belief = np.column_stack([prior[name] for name in Observation.OUTCOMES])
+            return
+        self.outcome_belief += self.config.providers.learning_rate * (seen - self.outcome_belief)
 
     def providers_decide(self, outlook: Outlook) -> None:
         """Every provider revises its decision with the same rule, from lagged data."""
@@ -1130,7 +1296,10 @@ class VBPModel(mesa.Model):
         for task, name in enumerate(("measured", "unmeasured", "coordination", "prevention")):
             mask = self.active[:, 1 + task]
             row[f"effort_{name}"] = float(decision.effort[mask, task].mean()) if mask.any() else 0.0
-        for dim, name in ((5, "selection"), (6, "shift")):
+        for cls, name in ((self.high_need, "high"), (~self.high_need, "low")):  # care ratio by need level
+            guideline = cost_of[cls].sum()
+            row[f"intensity_{name}_need"] = float(delivered_cost[cls].sum() / guideline) if guideline > 0 else 1.0
+        for dim, name in ((5, "selection"), (6, "shift"), (7, "need_tilt")):
             mask = self.active[:, dim]
             row[f"decision_{name}"] = float(decision.get(dim)[mask].mean()) if mask.any() else 0.0
         for d, name in enumerate(DISCIPLINES):
@@ -1139,9 +1308,12 @@ class VBPModel(mesa.Model):
             row[f"chosen_intensity_{name}"] = float(decision.intensity[table.discipline == d].mean())
             row[f"spending_{name}"] = float(income[table.discipline == d].sum())
             row[f"guideline_{name}"] = float(total_need)
+            # payments say who is paid; resource cost what care was given
+            row[f"resource_cost_{name}"] = float(obs.cost[table.discipline == d].sum())
         row.update(health)
         row.update(innovation)
         self.records.append(row)
+        self._tally_patients(care, cost_of)
 
     def run(self) -> None:
         """Run the scenario's whole horizon."""

@@ -375,6 +375,12 @@ class MechanismParams(Section):
     patient_choice: bool = param(
         True, "on/off", "SPEC: patients choose and switch", "Patients switch GP by experienced quality."
     )
+    need_classes: bool = param(
+        False,
+        "on/off",
+        "issue 12 (treatment by need)",
+        "Providers choose how much more care high-need patients get than low-need ones (need tilt).",
+    )
 
 
 class EffortParams(Section):

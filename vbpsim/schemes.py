@@ -42,8 +42,37 @@ from .parameters import DISCIPLINES
 class Observation:
     """What the purchaser observed of each payee over ``months`` months (arrays per payee).
 
-    Extensive fields (services, cases, values, costs) are totals over the period; the
-    purchaser's normative values price care at guideline intensity.
+    Extensive fields (services, cases, values, costs, outcome counts) are totals over the
+    period; the purchaser's normative values price care at guideline intensity.
+
+    Outcomes (issue 12) are counted once per event, at the provider responsible for the
+    patient when it happened: acute events (strokes) at the patient's GP, deaths and the
+    patient-reported outcome at the provider of the patient's lead discipline (GP for the
+    healthy and chronic, hospital in the acute phase, rehabilitation post-acute, nursing
+    for the disabled), readmissions at the discharging provider (as in the US Hospital
+    Readmissions Reduction Program). Each comes with its risk-adjusted expected value: what
+    the same patients would show at guideline care, from what the purchaser observes (age,
+    diagnoses, health state). Outcomes are reported with the claims of the next period
+    (events of month t are in the observation of month t + 1). The patient-reported outcome
+    carries measurement noise as measured quality does (halved with a trusted data party);
+    providers see every field with the same data lag.
+
+    Fields
+    ------
+    ``acute_events`` / ``expected_acute_events``: strokes among the GP's patients / the
+    number expected at guideline care without extra prevention (from age and conditions).
+    ``readmissions`` / ``expected_readmissions``: avoidable readmissions after discharges
+    (failed hand-offs) / discharges x the average readmission risk per discharge across
+    the region in the previous contract year (as the HRRP uses the national average; in
+    the first year the rate at usual care without extra coordination).
+    ``deaths`` / ``expected_deaths``: deaths / deaths expected at guideline
+    care. ``prom`` / ``expected_prom``: patient-reported quality of life (a QALY proxy, 0-1
+    per patient-month) summed over patient-months / its value at guideline care for the
+    same health states; ``prom / expected_prom`` is the risk-adjusted score.
+    ``month_of_year``: months of the contract year elapsed before this period (0 in its
+    first month). ``ytd_*``: year-to-date totals of the contract year before this period
+    (services, cases, cost, acute events, readmissions, deaths); a whole-year projection
+    (``rescaled`` to 12 months or more) starts the year afresh, so they are zero there.
     """
 
     months: float
@@ -64,7 +93,32 @@ class Observation:
     historical_cost: np.ndarray | None = None  # the payee's own cost in its last base period, same period length
     stoploss_excess: np.ndarray | None = None  # patients' yearly cost above the stop-loss attachment point
     year: int = 0  # years since the contract relationship began (0 = first), across renewals
+    acute_events: np.ndarray | None = None  # strokes among the GP's patients
+    expected_acute_events: np.ndarray | None = None  # risk-adjusted strokes expected at guideline care
+    readmissions: np.ndarray | None = None  # avoidable readmissions, at the discharging provider
+    expected_readmissions: np.ndarray | None = None  # discharges x last year's average readmission risk
+    deaths: np.ndarray | None = None  # deaths, at the provider of the lead discipline
+    expected_deaths: np.ndarray | None = None  # deaths expected at guideline care
+    prom: np.ndarray | None = None  # patient-reported quality of life x months (noisy)
+    expected_prom: np.ndarray | None = None  # the same at guideline care for the same health states
+    month_of_year: float = 0.0  # months of the contract year before this period
+    ytd_services: np.ndarray | None = None  # (payees, disciplines) year-to-date services before this period
+    ytd_cases: np.ndarray | None = None
+    ytd_cost: np.ndarray | None = None
+    ytd_acute_events: np.ndarray | None = None
+    ytd_readmissions: np.ndarray | None = None
+    ytd_deaths: np.ndarray | None = None
 
+    OUTCOMES: ClassVar[tuple[str, ...]] = (
+        "acute_events",
+        "expected_acute_events",
+        "readmissions",
+        "expected_readmissions",
+        "deaths",
+        "expected_deaths",
+        "prom",
+        "expected_prom",
+    )
     EXTENSIVE: ClassVar[tuple[str, ...]] = (
         "services",
         "cases",
@@ -80,13 +134,24 @@ class Observation:
         "average_cost",
         "baseline_cost",
         "cost",
+        *OUTCOMES,
+    )
+    # year-to-date totals: state at the start of the period, not flows over it
+    YEAR_TO_DATE: ClassVar[tuple[str, ...]] = (
+        "ytd_services",
+        "ytd_cases",
+        "ytd_cost",
+        "ytd_acute_events",
+        "ytd_readmissions",
+        "ytd_deaths",
     )
 
     def __post_init__(self) -> None:
-        for name in ("case_mix", "cost_mix", "expected_mix"):
+        for name in ("case_mix", "cost_mix", "expected_mix", "ytd_services"):
             if getattr(self, name) is None:
                 setattr(self, name, np.zeros_like(self.services, dtype=float))
-        for name in ("outlier_cost", "historical_cost", "stoploss_excess"):
+        vector = ("outlier_cost", "historical_cost", "stoploss_excess", *self.OUTCOMES, *self.YEAR_TO_DATE[1:])
+        for name in vector:
             if getattr(self, name) is None:
                 setattr(self, name, np.zeros_like(self.cost, dtype=float))
 
@@ -103,6 +168,9 @@ class Observation:
         """The same rates over another period length (e.g. a month projected to a year)."""
         factor = months / self.months
         changes = {name: getattr(self, name) * factor for name in self.EXTENSIVE}
+        if months >= 12:  # a whole contract year from its start
+            changes.update({name: np.zeros_like(getattr(self, name)) for name in self.YEAR_TO_DATE})
+            changes["month_of_year"] = 0.0
         return self.replace(months=months, **changes)
 
     @classmethod
@@ -124,7 +192,14 @@ class Observation:
         )
 
     def accumulate(self, other: Observation) -> None:
-        """Add a later period in place; quality becomes the member-weighted average."""
+        """Add a later period in place; quality becomes the member-weighted average.
+
+        The year-to-date totals and month stay those at the start of the accumulated period.
+        """
+        if self.months == 0:
+            for name in self.YEAR_TO_DATE:
+                setattr(self, name, np.array(getattr(other, name), dtype=float, copy=True))
+            self.month_of_year = other.month_of_year
         total = self.member_months + other.member_months
         weight = np.divide(other.member_months, total, out=np.zeros_like(total), where=total > 0)
         self.measured_quality = self.measured_quality * (1 - weight) + other.measured_quality * weight
@@ -143,10 +218,25 @@ class PaymentScheme:
     add_on: ClassVar[bool] = False  # meant to be added to a base payment (``base+name``)?
     risk_bearing: ClassVar[bool] = False  # does the payee bear the cost of extra care?
     settlement_months: int = 1
+    # share of the payment contingent on results settled later (bonuses, savings, penalties)
+    contingent_share: ClassVar[float] = 0.0
 
     def pay(self, obs: Observation) -> np.ndarray:
         """Payments per payee for the observed period."""
         raise NotImplementedError
+
+    def contingent(self, obs: Observation) -> np.ndarray:
+        """The part of ``pay(obs)`` contingent on results settled later (bonuses, savings, penalties).
+
+        This part, and only this, is what providers discount for doubt (``context.trust``,
+        on promised gains) when they weigh a contract; fees, capitation and budgets count
+        in full whenever they are settled.
+        By default ``contingent_share x pay(obs)``; override when only part of a payment
+        is contingent.
+        """
+        if self.contingent_share == 0:
+            return np.zeros(obs.n_payees)
+        return self.contingent_share * np.asarray(self.pay(obs), dtype=float)
 
     @classmethod
     def defaults_for(cls, base: PaymentScheme, companions: dict[str, PaymentScheme]) -> dict[str, Any]:
@@ -158,9 +248,20 @@ class PaymentScheme:
         yield 1.0, self
 
     def params(self) -> dict[str, Any]:
-        """The constructor arguments, so the scheme can be cloned and reported."""
-        sig = inspect.signature(type(self).__init__)
-        return {n: getattr(self, n) for n in sig.parameters if n != "self" and hasattr(self, n)}
+        """Every constructor argument, so the scheme can be cloned and reported.
+
+        Each parameter must be stored under its own name (or the subclass overrides
+        ``params``); a missing one raises instead of silently dropping out of reports.
+        """
+        names = constructor_parameters(type(self))
+        missing = [n for n in names if not hasattr(self, n)]
+        if missing:
+            raise ParameterError(
+                f"{type(self).__name__}.params",
+                missing,
+                "every constructor parameter stored as an attribute of the same name (or override params())",
+            )
+        return {n: getattr(self, n) for n in names}
 
     def clone(self) -> PaymentScheme:
         """A fresh scheme with the same parameters."""
@@ -189,10 +290,49 @@ def _check_share(name: str, value: float) -> float:
 SCHEMES: dict[str, type[PaymentScheme]] = {}
 
 
+def constructor_parameters(cls: type[PaymentScheme]) -> list[str]:
+    """Names of a scheme class's ``__init__`` parameters (without ``self``)."""
+    return [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+
+
+def check_params_complete(cls: type[PaymentScheme]) -> None:
+    """Raise unless a default-built ``cls`` reports every constructor parameter and clones.
+
+    Registration calls this, so a parameter stored under another attribute name cannot
+    silently drop out of ``params()``, reports, ``repr`` or clones.
+    """
+    sig = inspect.signature(cls.__init__)
+    for name, p in sig.parameters.items():
+        if name == "self":
+            continue
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is p.empty:
+            raise ParameterError(
+                f"{cls.__name__}.__init__({name})",
+                "no default" if p.default is p.empty else str(p.kind),
+                "named (keyword) parameters with defaults only, so the scheme can be built by name",
+            )
+    try:
+        instance = cls()
+    except ParameterError:
+        raise
+    except Exception as exc:  # a scheme that cannot be built with its own defaults
+        raise ParameterError(cls.__name__, cls.name, f"a scheme buildable from its defaults ({exc})") from exc
+    reported = instance.params()
+    missing = [n for n in constructor_parameters(cls) if n not in reported]
+    if missing:
+        raise ParameterError(f"{cls.__name__}.params", missing, "every constructor parameter reported by params()")
+    type(instance)(**reported)
+
+
 def register(cls: type[PaymentScheme]) -> type[PaymentScheme]:
-    """Class decorator: make a scheme available by its ``name``."""
+    """Class decorator: make a scheme available by its ``name``.
+
+    Raises :class:`~vbpsim.errors.ParameterError` when the scheme has no name or its
+    ``params()`` cannot report every constructor parameter (see :func:`check_params_complete`).
+    """
     if not cls.name:
         raise ParameterError("name", cls.name, "a non-empty scheme name")
+    check_params_complete(cls)
     SCHEMES[cls.name] = cls
     return cls
 
@@ -320,6 +460,7 @@ class PayForPerformance(PaymentScheme):
     description = "Add-on: yearly bonus for measured quality, as a share of normative cost."
     settlement_months = 12
     add_on = True
+    contingent_share = 1.0
 
     def __init__(self, *, bonus_share: float = 0.05, threshold: float = 0.0):
         self.bonus_share = _check_nonnegative("bonus_share", bonus_share)
@@ -327,9 +468,13 @@ class PayForPerformance(PaymentScheme):
         if self.threshold >= 1:
             raise ParameterError("threshold", threshold, "a share in [0, 1)")
 
+    def score(self, obs: Observation) -> np.ndarray:
+        """The score the bonus is paid on: measured quality (subclasses pay on other scores)."""
+        return np.asarray(obs.measured_quality, dtype=float)
+
     @override
     def pay(self, obs: Observation) -> np.ndarray:
-        score = np.clip((obs.measured_quality - self.threshold) / (1 - self.threshold), 0, 1)
+        score = np.clip((self.score(obs) - self.threshold) / (1 - self.threshold), 0, 1)
         return self.bonus_share * obs.average_cost * score
 
 
@@ -409,6 +554,10 @@ class Blend(PaymentScheme):
     @override
     def pay(self, obs: Observation) -> np.ndarray:
         return sum((w * s.pay(obs) for w, s in self.parts), start=np.zeros(obs.n_payees))
+
+    @override
+    def contingent(self, obs: Observation) -> np.ndarray:
+        return sum((w * s.contingent(obs) for w, s in self.parts), start=np.zeros(obs.n_payees))
 
     @override
     def components(self) -> Iterator[tuple[float, PaymentScheme]]:
@@ -534,7 +683,7 @@ def with_world_defaults(name: str, params: dict[str, Any], world: dict[str, Any]
 
 
 def _construct(cls: type[PaymentScheme], params: dict[str, Any]) -> PaymentScheme:
-    allowed = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+    allowed = constructor_parameters(cls)
     for key in params:
         if key not in allowed:
             raise ParameterError(key, params[key], f"not a parameter of '{cls.name}'; allowed: {allowed}")
