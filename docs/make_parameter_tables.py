@@ -125,6 +125,7 @@ STREAM_USES: dict[str, str] = {
     "measurement": "noise of the measured quality indicator",
     "selection": "ethics at start; one uniform per patient per step for steering (only with risk selection on)",
     "innovation": "arrivals, type and discipline of each innovation, and one adoption draw per provider",
+    "risk": "the purchaser's risk model: each patient's persistent signal noise, and the sample it is re-estimated on",
     "outcomes": "noise of the patient-reported outcome (PROM) in the observation, one draw per provider per step",
 }
 

@@ -107,7 +107,8 @@ def test_compare_prints_a_table(tmp_path):
     assert "ffs" in result.stdout and "capitation" in result.stdout
     assert "quality" in result.stdout and "NMB" in result.stdout
     runs = (tmp_path / "runs.csv").read_text().splitlines()
-    assert len(runs) == 1 + 2  # header + one run per scheme
+    assert len(runs) == 1 + 3  # header + one run per scheme, and the status quo continued
+    assert any(line.startswith("status_quo,") for line in runs)
     assert (tmp_path / "comparison.csv").read_text().startswith("scheme,metric,mean,ci_low,ci_high")
 
 

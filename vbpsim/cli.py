@@ -68,14 +68,13 @@ COMPARE_COLUMNS = {
     "innovation": "innov-\nation",
     "prevention": "prev.",
     "intensity_ratio": "inten-\nsity",
-    "spending_per_capita": "spend/\ncapita",
-    "spending_change_pct": "vs\nsq %",
+    "spending_change_pct": "spend\nvs sq",
     "net_monetary_benefit": "NMB",
 }
 COMPARE_CAPTION = (
     "Value dimensions: higher is better. intensity: delivered / guideline care. "
-    "spend/capita and NMB (net monetary benefit): EUR per capita per year. "
-    "vs sq %: spending change against the status quo continued (status_quo row), same history and seeds."
+    "spend vs sq: % change in spending per capita against the status quo continued (status_quo row, "
+    "same history and seeds). NMB (net monetary benefit): EUR per capita per year."
 )
 
 #: Names that are arguments of ``vbpsim.run`` itself and so cannot be ``--set``.
@@ -416,7 +415,10 @@ def compare(
         table.add_column(header, justify="right", no_wrap=True)
     for name in names:
         row = summary.loc[name, "mean"]
-        table.add_row(name, *(_fmt(float(row[m])) for m in COMPARE_COLUMNS))
+        cells = [
+            f"{float(row[m]):+.1f}%" if m == "spending_change_pct" else _fmt(float(row[m])) for m in COMPARE_COLUMNS
+        ]
+        table.add_row(name, *cells)
     console = Console()
     console.print(table)
 
