@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from .errors import ParameterError
-from .parameters import SECTIONS, Scenario, build_scenario
+from .parameters import SECTIONS, TABLE_RANGES, Scenario, build_scenario
 from .schemes import SCHEMES, make_scheme
 
 #: Folder of the built-in scenario files inside the installed package.
@@ -333,6 +333,10 @@ def _describe(cls: type, field: str) -> str:
             bound = getattr(constraint, attr, None)
             if bound is not None:
                 bounds.append(f"{symbol} {bound}")
+    section = next((name for name, owner in SECTIONS.items() if owner is cls), "")
+    if f"{section}.{field}" in TABLE_RANGES:
+        _, low, high = TABLE_RANGES[f"{section}.{field}"]
+        bounds.append(f"each value {'>=' if (low, high) == (0, 1) else '>'} {low:g}, <= {high:g}")
     if get_origin(info.annotation) is Literal and "|" not in str(unit):
         bounds.append("one of " + ", ".join(repr(a) for a in get_args(info.annotation)))
     if cls.__name__ == "ContractParams" and field == "scheme":
