@@ -158,10 +158,10 @@ def test_name_in_file_wins_over_stem(tmp_path):
 
 def test_extends_builtin_and_relative_file(tmp_path):
     text = 'extends = "small"\n[contract]\nscheme = "ffs"\nparams = { fee_to_cost = 1.4 }\n'
-    base = write(tmp_path, text, "base.toml")
     sub = tmp_path / "sub"
     sub.mkdir()
-    child = write(sub, 'extends = "../base.toml"\n[providers]\naltruism_mean = 0.1\n', "child.toml")
+    base = write(sub, text, "base.toml")  # a base lives in the extending file's folder or below it
+    child = write(tmp_path, 'extends = "sub/base.toml"\n[providers]\naltruism_mean = 0.1\n', "child.toml")
     scenario = load_scenario(child)
     assert scenario.name == "child"
     assert scenario.population.n_patients == 2_000  # from small

@@ -53,9 +53,7 @@ class Section(BaseModel):
     finite allowed range in its field (``ge``/``gt`` and ``le``/``lt``), which the ODD tables show.
     """
 
-    model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False, strict=True
-    )
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False, strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -743,7 +741,7 @@ class Scenario(Section):
         """Return a copy with fields replaced; keys are a field name or `section.field`."""
         data = self.model_dump()
         for key, value in overrides.items():
-            section, field = _locate(key, value)
+            section, field = locate(key, value)
             data[section][field] = value
         return build_scenario(data)
 
@@ -755,7 +753,7 @@ SECTIONS: dict[str, type[Section]] = {
 }
 
 
-def _locate(key: str, value: Any = "(override)") -> tuple[str, str]:
+def locate(key: str, value: Any = "(override)") -> tuple[str, str]:
     """Find the section of a flat or dotted override key, or raise a clear error."""
     if "." in key:
         section, field = key.split(".", 1)
@@ -771,6 +769,23 @@ def _locate(key: str, value: Any = "(override)") -> tuple[str, str]:
 NUMBER_ERRORS = ("int_type", "float_type", "int_from_float", "bool_type")
 
 
+#: Deepest nesting of tables and lists accepted in any input (a scenario needs 5 levels:
+#: contract, params, corridors, a band, its numbers).
+MAX_NESTING = 8
+
+
+def check_nesting(name: str, value: Any, limit: int = MAX_NESTING) -> None:
+    """Refuse input nested deeper than ``limit`` levels (checked without recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth >= limit:
+                raise ParameterError(name, "(deeply nested)", f"nested more than {limit} levels deep")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
 def build_scenario(data: dict[str, Any]) -> Scenario:
     """Validate a nested dict into a Scenario, turning pydantic errors into one-line ones."""
     try:
@@ -781,6 +796,8 @@ def build_scenario(data: dict[str, Any]) -> Scenario:
         message = first["msg"]
         if first["type"] in NUMBER_ERRORS and isinstance(first.get("input"), str | bytes | bool):
             message += " (text, bytes and true/false are not read as numbers)"
+        elif first["type"] == "int_type" and isinstance(first.get("input"), float):
+            message += " (a whole number written without a decimal point or exponent, e.g. 4000 not 4e3)"
         if first["type"] == "extra_forbidden":
             owner = Scenario
             for part in first["loc"][:-1]:

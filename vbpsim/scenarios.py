@@ -32,13 +32,17 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from .errors import ParameterError
-from .parameters import SECTIONS, TABLE_RANGES, Scenario, build_scenario
+from .parameters import MAX_NESTING, SECTIONS, TABLE_RANGES, Scenario, build_scenario, check_nesting
 from .schemes import SCHEMES, make_scheme
 
 #: Folder of the built-in scenario files inside the installed package.
 SCENARIO_DIR = "scenario_files"
 EXTENSION = ".toml"
 MAX_VALUE_CHARS = 80
+#: Largest scenario file read (the full default.toml is about 20 kB).
+MAX_FILE_BYTES = 1_000_000
+#: Longest chain of files that ``extends`` one another.
+MAX_EXTENDS = 16
 
 
 class ScenarioFileError(ParameterError):
@@ -88,6 +92,8 @@ def list_scenarios() -> dict[str, str]:
 def scenario_text(name: str | os.PathLike[str]) -> str:
     """The TOML text of a built-in scenario (or of a scenario file), to show or copy."""
     path = _resolve(name)
+    if path not in builtin_files().values():
+        load_scenario_file(path)  # print only a file that is a valid scenario, never other content
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -171,6 +177,8 @@ def _resolve(scenario: Any) -> Path:
     path = Path(scenario).expanduser()
     looks_like_path = scenario.endswith(EXTENSION) or os.sep in scenario or "/" in scenario
     if path.is_file():
+        if path.suffix != EXTENSION or path.resolve().suffix != EXTENSION:
+            raise ParameterError("scenario", scenario, f"not a {EXTENSION} file ({allowed})")
         return path
     if path.exists():
         raise ParameterError("scenario", scenario, f"not a file ({allowed})")
@@ -184,13 +192,22 @@ def _resolve(scenario: Any) -> Path:
 def _read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file as data (never code); errors name the file and the line."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ParameterError("scenario", str(path), f"no such file: {path.absolute()}") from None
     except OSError as exc:
         raise ScenarioFileError(
             path, "file", str(path), "a readable file", message=f"cannot be read ({exc.strerror or exc})"
         ) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioFileError(
+            path,
+            "file",
+            str(path),
+            "a scenario file",
+            message=f"larger than {MAX_FILE_BYTES:,} bytes: not a scenario file",
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -198,7 +215,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
             path, "file", str(path), "UTF-8 text", message=f"not UTF-8 text (bad byte at offset {exc.start})"
         ) from None
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
+    except RecursionError:
+        raise ScenarioFileError(
+            path, "file", str(path), "TOML", message=f"not a scenario: nested more than {MAX_NESTING} levels deep"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = re.search(r"\(at line (\d+), column \d+\)", message)
@@ -208,9 +229,26 @@ def _read_toml(path: Path) -> dict[str, Any]:
             number = int(match.group(1))
             line = lines[number - 1].strip() if 0 < number <= len(lines) else ""
             raise ScenarioFileError(
-                path, f"line {number}", line, reason, message=f"line {number} {line!r} is not valid TOML: {reason}"
+                path,
+                f"line {number}",
+                line,
+                reason,
+                message=f"line {number} {_excerpt(line)} is not valid TOML: {reason}",
             ) from None
         raise ScenarioFileError(path, "file", str(path), reason, message=f"not valid TOML: {reason}") from None
+    try:
+        check_nesting("file", data)
+    except ParameterError as exc:
+        raise ScenarioFileError(
+            path, "file", str(path), exc.allowed, message=f"not a scenario: {exc.allowed}"
+        ) from None
+    return data
+
+
+def _excerpt(text: str) -> str:
+    """A short quoted excerpt of a line of a file, so a huge line is never echoed whole."""
+    shown = repr(text)
+    return shown if len(shown) <= MAX_VALUE_CHARS else shown[: MAX_VALUE_CHARS - 4] + "...'"
 
 
 def _merged(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
@@ -219,27 +257,42 @@ def _merged(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     if "extends" not in data:
         return data
     base_ref = data.pop("extends")
-    if not isinstance(base_ref, str) or not base_ref.strip():
-        raise ScenarioFileError(path, "extends", base_ref, "a built-in scenario name or a path to a .toml file")
-    builtins = builtin_files()
-    if base_ref in builtins:
-        base_path = builtins[base_ref]
-    else:
-        base_path = Path(base_ref).expanduser()
-        if not base_path.is_absolute():
-            base_path = path.parent / base_path
-        if not base_path.is_file():
-            raise ScenarioFileError(
-                path, "extends", base_ref, f"a built-in scenario {list(builtins)} or an existing file"
-            )
+    base_path = _extended(path, base_ref)
     here = path.resolve()
     seen = (*chain, here)
     if base_path.resolve() in seen:
         raise ScenarioFileError(path, "extends", base_ref, "a scenario that does not extend this one (a cycle)")
+    if len(seen) >= MAX_EXTENDS:
+        raise ScenarioFileError(
+            path, "extends", base_ref, f"a chain of at most {MAX_EXTENDS} files extending each other"
+        )
     base = _merged(base_path, seen)
     base.pop("name", None)
     base.pop("description", None)
     return _merge(base, data)
+
+
+def _extended(path: Path, base_ref: Any) -> Path:
+    """The file an ``extends`` names: a built-in, or a .toml file in the extending file's folder or below.
+
+    Nothing else on the machine is read (absolute paths, ``..`` and links out of the
+    folder are refused), so a scenario file cannot make vbpsim read or echo other files.
+    """
+    builtins = builtin_files()
+    allowed = f"a built-in scenario {list(builtins)} or a {EXTENSION} file in this file's folder or below it"
+    if not isinstance(base_ref, str) or not base_ref.strip():
+        raise ScenarioFileError(path, "extends", base_ref, allowed)
+    if base_ref in builtins:
+        return builtins[base_ref]
+    folder = path.parent.resolve()
+    candidate = path.parent / base_ref
+    target = candidate.resolve()
+    inside = not Path(base_ref).is_absolute() and target.is_relative_to(folder)
+    if not inside or candidate.suffix != EXTENSION or target.suffix != EXTENSION:
+        raise ScenarioFileError(path, "extends", base_ref, allowed)
+    if not target.is_file():
+        raise ScenarioFileError(path, "extends", base_ref, f"{allowed}; no such file")
+    return candidate
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
