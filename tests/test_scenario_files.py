@@ -443,9 +443,21 @@ NUMERIC_FIELDS = [
 ]
 
 
+# Surely invalid for every number field: text of any kind (numeric text such as "0" or "12"
+# included: types are strict, nothing is coerced), booleans, lists, non-finite numbers, and
+# 1e300, above every field's finite upper bound.
+SURELY_NOT_A_NUMBER = st.one_of(
+    st.text(max_size=8),
+    st.from_regex(r"-?[0-9]{1,4}(\.[0-9]{1,2})?", fullmatch=True),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+    st.sampled_from([math.inf, -math.inf, math.nan, 1e300]),
+)
+
+
 @given(
     st.sampled_from(NUMERIC_FIELDS),
-    st.one_of(st.text(max_size=8), st.lists(st.integers(), max_size=2), st.just(math.inf), st.just(math.nan)),
+    SURELY_NOT_A_NUMBER,
     st.sampled_from(["value", "unknown_nested", "unknown_top"]),
 )
 def test_surely_invalid_files_always_raise_vbpsim_error(tmp_path_factory, target, junk, where):

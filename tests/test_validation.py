@@ -65,6 +65,11 @@ RUN_CASES = [
     ({"foo": 1}, "foo", "1", "fee_to_cost"),  # neither scenario nor scheme parameter
     ({"scheme": "per_case", "fee_to_cost": 1.2}, "fee_to_cost", "1.2", "price_to_cost"),
     ({"n_patients": "many"}, "population.n_patients", "'many'", "integer"),
+    ({"n_patients": "300"}, "population.n_patients", "'300'", "not read as numbers"),
+    ({"altruism_mean": b"0.3"}, "providers.altruism_mean", "b'0.3'", "not read as numbers"),
+    ({"altruism_mean": True}, "providers.altruism_mean", "True", "not read as numbers"),
+    ({"fee_to_cost": "1.2"}, "fee_to_cost", "'1.2'", "finite number"),
+    ({"fee_to_cost": 1e300}, "fee_to_cost", "1e+300", "<= 10"),
     ({"n_patients": 5}, "population.n_patients", "5", "greater than or equal to 10"),
     ({"steps_per_year": 0}, "simulation.steps_per_year", "0", "greater than or equal to 1"),
     ({"age_min": 90, "age_max": 80}, "population.age_min", "90", "age_max"),

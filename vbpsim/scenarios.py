@@ -9,15 +9,18 @@ monthly) and lists every parameter with its default, unit, allowed range and sou
 ``vbpsim scenarios --show default > my.toml`` starts a scenario of your own.
 
 A file sets only what it changes: every missing key takes the model's default. It may also
-start from another scenario with ``extends = "small"`` (a built-in name, or a path relative
-to the file); the sections of the two are merged key by key, except that a file which sets
-``contract.scheme`` drops the base's ``contract.params`` (they belong to the base's scheme).
+start from another scenario with ``extends = "small"`` (a built-in name, or a ``.toml`` file
+in the extending file's folder or below it, given relative to the file); the sections of the
+two are merged key by key, except that a file which sets ``contract.scheme`` drops the base's
+``contract.params`` (they belong to the base's scheme).
 
 Loading is data only: the file is parsed with :mod:`tomllib`, never evaluated or
 imported. Everything is validated on load, including the contract (its scheme name and
 parameters go through :func:`~vbpsim.schemes.make_scheme`), so a bad file fails before
 any run with a one-line :class:`ScenarioFileError` naming the file, the key path, the value
-and what is allowed.
+and what is allowed. Only ``.toml`` files are read, at most ``MAX_FILE_BYTES`` long and
+``MAX_NESTING`` levels deep, and ``extends`` never leaves the extending file's folder, so a
+scenario cannot make vbpsim read, or echo in an error, any other file on the machine.
 """
 
 from __future__ import annotations
@@ -357,7 +360,7 @@ DEFAULT_HEADER = """\
 #     vbpsim run --scenario my_scenario.toml
 # Every key is optional: a key you delete takes the model's default (the value shown here),
 # so a scenario may list only what it changes. It may also start from another scenario:
-#     extends = "small"    # a built-in name, or a path relative to this file
+#     extends = "small"    # a built-in name, or a .toml file in this file's folder or below
 # The scenario's name is the file name unless you set name = "...".
 # On load, an unknown key, a wrong type, a value out of range or a contract its scheme
 # rejects is an error naming the key. Units and sources of every parameter: docs/ODD.md.
