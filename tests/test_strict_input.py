@@ -195,8 +195,10 @@ def test_numpy_scalars_count_as_the_numbers_they_hold():
         ("ffs", None, {"params": {"fee_to_cost": 1.1}}, "params"),
         (None, None, {"contract.params": {"fee_to_cost": 1.1}, "fee_to_cost": 1.2}, "contract.params"),
         (FeeForService(), None, {"contract.scheme": "capitation"}, "contract.scheme"),
+        ("status_quo", None, {"contract.length_years": 3}, "contract.length_years"),
+        ("status_quo", None, {"contract.status_quo": "capitation"}, "contract.status_quo"),
     ],
-    ids=["years", "scheme", "params", "flat-params", "scheme-kwargs", "scheme-object"],
+    ids=["years", "scheme", "params", "flat-params", "scheme-kwargs", "scheme-object", "sq-length", "sq-scheme"],
 )
 def test_shadowed_overrides_raise_naming_the_override(scheme, years, overrides, name):
     with pytest.raises(ParameterError) as caught:
@@ -207,9 +209,9 @@ def test_shadowed_overrides_raise_naming_the_override(scheme, years, overrides, 
 
 def test_overrides_that_nothing_shadows_still_apply():
     model = build_model(None, "small", None, 0, **{"simulation.years": 2, "contract.scheme": "capitation"})
-    assert model.config.simulation.years == 2 and model.contract.name == "capitation"
+    assert model.config.simulation.years == 2 and model.contract_under_study.name == "capitation"
     model = build_model(None, "small", 1, 0, **{"contract.params": {"fee_to_cost": 1.1}})
-    assert model.contract.fee_to_cost == 1.1
+    assert model.contract_under_study.fee_to_cost == 1.1
 
 
 # -- memory estimate ------------------------------------------------------------------------

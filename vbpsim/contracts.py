@@ -551,9 +551,12 @@ class ReadmissionPenalty(PaymentScheme):
     add_on = True
     contingent_share = 1.0
 
+    #: cap: a share of case value; multiplier: up to 10 x the excess ratio (HRRP uses 1).
+    ranges = {"cap": SHARE, "multiplier": Range(0.0, 10.0)}
+
     def __init__(self, *, cap: float = 0.03, multiplier: float = 1.0):
-        self.cap = _check_share("cap", cap)
-        self.multiplier = _check_nonnegative("multiplier", multiplier)
+        self.cap = self._checked("cap", cap)
+        self.multiplier = self._checked("multiplier", multiplier)
 
     @override
     def pay(self, obs: Observation) -> np.ndarray:
@@ -583,9 +586,11 @@ class OutcomeBonus(PaymentScheme):
     settlement_months = 12
     add_on = True
     contingent_share = 1.0
+    #: EUR per event: up to EUR 1 million, far above the cost of any episode in the model.
+    ranges = {"bonus_per_event": Range(0.0, 1_000_000.0)}
 
     def __init__(self, *, bonus_per_event: float = 10_000.0, outcome: str = "acute_events", two_sided: bool = False):
-        self.bonus_per_event = _check_nonnegative("bonus_per_event", bonus_per_event)
+        self.bonus_per_event = self._checked("bonus_per_event", bonus_per_event)
         self.outcome = _check_choice("outcome", outcome, OUTCOME_EVENTS)
         self.two_sided = _check_bool("two_sided", two_sided)
 

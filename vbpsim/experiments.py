@@ -124,6 +124,9 @@ def _refuse_shadowed(scheme: Any, years: Any, scenario_over: dict[str, Any], sch
             scheme is not None or bool(scheme_params),
         ),
     }
+    if isinstance(scheme, str) and scheme == STATUS_QUO:  # continues the scenario's own status quo, open-ended
+        for name in ("length_years", "status_quo", "status_quo_params"):
+            shadows[("contract", name)] = ("scheme", scheme, True)
     for target, (argument, value, given) in shadows.items():
         if given and target in located:
             key = located[target]
