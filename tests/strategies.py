@@ -17,7 +17,9 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from vbpsim.contracts import SharedSavings
 from vbpsim.parameters import DISCIPLINES
+from vbpsim.schemes import SHARE as SHARE_RANGE
 from vbpsim.schemes import Observation
 
 N_DISC = len(DISCIPLINES)
@@ -208,20 +210,8 @@ INVALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     # vbpsim.contracts
     "global_budget": {**BAD_BENCHMARK, "carve_out_fee_to_cost": BAD_RATIO},
     "shared_savings": {
-        **{
-            k: BAD_SHARE
-            for k in (
-                "savings_rate",
-                "loss_rate",
-                "min_savings_rate",
-                "min_loss_rate",
-                "savings_cap",
-                "loss_cap",
-                "quality_gate",
-                "reinsured_share",
-                "reinsured_outlier_share",
-            )
-        },
+        # every share of the reconciliation, as the class declares them (glide_path has its own cases below)
+        **{k: BAD_SHARE for k, allowed in SharedSavings.ranges.items() if allowed == SHARE_RANGE and k != "glide_path"},
         "first_dollar": BAD_BOOL,
         "quality_scaled": BAD_BOOL,
         "corridors": st.one_of(
