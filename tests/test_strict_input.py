@@ -454,3 +454,11 @@ def test_cli_set_still_reads_text_as_json():
 def test_errors_are_vbpsim_errors():
     with pytest.raises(VBPSimError):
         build_scenario({"population": {"n_patients": "300"}})
+
+
+def test_calibration_searches_only_allowed_values():
+    from vbpsim.calibration import FREE_PARAMETERS
+
+    for name, (low, high) in FREE_PARAMETERS.items():
+        Scenario().with_overrides(**{name: low})
+        Scenario().with_overrides(**{name: high})

@@ -491,11 +491,12 @@ def calibrate(
     for name, value in fitted.items():
         console.print(f"fitted {name} = {value:.4g}", highlight=False)
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "calibration.csv", index=False)
-    trace.to_csv(out / "trace.csv", index=False)
+    write_atomic(out / "calibration.csv", table.to_csv(index=False))
+    write_atomic(out / "trace.csv", trace.to_csv(index=False))
     fitted_lines = "\n".join(f"- `{k}` = {v:.4g}" for k, v in fitted.items()) or "- (report only)"
-    (out / "report.md").write_text(f"# Calibration report\n\n{fitted_lines}\n\n{markdown_table(table)}\n")
-    console.print(f"wrote {out / 'calibration.csv'}, {out / 'trace.csv'} and {out / 'report.md'}", highlight=False)
+    write_atomic(out / "report.md", f"# Calibration report\n\n{fitted_lines}\n\n{markdown_table(table)}\n")
+    written = f"wrote {out / 'calibration.csv'}, {out / 'trace.csv'} and {out / 'report.md'}"
+    console.print(safe(written), highlight=False)
 
 
 @app.command("app")

@@ -363,7 +363,7 @@ class ProviderParams(Section):
         "Yearly cost of practising away from one's habit: change_cost x stake x (decision - habit)^2, "
         "with the stake of each decision dimension as in its choice noise (0 = no inertia).",
         ge=0,
-        le=100,
+        le=200,
     )
     habit_rate: float = param(
         1.0,
