@@ -29,8 +29,9 @@ from vbpsim.scenarios import MAX_EXTENDS, load_scenario
 from vbpsim.schemes import SCHEMES, FeeForService, make_scheme
 
 runner = CliRunner()
-TINY = {"scenario": "small", "years": 1, "n_patients": 300}
-TINY_TOML = "[population]\nn_patients = 300\n[simulation]\nyears = 1\n"
+TINY = {"scenario": "small", "years": 1, "n_patients": 300, "history_years": 0}
+TINY_TOML = '[population]\nn_patients = 300\n[simulation]\nyears = 1\nhistory_years = 0\n'
+QUICK = ["--set", "n_patients=300", "--set", "history_years=0"]  # runs that must succeed, kept short
 
 
 def numeric_fields() -> list[tuple[str, str, Any]]:
@@ -407,7 +408,7 @@ def test_cli_save_ignores_a_planted_temporary_link(tmp_path):
     out, victim = tmp_path / "out", tmp_path / "victim"
     out.mkdir()
     (out / "summary.json.tmp").symlink_to(victim)
-    result = runner.invoke(app, [*RUN, "--set", "n_patients=300", "--out", str(out)])
+    result = runner.invoke(app, [*RUN, *QUICK, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert not victim.exists()  # the link's target was never written
     assert json.loads((out / "summary.json").read_text())["scheme"] == "ffs"
@@ -422,9 +423,10 @@ def test_cli_save_refuses_result_files_that_are_links(tmp_path, command):
     target = "summary.json" if command == "run" else "runs.csv"
     (out / target).symlink_to(victim)
     if command == "run":
-        args = [*RUN, "--set", "n_patients=300"]
+        args = [*RUN, *QUICK]
     else:
-        args = ["compare", "--scenario", "small", "--years", "1", "--seeds", "1", "--schemes", "ffs"]
+        quick = write(tmp_path, TINY_TOML, "quick.toml")
+        args = ["compare", "--scenario", str(quick), "--years", "1", "--seeds", "1", "--schemes", "ffs"]
     line = one_error_line([*args, "--out", str(out)])
     assert "symbolic link" in line
     assert victim.read_text() == "untouched"
@@ -447,7 +449,7 @@ def test_cli_overflow_and_shadowing_cases(args):
 
 
 def test_cli_set_still_reads_text_as_json():
-    result = runner.invoke(app, [*RUN, "--set", "n_patients=300", "--set", "altruism_mean=0.3"])
+    result = runner.invoke(app, [*RUN, *QUICK, "--set", "altruism_mean=0.3"])
     assert result.exit_code == 0, result.output
 
 
