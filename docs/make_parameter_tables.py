@@ -7,8 +7,9 @@ The tables are built from what the code declares, so they cannot drift from it:
 * the module-level constants that act as parameters (values read from the modules);
 * the provider decision vector (``vbpsim.agents.Decision.DIMENSIONS``) and the named
   random streams (``vbpsim.model.STREAMS``), so the lists in the ODD follow the code;
-* every registered payment scheme with its constructor parameters and defaults; units and
-  meanings of the value-based contract pieces come from ``vbpsim.contracts.PARAMETER_DOCS``.
+* every registered payment scheme with its constructor parameters, defaults and allowed
+  ranges (the scheme's ``ranges``, which its constructor checks); units and meanings of the
+  value-based contract pieces come from ``vbpsim.contracts.PARAMETER_DOCS``.
 
 Usage::
 
@@ -33,7 +34,7 @@ import annotated_types
 import numpy as np
 
 from vbpsim import agents, contracts, model, population, schemes
-from vbpsim.parameters import DISCIPLINES, HEALTH_STATES, SECTIONS, Scenario
+from vbpsim.parameters import DISCIPLINES, HEALTH_STATES, SECTIONS, TABLE_RANGES, Scenario
 
 BEGIN = "<!-- BEGIN PARAMETER TABLES -->"
 END = "<!-- END PARAMETER TABLES -->"
@@ -155,8 +156,12 @@ def format_value(value: Any) -> str:
     return f"`{value}`"
 
 
-def allowed_range(metadata: list[Any]) -> str:
-    """Constraints of a field (ge, gt, le, lt) as a short interval text."""
+def allowed_range(metadata: list[Any], table: str | None = None) -> str:
+    """Constraints of a field (ge, gt, le, lt) as a short interval text; a keyed table's value range."""
+    if table in TABLE_RANGES:
+        _, low_value, high_value = TABLE_RANGES[table]
+        low_sign = "≥" if (low_value, high_value) == (0, 1) else ">"
+        return f"each value {low_sign} {low_value:g}, ≤ {high_value:g}"
     low = high = ""
     for item in metadata:
         if isinstance(item, annotated_types.Ge):
@@ -175,7 +180,7 @@ def scenario_tables() -> list[str]:
     lines = ["### Scenario parameters (`vbpsim.parameters.Scenario`)", ""]
     lines += [
         "Set any of them with `vbpsim.run(..., **{'section.field': value})` or a flat field name.",
-        "Keyed tables (`unit_cost`, `stroke_hr`, `qol`) must keep exactly the keys shown.",
+        "Keyed tables (`unit_cost`, `stroke_hr`, `qol`, `need_change`, `health_gain`) keep exactly the keys shown.",
         "",
     ]
     for section, cls in SECTIONS.items():
@@ -193,7 +198,7 @@ def scenario_tables() -> list[str]:
                     [
                         f"`{section}.{name}`",
                         format_value(info.get_default(call_default_factory=True)),
-                        _cell(allowed_range(info.metadata)),
+                        _cell(allowed_range(info.metadata, f"{section}.{name}")),
                         _cell(extra.get("unit", "-")),
                         _cell(extra.get("source", "-")),
                         _cell(info.description or "-"),
@@ -306,19 +311,23 @@ def scheme_tables() -> list[str]:
         )
     lines += [
         "",
-        "| Scheme | Parameter | Default | Unit | Meaning |",
-        "|---|---|---|---|---|",
+        "| Scheme | Parameter | Default | Allowed | Unit | Meaning |",
+        "|---|---|---|---|---|---|",
     ]
     for name, cls in registered:
         params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
         if not params:
-            lines.append(f"| `{name}` | (none) | - | - | - |")
+            lines.append(f"| `{name}` | (none) | - | - | - | - |")
         for p in params:
             default = "(required)" if p.default is inspect.Parameter.empty else format_value(p.default)
             unit, meaning = SCHEME_PARAMETERS.get(
                 (name, p.name), ("-", "not yet described here; see the scheme's docstring")
             )
-            lines.append(f"| `{name}` | `{p.name}` | {default} | {_cell(unit)} | {_cell(meaning)} |")
+            allowed = cls.ranges[p.name].bounds() if p.name in cls.ranges else "-"
+            scalar = isinstance(p.default, int | float) and not isinstance(p.default, bool)
+            if p.name in cls.ranges and not scalar:
+                allowed = f"each value {allowed}"
+            lines.append(f"| `{name}` | `{p.name}` | {default} | {_cell(allowed)} | {_cell(unit)} | {_cell(meaning)} |")
     lines.append("")
     return lines
 

@@ -17,7 +17,9 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from vbpsim.contracts import SharedSavings
 from vbpsim.parameters import DISCIPLINES
+from vbpsim.schemes import SHARE as SHARE_RANGE
 from vbpsim.schemes import Observation
 
 N_DISC = len(DISCIPLINES)
@@ -143,6 +145,8 @@ NEGATIVE = st.one_of(
 NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
 BAD_NONNEGATIVE = st.one_of(NOT_A_NUMBER, NEGATIVE, NON_FINITE)
 BAD_SHARE = st.one_of(BAD_NONNEGATIVE, st.floats(min_value=1.0 + 1e-9, allow_nan=False))
+# above the plausible range of a payment level (at most 10 x cost), up to values that overflowed
+BAD_RATIO = st.one_of(BAD_NONNEGATIVE, st.floats(min_value=10.0 + 1e-6, max_value=1e300))
 BAD_BOOL = st.one_of(st.none(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5))
 BAD_FEES = st.one_of(
     # an unknown discipline
@@ -153,15 +157,25 @@ BAD_FEES = st.one_of(
         max_size=2,
     ),
     # a known discipline with a bad fee
-    st.dictionaries(st.sampled_from(DISCIPLINES), BAD_NONNEGATIVE, min_size=1, max_size=2),
+    st.dictionaries(
+        st.sampled_from(DISCIPLINES),
+        st.one_of(BAD_NONNEGATIVE, st.floats(min_value=1e6 + 1, max_value=1e300)),
+        min_size=1,
+        max_size=2,
+    ),
 )
 
 BAD_BENCHMARK: dict[str, st.SearchStrategy[Any]] = {
-    "level": BAD_NONNEGATIVE,
+    "level": BAD_RATIO,
     "benchmark": st.one_of(
         st.none(), st.integers(), st.text(max_size=8).filter(lambda s: s not in ("normative", "regional", "historical"))
     ),
-    "trend": st.one_of(NOT_A_NUMBER, NON_FINITE, st.floats(max_value=-1.0, allow_nan=False)),
+    "trend": st.one_of(
+        NOT_A_NUMBER,
+        NON_FINITE,
+        st.floats(max_value=-0.5 - 1e-9, allow_nan=False),
+        st.floats(min_value=0.5 + 1e-9, allow_nan=False),
+    ),
     "carve_out": st.one_of(
         st.integers(),
         st.just(list(DISCIPLINES)),  # nothing left in the contract
@@ -170,18 +184,18 @@ BAD_BENCHMARK: dict[str, st.SearchStrategy[Any]] = {
 }
 
 INVALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
-    "ffs": {"fee_to_cost": BAD_NONNEGATIVE, "fees": BAD_FEES},
-    "per_case": {"price_to_cost": BAD_NONNEGATIVE},
-    "capitation": {"rate_to_cost": BAD_NONNEGATIVE, "risk_adjusted": BAD_BOOL},
-    "per_period": {"budget_to_cost": BAD_NONNEGATIVE},
+    "ffs": {"fee_to_cost": BAD_RATIO, "fees": BAD_FEES},
+    "per_case": {"price_to_cost": BAD_RATIO},
+    "capitation": {"rate_to_cost": BAD_RATIO, "risk_adjusted": BAD_BOOL},
+    "per_period": {"budget_to_cost": BAD_RATIO},
     "p4p": {
-        "bonus_share": BAD_NONNEGATIVE,
+        "bonus_share": BAD_SHARE,
         "threshold": st.one_of(BAD_NONNEGATIVE, st.floats(min_value=1.0, allow_nan=False)),
     },
     "mixed": {
         "ffs_share": BAD_SHARE,
-        "fee_to_cost": BAD_NONNEGATIVE,
-        "rate_to_cost": BAD_NONNEGATIVE,
+        "fee_to_cost": BAD_RATIO,
+        "rate_to_cost": BAD_RATIO,
         "risk_adjusted": BAD_BOOL,
     },
     "bundle": {
@@ -189,27 +203,15 @@ INVALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
             st.just(()),
             st.lists(st.text(min_size=1, max_size=8).filter(lambda s: s not in DISCIPLINES), min_size=1, max_size=2),
         ),
-        "price_to_cost": BAD_NONNEGATIVE,
-        "fee_to_cost": BAD_NONNEGATIVE,
+        "price_to_cost": BAD_RATIO,
+        "fee_to_cost": BAD_RATIO,
     },
     "outlier": {"share": BAD_SHARE},
     # vbpsim.contracts
-    "global_budget": {**BAD_BENCHMARK, "carve_out_fee_to_cost": BAD_NONNEGATIVE},
+    "global_budget": {**BAD_BENCHMARK, "carve_out_fee_to_cost": BAD_RATIO},
     "shared_savings": {
-        **{
-            k: BAD_SHARE
-            for k in (
-                "savings_rate",
-                "loss_rate",
-                "min_savings_rate",
-                "min_loss_rate",
-                "savings_cap",
-                "loss_cap",
-                "quality_gate",
-                "reinsured_share",
-                "reinsured_outlier_share",
-            )
-        },
+        # every share of the reconciliation, as the class declares them (glide_path has its own cases below)
+        **{k: BAD_SHARE for k, allowed in SharedSavings.ranges.items() if allowed == SHARE_RANGE and k != "glide_path"},
         "first_dollar": BAD_BOOL,
         "quality_scaled": BAD_BOOL,
         "corridors": st.one_of(
@@ -218,6 +220,8 @@ INVALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
             st.just([(0.05, 0.5), (0.02, 1.0)]),  # bounds not increasing
             st.just([(0.05, 1.5)]),  # rate above 1
             st.just([(0.0, 0.5)]),  # bound not above 0
+            st.just([(math.inf, 0.5)]),  # bound not finite
+            st.just([(1e10, 0.5)]),  # bound above 1e9 ("no bound")
             st.just([(0.05,)]),
         ),
         "glide_path": st.one_of(st.integers(), st.just("0.5"), st.just([0.0, 1.5]), st.just([-0.1]), st.just([None])),

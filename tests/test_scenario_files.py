@@ -158,10 +158,10 @@ def test_name_in_file_wins_over_stem(tmp_path):
 
 def test_extends_builtin_and_relative_file(tmp_path):
     text = 'extends = "small"\n[contract]\nscheme = "ffs"\nparams = { fee_to_cost = 1.4 }\n'
-    base = write(tmp_path, text, "base.toml")
     sub = tmp_path / "sub"
     sub.mkdir()
-    child = write(sub, 'extends = "../base.toml"\n[providers]\naltruism_mean = 0.1\n', "child.toml")
+    base = write(sub, text, "base.toml")  # a base lives in the extending file's folder or below it
+    child = write(tmp_path, 'extends = "sub/base.toml"\n[providers]\naltruism_mean = 0.1\n', "child.toml")
     scenario = load_scenario(child)
     assert scenario.name == "child"
     assert scenario.population.n_patients == 2_000  # from small
@@ -443,9 +443,21 @@ NUMERIC_FIELDS = [
 ]
 
 
+# Surely invalid for every number field: text of any kind (numeric text such as "0" or "12"
+# included: types are strict, nothing is coerced), booleans, lists, non-finite numbers, and
+# 1e300, above every field's finite upper bound.
+SURELY_NOT_A_NUMBER = st.one_of(
+    st.text(max_size=8),
+    st.from_regex(r"-?[0-9]{1,4}(\.[0-9]{1,2})?", fullmatch=True),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+    st.sampled_from([math.inf, -math.inf, math.nan, 1e300]),
+)
+
+
 @given(
     st.sampled_from(NUMERIC_FIELDS),
-    st.one_of(st.text(max_size=8), st.lists(st.integers(), max_size=2), st.just(math.inf), st.just(math.nan)),
+    SURELY_NOT_A_NUMBER,
     st.sampled_from(["value", "unknown_nested", "unknown_top"]),
 )
 def test_surely_invalid_files_always_raise_vbpsim_error(tmp_path_factory, target, junk, where):

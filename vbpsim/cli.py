@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -35,10 +36,11 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from .errors import ParameterError, VBPSimError
-from .experiments import STATUS_QUO, replicate
+from .experiments import STATUS_QUO, replicate, write_atomic
 from .experiments import compare as compare_table
 from .experiments import run as run_model
 from .metrics import DIMENSIONS
+from .parameters import MAX_NESTING, check_nesting
 from .scenarios import list_scenarios, load_scenario, scenario_dir, scenario_text, scenario_to_toml
 from .schemes import SCHEMES, make_scheme
 
@@ -124,9 +126,22 @@ class _Group(TyperGroup):
 
 def _fail(message: str, code: int) -> NoReturn:
     """Print a one-line error on stderr and exit."""
-    line = " ".join(str(message).split())
+    line = " ".join(plain(str(message)).split())
     typer.echo(f"error: {line}", err=True)
     sys.exit(code)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain(text: str) -> str:
+    """User text made inert for a terminal: control characters (escape sequences) shown as ``\\x1b``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def safe(text: str) -> str:
+    """User text for rich output: control characters shown escaped, markup such as ``[/bold]`` shown as typed."""
+    return escape(plain(text))
 
 
 app = typer.Typer(
@@ -209,6 +224,9 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
+        except RecursionError:
+            raise ParameterError(key, "(deeply nested)", f"nested more than {MAX_NESTING} levels deep") from None
+        check_nesting(key, value)
         out[key] = value
     return out
 
@@ -266,11 +284,11 @@ def run(
     """Run one scenario under one payment scheme and show its value dimensions."""
     overrides = parse_overrides(set_ or [])
     loaded = load_scenario(scenario)  # a bad name or file fails here, before any run
-    with _Ticker(f"{scheme or loaded.contract.scheme} on {loaded.name}", progress) as ticker:
+    with _Ticker(safe(f"{scheme or loaded.contract.scheme} on {loaded.name}"), progress) as ticker:
         result = run_model(scheme, loaded, years, seed, progress=ticker, **overrides)
     table = Table(
-        title=f"{result.scheme} on '{result.scenario}', {result.years} year{'s' * (result.years != 1)}, "
-        f"seed {result.seed}",
+        title=safe(f"{result.scheme} on '{result.scenario}', {result.years} year{'s' * (result.years != 1)}, ")
+        + f"seed {result.seed}",
         title_justify="left",
     )
     table.add_column("metric")
@@ -287,7 +305,7 @@ def run(
             folder = result.save(out)
         except OSError as exc:
             _fail(f"cannot write to {out}: {exc.strerror or exc}", 1)
-        console.print(f"wrote {folder / 'summary.json'} and {folder / 'timeseries.csv'}", highlight=False)
+        console.print(safe(f"wrote {folder / 'summary.json'} and {folder / 'timeseries.csv'}"), highlight=False)
 
 
 @app.command()
@@ -346,11 +364,11 @@ def scenarios(
     table.add_column("name", style="bold", no_wrap=True)
     table.add_column("description")
     for name, description in list_scenarios().items():
-        table.add_row(escape(name), escape(description))
+        table.add_row(safe(name), safe(description))
     console = Console()
     console.print(table)
     console.print(
-        f"Files: {escape(str(scenario_dir()))}\n"
+        f"Files: {safe(str(scenario_dir()))}\n"
         "Start your own: vbpsim scenarios --show default > my.toml, edit it (keep only what you change, "
         'or write extends = "small" and your changes), then vbpsim run --scenario my.toml',
         highlight=False,
@@ -388,7 +406,7 @@ def compare(
         names.insert(0, STATUS_QUO)
     parts = []
     total = seeds * len(names)
-    with _Ticker(f"{total} runs on {loaded.name} (one shared history per seed)", progress) as ticker:
+    with _Ticker(safe(f"{total} runs on {loaded.name} (one shared history per seed)"), progress) as ticker:
         for seed in range(seeds):
             parts.append(replicate(names, [seed], scenario=loaded, years=years))
             ticker((seed + 1) * len(names), total)
@@ -401,7 +419,7 @@ def compare(
     horizon = years if years is not None else loaded.simulation.years
     span = f"{horizon} year{'s' * (horizon != 1)}"
     table = Table(
-        title=f"Scenario '{loaded.name}', {span}, mean over {seeds} seed{'s' * (seeds != 1)}",
+        title=safe(f"Scenario '{loaded.name}', {span}, mean over {seeds} seed{'s' * (seeds != 1)}"),
         title_justify="left",
         caption=COMPARE_CAPTION,
         caption_justify="left",
@@ -418,7 +436,7 @@ def compare(
         cells = [
             f"{float(row[m]):+.1f}%" if m == "spending_change_pct" else _fmt(float(row[m])) for m in COMPARE_COLUMNS
         ]
-        table.add_row(name, *cells)
+        table.add_row(safe(name), *cells)
     console = Console()
     console.print(table)
 
@@ -432,11 +450,11 @@ def compare(
         try:
             folder = Path(out)
             folder.mkdir(parents=True, exist_ok=True)
-            runs.to_csv(folder / "runs.csv", index=False)
-            tidy.to_csv(folder / "comparison.csv", index=False)
+            write_atomic(folder / "runs.csv", runs.to_csv(index=False))
+            write_atomic(folder / "comparison.csv", tidy.to_csv(index=False))
         except OSError as exc:
             _fail(f"cannot write to {out}: {exc.strerror or exc}", 1)
-        console.print(f"wrote {folder / 'runs.csv'} and {folder / 'comparison.csv'}", highlight=False)
+        console.print(safe(f"wrote {folder / 'runs.csv'} and {folder / 'comparison.csv'}"), highlight=False)
 
 
 @app.command()
@@ -475,11 +493,12 @@ def calibrate(
     for name, value in fitted.items():
         console.print(f"fitted {name} = {value:.4g}", highlight=False)
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "calibration.csv", index=False)
-    trace.to_csv(out / "trace.csv", index=False)
+    write_atomic(out / "calibration.csv", table.to_csv(index=False))
+    write_atomic(out / "trace.csv", trace.to_csv(index=False))
     fitted_lines = "\n".join(f"- `{k}` = {v:.4g}" for k, v in fitted.items()) or "- (report only)"
-    (out / "report.md").write_text(f"# Calibration report\n\n{fitted_lines}\n\n{markdown_table(table)}\n")
-    console.print(f"wrote {out / 'calibration.csv'}, {out / 'trace.csv'} and {out / 'report.md'}", highlight=False)
+    write_atomic(out / "report.md", f"# Calibration report\n\n{fitted_lines}\n\n{markdown_table(table)}\n")
+    written = f"wrote {out / 'calibration.csv'}, {out / 'trace.csv'} and {out / 'report.md'}"
+    console.print(safe(written), highlight=False)
 
 
 @app.command("app")

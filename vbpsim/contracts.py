@@ -66,18 +66,25 @@ import numpy as np
 from .errors import ParameterError
 from .parameters import DISCIPLINES
 from .schemes import (
+    RATIO,
+    SHARE,
     Blend,
     Observation,
     OutlierSharing,
     PayForPerformance,
     PaymentScheme,
-    _check_nonnegative,
+    Range,
     _check_share,
     register,
 )
 
 BENCHMARKS: tuple[str, ...] = ("normative", "regional", "historical")
 BASES: tuple[str, ...] = ("fees", "budget")
+#: Largest corridor bound (as a share of the benchmark): 1e9 stands for "no upper bound".
+MAX_BOUND = 1e9
+#: Ranges of the benchmark parameters shared by every benchmarked piece. The trend is a
+#: yearly growth of the benchmark: -50% to +50% a year covers any contract on record.
+BENCHMARK_RANGES: dict[str, Range] = {"level": RATIO, "trend": Range(-0.5, 0.5)}
 # Relative slack on the MSR/MLR comparison: a result equal to the threshold up to rounding
 # qualifies, so a payment never flips when the same rates are observed over another period.
 _THRESHOLD_SLACK = 1e-9
@@ -110,12 +117,6 @@ def _check_bool(name: str, value: Any) -> bool:
     return value
 
 
-def _check_trend(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= -1:
-        raise ParameterError("trend", value, "a finite yearly growth rate > -1 (e.g. 0.02 for 2% a year)")
-    return float(value)
-
-
 def _check_carve_out(value: Any) -> tuple[str, ...]:
     allowed = f"a list of disciplines from {list(DISCIPLINES)}, not all of them"
     if isinstance(value, str):
@@ -134,7 +135,8 @@ def _check_carve_out(value: Any) -> tuple[str, ...]:
 def _check_corridors(value: Any) -> tuple[tuple[float, float], ...]:
     allowed = (
         "a list of (upper bound as share of benchmark, sharing rate) bands with increasing "
-        "bounds > 0 and rates in [0, 1], e.g. [(0.02, 1.0), (0.05, 0.5), (1e9, 0.1)]"
+        "bounds > 0 (at most 1e9, which stands for 'no bound') and rates in [0, 1], "
+        "e.g. [(0.02, 1.0), (0.05, 0.5), (1e9, 0.1)]"
     )
     if value is None:
         return ()
@@ -146,7 +148,7 @@ def _check_corridors(value: Any) -> tuple[tuple[float, float], ...]:
             raise ParameterError("corridors", value, allowed)
         bound, rate = band
         numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (bound, rate))
-        if not numbers or math.isnan(bound) or not bound > previous or not 0 <= rate <= 1:
+        if not numbers or not math.isfinite(bound) or not previous < bound <= MAX_BOUND or not 0 <= rate <= 1:
             raise ParameterError("corridors", value, allowed)
         bands.append((float(bound), float(rate)))
         previous = bound
@@ -161,7 +163,7 @@ def _check_glide_path(value: Any) -> tuple[float, ...]:
         raise ParameterError("glide_path", value, allowed)
     rates = []
     for rate in value:
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+        if rate not in SHARE:
             raise ParameterError("glide_path", value, allowed)
         rates.append(float(rate))
     return tuple(rates)
@@ -178,8 +180,8 @@ class _Benchmarked(PaymentScheme):
 
     def _set_benchmark(self, benchmark: Any, level: Any, trend: Any, carve_out: Any) -> None:
         self.benchmark = _check_choice("benchmark", benchmark, BENCHMARKS)
-        self.level = _check_nonnegative("level", level)
-        self.trend = _check_trend(trend)
+        self.level = self._checked("level", level)
+        self.trend = self._checked("trend", trend)
         self.carve_out = _check_carve_out(carve_out)
 
     def _carved(self) -> np.ndarray:
@@ -233,6 +235,7 @@ class GlobalBudget(_Benchmarked):
     """
 
     name = "global_budget"
+    ranges = {**BENCHMARK_RANGES, "carve_out_fee_to_cost": RATIO}
     description = "Fixed budget per month from a normative, regional or historical benchmark; carve-outs paid FFS."
     prospective = True
     risk_bearing = True
@@ -247,7 +250,7 @@ class GlobalBudget(_Benchmarked):
         carve_out_fee_to_cost: float = 1.25,
     ):
         self._set_benchmark(benchmark, level, trend, carve_out)
-        self.carve_out_fee_to_cost = _check_nonnegative("carve_out_fee_to_cost", carve_out_fee_to_cost)
+        self.carve_out_fee_to_cost = self._checked("carve_out_fee_to_cost", carve_out_fee_to_cost)
 
     def carve_out_fees(self, obs: Observation) -> np.ndarray:
         """Fee-for-service payment for the carved-out disciplines' services."""
@@ -296,6 +299,24 @@ class SharedSavings(_Benchmarked):
     """
 
     name = "shared_savings"
+    ranges = {
+        **BENCHMARK_RANGES,
+        "glide_path": SHARE,  # each loss rate (checked by _check_glide_path)
+        **dict.fromkeys(
+            (
+                "savings_rate",
+                "loss_rate",
+                "min_savings_rate",
+                "min_loss_rate",
+                "savings_cap",
+                "loss_cap",
+                "quality_gate",
+                "reinsured_share",
+                "reinsured_outlier_share",
+            ),
+            SHARE,
+        ),
+    }
     description = "Add-on: yearly reconciliation sharing savings (and losses) against a benchmark; can be negative."
     settlement_months = 12
     add_on = True
@@ -342,21 +363,21 @@ class SharedSavings(_Benchmarked):
         reinsured_share: float = 0.0,
         reinsured_outlier_share: float = 0.0,
     ):
-        self.savings_rate = _check_share("savings_rate", savings_rate)
-        self.loss_rate = _check_share("loss_rate", loss_rate)
-        self.min_savings_rate = _check_share("min_savings_rate", min_savings_rate)
-        self.min_loss_rate = _check_share("min_loss_rate", min_loss_rate)
+        self.savings_rate = self._checked("savings_rate", savings_rate)
+        self.loss_rate = self._checked("loss_rate", loss_rate)
+        self.min_savings_rate = self._checked("min_savings_rate", min_savings_rate)
+        self.min_loss_rate = self._checked("min_loss_rate", min_loss_rate)
         self.first_dollar = _check_bool("first_dollar", first_dollar)
-        self.savings_cap = _check_share("savings_cap", savings_cap)
-        self.loss_cap = _check_share("loss_cap", loss_cap)
+        self.savings_cap = self._checked("savings_cap", savings_cap)
+        self.loss_cap = self._checked("loss_cap", loss_cap)
         self.corridors = _check_corridors(corridors)
-        self.quality_gate = _check_share("quality_gate", quality_gate)
+        self.quality_gate = self._checked("quality_gate", quality_gate)
         self.quality_scaled = _check_bool("quality_scaled", quality_scaled)
         self.glide_path = _check_glide_path(glide_path)
         self._set_benchmark(benchmark, level, trend, carve_out)
         self.basis = _check_choice("basis", basis, BASES)
-        self.reinsured_share = _check_share("reinsured_share", reinsured_share)
-        self.reinsured_outlier_share = _check_share("reinsured_outlier_share", reinsured_outlier_share)
+        self.reinsured_share = self._checked("reinsured_share", reinsured_share)
+        self.reinsured_outlier_share = self._checked("reinsured_outlier_share", reinsured_outlier_share)
         # consistency across parameters, after each one is valid on its own
         if self.glide_path and self.loss_rate > 0:
             raise ParameterError(
@@ -447,11 +468,12 @@ class StopLoss(PaymentScheme):
     """
 
     name = "stop_loss"
+    ranges = {"share": SHARE}
     description = "Add-on: purchaser pays a share of patients' yearly cost above the stop-loss attachment point."
     add_on = True
 
     def __init__(self, *, share: float = 0.9):
-        self.share = _check_share("share", share)
+        self.share = self._checked("share", share)
 
     @override
     def pay(self, obs: Observation) -> np.ndarray:
@@ -473,6 +495,7 @@ class QualityGate(_Benchmarked):
     """
 
     name = "quality_gate"
+    ranges = {**BENCHMARK_RANGES, "share": SHARE, "threshold": SHARE}
     description = "Add-on: a gated part of the base (share of benchmark), paid yearly only if quality >= threshold."
     settlement_months = 12
     add_on = True
@@ -488,8 +511,8 @@ class QualityGate(_Benchmarked):
         trend: float = 0.0,
         carve_out: tuple[str, ...] | list[str] = (),
     ):
-        self.share = _check_share("share", share)
-        self.threshold = _check_share("threshold", threshold)
+        self.share = self._checked("share", share)
+        self.threshold = self._checked("threshold", threshold)
         self._set_benchmark(benchmark, level, trend, carve_out)
 
     @override
@@ -528,9 +551,12 @@ class ReadmissionPenalty(PaymentScheme):
     add_on = True
     contingent_share = 1.0
 
+    #: cap: a share of case value; multiplier: up to 10 x the excess ratio (HRRP uses 1).
+    ranges = {"cap": SHARE, "multiplier": Range(0.0, 10.0)}
+
     def __init__(self, *, cap: float = 0.03, multiplier: float = 1.0):
-        self.cap = _check_share("cap", cap)
-        self.multiplier = _check_nonnegative("multiplier", multiplier)
+        self.cap = self._checked("cap", cap)
+        self.multiplier = self._checked("multiplier", multiplier)
 
     @override
     def pay(self, obs: Observation) -> np.ndarray:
@@ -560,9 +586,11 @@ class OutcomeBonus(PaymentScheme):
     settlement_months = 12
     add_on = True
     contingent_share = 1.0
+    #: EUR per event: up to EUR 1 million, far above the cost of any episode in the model.
+    ranges = {"bonus_per_event": Range(0.0, 1_000_000.0)}
 
     def __init__(self, *, bonus_per_event: float = 10_000.0, outcome: str = "acute_events", two_sided: bool = False):
-        self.bonus_per_event = _check_nonnegative("bonus_per_event", bonus_per_event)
+        self.bonus_per_event = self._checked("bonus_per_event", bonus_per_event)
         self.outcome = _check_choice("outcome", outcome, OUTCOME_EVENTS)
         self.two_sided = _check_bool("two_sided", two_sided)
 
@@ -658,7 +686,7 @@ def vbp_contract(**params: Any) -> PaymentScheme:
     if "glide_path" in params and params["glide_path"] and "loss_rate" not in params:
         p["loss_rate"] = 0.0
     gated = _check_share("gated_share", p["gated_share"])
-    level = _check_nonnegative("level", p["level"])
+    level = GlobalBudget._checked("level", p["level"])
     benchmark = {"benchmark": p["benchmark"], "trend": p["trend"], "carve_out": p["carve_out"]}
     parts: list[tuple[float, PaymentScheme]] = [
         (

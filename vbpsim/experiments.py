@@ -10,8 +10,11 @@ paired replications into means with confidence intervals.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import os
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +27,7 @@ import pandas as pd
 from .errors import ParameterError
 from .metrics import equity_table, indicators, value_dimensions
 from .model import VBPModel, check_seed
-from .parameters import SECTIONS, Scenario
+from .parameters import SECTIONS, Scenario, locate
 from .scenarios import load_scenario
 from .schemes import PaymentScheme
 
@@ -63,8 +66,8 @@ class Result:
         """Write ``summary.json`` and ``timeseries.csv`` into ``out_dir`` (atomically)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out / "summary.json", json.dumps(self.summary(), indent=2, default=_jsonable))
-        _write_atomic(out / "timeseries.csv", self.timeseries.to_csv(index=False))
+        write_atomic(out / "summary.json", json.dumps(self.summary(), indent=2, default=_jsonable))
+        write_atomic(out / "timeseries.csv", self.timeseries.to_csv(index=False))
         return out
 
 
@@ -76,11 +79,24 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file so an interrupted run never leaves half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file whole or not at all, never through a link.
+
+    The text goes to a new, uniquely named temporary file in the same folder (created
+    exclusively, so a planted link or file there is never followed or overwritten) and is
+    then renamed over ``path``. A ``path`` that is a symbolic link is refused.
+    """
+    if path.is_symlink():
+        raise ParameterError("out_dir", str(path), "a folder whose result files are not symbolic links")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -94,6 +110,31 @@ def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str
         else:
             scheme_part[key] = value
     return scenario_part, scheme_part
+
+
+def _refuse_shadowed(scheme: Any, years: Any, scenario_over: dict[str, Any], scheme_params: dict[str, Any]) -> None:
+    """An override that another argument would silently replace is an error, not ignored."""
+    located = {locate(key, value): key for key, value in scenario_over.items()}
+    shadows = {
+        ("simulation", "years"): ("years", years, years is not None),
+        ("contract", "scheme"): ("scheme", scheme, scheme is not None),
+        ("contract", "params"): (
+            "scheme" if scheme is not None else next(iter(scheme_params), ""),
+            scheme if scheme is not None else scheme_params.get(next(iter(scheme_params), "")),
+            scheme is not None or bool(scheme_params),
+        ),
+    }
+    if isinstance(scheme, str) and scheme == STATUS_QUO:  # continues the scenario's own status quo, open-ended
+        for name in ("length_years", "status_quo", "status_quo_params"):
+            shadows[("contract", name)] = ("scheme", scheme, True)
+    for target, (argument, value, given) in shadows.items():
+        if given and target in located:
+            key = located[target]
+            raise ParameterError(
+                key,
+                scenario_over[key],
+                f"shadowed by {argument}={value!r}, which sets {'.'.join(target)}; give only one of them",
+            )
 
 
 def build_model(
@@ -123,6 +164,7 @@ def _scenario_and_contract(
     """The validated scenario of a run and, when given as an object, its contract."""
     base = load_scenario(scenario)
     scenario_over, scheme_params = split_overrides(overrides)
+    _refuse_shadowed(scheme, years, scenario_over, scheme_params)
     if years is not None:
         if isinstance(years, bool) or not isinstance(years, int) or years <= 0:
             raise ParameterError("years", years, "a whole number of years > 0")

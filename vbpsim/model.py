@@ -37,6 +37,7 @@ from .agents import (
     task_value,
 )
 from .errors import ParameterError
+from .limits import check_memory
 from .parameters import DISCIPLINES, INNOVATION_TYPES, Scenario, risk_adjustment_r2
 from .population import (
     ACUTE,
@@ -149,6 +150,7 @@ class VBPModel(mesa.Model):
         self.seed_value = check_seed(seed)
         super().__init__(rng=self.seed_value)
         self.config = scenario if scenario is not None else Scenario()
+        check_memory(self.config)  # refuse a run the machine cannot hold before allocating it
         contract = self.config.contract
         name = scheme if scheme is not None else contract.scheme
         params = contract.params if scheme is None or isinstance(scheme, str) else None

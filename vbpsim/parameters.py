@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ParameterError
 
@@ -45,19 +45,42 @@ def param(default: Any, unit: str, source: str, description: str, **constraints:
 
 
 class Section(BaseModel):
-    """A scenario section: unknown keys and wrong types are errors, not silent defaults."""
+    """A scenario section: unknown keys and wrong types are errors, not silent defaults.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
+    Types are strict: text (``"1"``), bytes (``b"1"``) and booleans are never read as
+    numbers, and a whole number field refuses ``2.5`` and ``2.0`` alike. Only the CLI's
+    ``--set KEY=VALUE`` turns text into values (it reads them as JSON). Every number has a
+    finite allowed range in its field (``ge``/``gt`` and ``le``/``lt``), which the ODD tables show.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_numbers(cls, data: Any) -> Any:
+        """Numpy scalars (e.g. from a sweep's sample matrix) count as the Python numbers they hold."""
+        if isinstance(data, dict):
+            return {key: _plain(value) for key, value in data.items()}
+        return data
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as its Python value (one level into a keyed table); anything else unchanged."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {key: item.item() if isinstance(item, np.generic) else item for key, item in value.items()}
+    return value
 
 
 class PopulationParams(Section):
     """Who the patients are: age, chronic risk factors and how much of risk is hidden."""
 
-    n_patients: int = param(10_000, "persons", ASSUMPTION, "Initial population size.", ge=10)
+    n_patients: int = param(10_000, "persons", ASSUMPTION, "Initial population size.", ge=10, le=10_000_000)
     age_mean: float = param(62.0, "years", "adult population at stroke risk; ASSUMPTION", "Mean age.", ge=18, le=100)
-    age_sd: float = param(12.0, "years", ASSUMPTION, "Standard deviation of age.", ge=0)
-    age_min: float = param(40.0, "years", ASSUMPTION, "Youngest age in the population.", ge=18)
-    age_max: float = param(95.0, "years", ASSUMPTION, "Oldest age in the population.", le=110)
+    age_sd: float = param(12.0, "years", ASSUMPTION, "Standard deviation of age.", ge=0, le=50)
+    age_min: float = param(40.0, "years", ASSUMPTION, "Youngest age in the population.", ge=18, le=110)
+    age_max: float = param(95.0, "years", ASSUMPTION, "Oldest age in the population.", ge=18, le=110)
     hypertension_prevalence_60: float = param(
         0.35,
         "share",
@@ -78,7 +101,7 @@ class PopulationParams(Section):
         le=1,
     )
     condition_odds_per_decade: float = param(
-        1.6, "odds ratio", ASSUMPTION, "Odds of each condition per 10 years of age.", gt=0
+        1.6, "odds ratio", ASSUMPTION, "Odds of each condition per 10 years of age.", gt=0, le=10
     )
     condition_incidence: float = param(
         0.015,
@@ -126,6 +149,7 @@ class PopulationParams(Section):
         "Cattel et al. 2018, Section 4.2.4",
         "Noise in a provider's reading of a patient's private risk.",
         ge=0,
+        le=5,
     )
     switch_rate: float = param(
         0.02,
@@ -160,6 +184,7 @@ class ClinicalParams(Section):
         "stroke risk roughly doubles per decade after 55",
         "Stroke hazard ratio per 10 years of age.",
         gt=0,
+        le=10,
     )
     stroke_hr: dict[str, float] = param(
         {"hypertension": 2.0, "diabetes": 1.8, "atrial_fibrillation": 4.0},
@@ -209,6 +234,7 @@ class ClinicalParams(Section):
         "Gompertz law, human adults",
         "Log-increase of mortality per year.",
         ge=0,
+        le=0.5,
     )
     undertreatment_harm: float = param(
         0.6,
@@ -216,6 +242,7 @@ class ClinicalParams(Section):
         ASSUMPTION,
         "Extra relative hazard of adverse transitions with no care at all (intensity 0).",
         ge=0,
+        le=10,
     )
     overtreatment_harm: float = param(
         0.3,
@@ -223,6 +250,7 @@ class ClinicalParams(Section):
         "calibrated to the status quo's low-value share (calibration/targets.toml)",
         "Curvature of benefit beyond the optimum: b(x)=1-h(x-1)^2 for x>1.",
         ge=0,
+        le=10,
     )
     delivery_noise: float = param(
         0.2,
@@ -247,16 +275,17 @@ class ClinicalParams(Section):
         "Dutch reference values (Zwaap et al. 2015)",
         "Value of a QALY for net monetary benefit.",
         ge=0,
+        le=1_000_000,
     )
 
 
 class ProviderParams(Section):
     """Providers: how many of each discipline and how they weigh money against health."""
 
-    n_gp: int = param(24, "providers", ASSUMPTION, "GP practices.", ge=1)
-    n_hospital: int = param(6, "providers", ASSUMPTION, "Hospitals.", ge=1)
-    n_rehab: int = param(6, "providers", ASSUMPTION, "Rehabilitation centres.", ge=1)
-    n_nursing: int = param(6, "providers", ASSUMPTION, "Nursing/home-care organisations.", ge=1)
+    n_gp: int = param(24, "providers", ASSUMPTION, "GP practices.", ge=1, le=10_000)
+    n_hospital: int = param(6, "providers", ASSUMPTION, "Hospitals.", ge=1, le=10_000)
+    n_rehab: int = param(6, "providers", ASSUMPTION, "Rehabilitation centres.", ge=1, le=10_000)
+    n_nursing: int = param(6, "providers", ASSUMPTION, "Nursing/home-care organisations.", ge=1, le=10_000)
     altruism_mean: float = param(
         0.72,
         "weight (0-1)",
@@ -272,6 +301,7 @@ class ProviderParams(Section):
         "cost-effective guideline care; ASSUMPTION",
         "Patient's health value of guideline care relative to its cost.",
         gt=0,
+        le=100,
     )
     loss_aversion: float = param(
         2.25,
@@ -279,9 +309,10 @@ class ProviderParams(Section):
         "Tversky & Kahneman 1992",
         "Weight of a loss relative to an equal gain.",
         ge=1,
+        le=10,
     )
     capacity_slack: float = param(
-        1.3, "ratio", ASSUMPTION, "Capacity relative to the initial panel's guideline need.", gt=0
+        1.3, "ratio", ASSUMPTION, "Capacity relative to the initial panel's guideline need.", gt=0, le=10
     )
     overtime_premium: float = param(
         0.2,
@@ -289,13 +320,14 @@ class ProviderParams(Section):
         "overtime pay on staff cost; ASSUMPTION (below the default FFS margin)",
         "Extra unit cost for work beyond capacity.",
         ge=0,
+        le=5,
     )
-    reserve_months: float = param(3.0, "months of cost", ASSUMPTION, "Initial financial reserves.", ge=0)
-    intensity_min: float = param(0.1, "x optimum", ASSUMPTION, "Lowest intensity.", ge=0)
-    intensity_max: float = param(2.5, "x optimum", ASSUMPTION, "Highest intensity.", gt=0)
-    initial_intensity: float = param(1.0, "x optimum", ASSUMPTION, "Starting intensity.", ge=0)
+    reserve_months: float = param(3.0, "months of cost", ASSUMPTION, "Initial financial reserves.", ge=0, le=120)
+    intensity_min: float = param(0.1, "x optimum", ASSUMPTION, "Lowest intensity.", ge=0, le=10)
+    intensity_max: float = param(2.5, "x optimum", ASSUMPTION, "Highest intensity.", gt=0, le=10)
+    initial_intensity: float = param(1.0, "x optimum", ASSUMPTION, "Starting intensity.", ge=0, le=10)
     search_step: float = param(
-        0.05, "x optimum", "local search (bounded rationality)", "Step of the local search.", gt=0
+        0.05, "x optimum", "local search (bounded rationality)", "Step of the local search.", gt=0, le=1
     )
     choice_noise: float = param(
         0.02,
@@ -303,6 +335,7 @@ class ProviderParams(Section):
         "logit choice (McFadden 1974)",
         "Logit temperature relative to the value of the provider's care.",
         gt=0,
+        le=10,
     )
     learning_rate: float = param(
         0.3,
@@ -330,7 +363,7 @@ class ProviderParams(Section):
         "Yearly cost of practising away from one's habit: change_cost x stake x (decision - habit)^2, "
         "with the stake of each decision dimension as in its choice noise (0 = no inertia).",
         ge=0,
-        le=100,
+        le=200,
     )
     habit_rate: float = param(
         1.0,
@@ -393,6 +426,7 @@ class EffortParams(Section):
         "Time budget B of each quality task as a share of yearly guideline care cost; "
         "effort disutility is (sum_t B_t e_t)^2 / (2 sum_t B_t).",
         ge=0,
+        le=10,
     )
     initial_effort: float = param(0.3, "0-1", ASSUMPTION, "Starting level of every effort task.", ge=0, le=1)
     effort_step: float = param(0.05, "0-1", "local search", "Step of the effort local search.", gt=0, le=1)
@@ -434,6 +468,7 @@ class EffortParams(Section):
         "about 2 hours of a case manager; ASSUMPTION",
         "Time cost of fully coordinating one hand-off.",
         ge=0,
+        le=100_000,
     )
     prevention_cost: float = param(
         50.0,
@@ -441,6 +476,7 @@ class EffortParams(Section):
         ASSUMPTION,
         "Time cost of full prevention for one patient at risk.",
         ge=0,
+        le=100_000,
     )
     data_half_life_months: float = param(
         12.0,
@@ -448,9 +484,10 @@ class EffortParams(Section):
         "stroke-care case: limited access to real-time data for improving care",
         "Data lag at which quality and coordination efforts lose half their effect.",
         gt=0,
+        le=1200,
     )
     prevention_buildup: float = param(
-        0.5, "1/year", ASSUMPTION, "Rate at which a patient's prevention stock follows GP effort.", gt=0
+        0.5, "1/year", ASSUMPTION, "Rate at which a patient's prevention stock follows GP effort.", gt=0, le=12
     )
 
 
@@ -470,7 +507,7 @@ class SelectionParams(Section):
         0.5, "1/year", ASSUMPTION, "Yearly rate of steering at full selection effort.", ge=0, le=12
     )
     steering_cost: float = param(
-        200.0, "EUR per patient", ASSUMPTION, "Time cost of steering one patient away at full effort.", ge=0
+        200.0, "EUR per patient", ASSUMPTION, "Time cost of steering one patient away at full effort.", ge=0, le=100_000
     )
     steering_harm: float = param(
         0.25,
@@ -495,7 +532,7 @@ class GroupParams(Section):
         "Solo contracts; groups of GPs; each region's hospital with its rehab centre (a bundle holder); "
         "or each region's whole chain (GPs, hospital, rehab, nursing) as one group.",
     )
-    group_size: int = param(1, "GPs", "Cattel et al. 2018, Section 5.1", "GPs per group (gp_groups).", ge=1)
+    group_size: int = param(1, "GPs", "Cattel et al. 2018, Section 5.1", "GPs per group (gp_groups).", ge=1, le=10_000)
     distribution: Literal["equal", "panel", "contribution"] = param(
         "equal",
         "equal | panel | contribution",
@@ -507,13 +544,14 @@ class GroupParams(Section):
 class InnovationParams(Section):
     """Innovations: arrivals, up-front cost and the three types of Section 2."""
 
-    arrival_rate: float = param(1.0, "1/year", ASSUMPTION, "Innovations arriving per year.", ge=0)
+    arrival_rate: float = param(1.0, "1/year", ASSUMPTION, "Innovations arriving per year.", ge=0, le=24)
     upfront_months: float = param(
         2.0,
         "months of care value",
         ASSUMPTION,
         "Up-front cost of adopting, in months of guideline care.",
         ge=0,
+        le=120,
     )
     need_change: dict[str, float] = param(
         {"cost_saving": -0.10, "cost_effective": 0.15, "low_value": 0.10},
@@ -541,7 +579,7 @@ class ShiftingParams(Section):
         le=1,
     )
     shift_inefficiency: float = param(
-        0.1, "share of cost", ASSUMPTION, "Extra cost of shifted care over the care it replaces.", ge=0
+        0.1, "share of cost", ASSUMPTION, "Extra cost of shifted care over the care it replaces.", ge=0, le=10
     )
     max_shift: float = param(0.8, "share", ASSUMPTION, "Largest share of rehab that can be shifted.", ge=0, le=1)
 
@@ -609,6 +647,7 @@ class PurchaserParams(Section):
         "outlier risk sharing (Cattel et al. 2018, Section 4.2.5.1)",
         "A patient's monthly cost in a discipline above this multiple of the mean case cost is outlier cost.",
         gt=0,
+        le=1000,
     )
     stop_loss_attachment: float = param(
         20_000.0,
@@ -616,9 +655,10 @@ class PurchaserParams(Section):
         "reinsurance / stop-loss (Cattel et al. 2018, Section 4.2.5.1)",
         "A patient's yearly cost with one provider above this is stop-loss excess.",
         gt=0,
+        le=10_000_000,
     )
     quality_measurement_noise: float = param(
-        0.03, "indicator units", ASSUMPTION, "SD of noise in measured quality indicators.", ge=0
+        0.03, "indicator units", ASSUMPTION, "SD of noise in measured quality indicators.", ge=0, le=1
     )
 
 
@@ -639,6 +679,7 @@ class ContractParams(Section):
         "Cattel et al. 2018, Section 4.2.3.2",
         "Contract length; gains after its end are not the provider's (0 = the whole run).",
         ge=0,
+        le=100,
     )
     status_quo: str = param(
         "ffs",
@@ -657,7 +698,7 @@ class ContractParams(Section):
 class SimulationParams(Section):
     """The horizon and the time step."""
 
-    years: int = param(10, "years", ASSUMPTION, "Simulated years after the switch to the contract.", ge=1, le=200)
+    years: int = param(10, "years", ASSUMPTION, "Simulated years after the switch to the contract.", ge=1, le=100)
     history_years: int = param(
         5,
         "years",
@@ -674,7 +715,7 @@ class SimulationParams(Section):
         ge=0,
         le=50,
     )
-    steps_per_year: int = param(12, "steps", "SPEC: one month", "Time steps per year.", ge=1, le=365)
+    steps_per_year: int = param(12, "steps", "SPEC: one month", "Time steps per year.", ge=1, le=52)
 
 
 class Scenario(Section):
@@ -700,7 +741,7 @@ class Scenario(Section):
         """Return a copy with fields replaced; keys are a field name or `section.field`."""
         data = self.model_dump()
         for key, value in overrides.items():
-            section, field = _locate(key, value)
+            section, field = locate(key, value)
             data[section][field] = value
         return build_scenario(data)
 
@@ -712,7 +753,7 @@ SECTIONS: dict[str, type[Section]] = {
 }
 
 
-def _locate(key: str, value: Any = "(override)") -> tuple[str, str]:
+def locate(key: str, value: Any = "(override)") -> tuple[str, str]:
     """Find the section of a flat or dotted override key, or raise a clear error."""
     if "." in key:
         section, field = key.split(".", 1)
@@ -725,6 +766,26 @@ def _locate(key: str, value: Any = "(override)") -> tuple[str, str]:
     raise ParameterError(key, value, "not a scenario parameter (see `vbpsim scenarios` and docs/ODD.md)")
 
 
+NUMBER_ERRORS = ("int_type", "float_type", "int_from_float", "bool_type")
+
+
+#: Deepest nesting of tables and lists accepted in any input (a scenario needs 5 levels:
+#: contract, params, corridors, a band, its numbers).
+MAX_NESTING = 8
+
+
+def check_nesting(name: str, value: Any, limit: int = MAX_NESTING) -> None:
+    """Refuse input nested deeper than ``limit`` levels (checked without recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth >= limit:
+                raise ParameterError(name, "(deeply nested)", f"nested more than {limit} levels deep")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
 def build_scenario(data: dict[str, Any]) -> Scenario:
     """Validate a nested dict into a Scenario, turning pydantic errors into one-line ones."""
     try:
@@ -733,6 +794,10 @@ def build_scenario(data: dict[str, Any]) -> Scenario:
         first = exc.errors()[0]
         path = ".".join(str(p) for p in first["loc"])
         message = first["msg"]
+        if first["type"] in NUMBER_ERRORS and isinstance(first.get("input"), str | bytes | bool):
+            message += " (text, bytes and true/false are not read as numbers)"
+        elif first["type"] == "int_type" and isinstance(first.get("input"), float):
+            message += " (a whole number written without a decimal point or exponent, e.g. 4000 not 4e3)"
         if first["type"] == "extra_forbidden":
             owner = Scenario
             for part in first["loc"][:-1]:
@@ -743,9 +808,20 @@ def build_scenario(data: dict[str, Any]) -> Scenario:
     return scenario
 
 
+#: Keyed tables: their keys and the allowed range of each value, ``(low, high]`` (``[0, 1]``
+#: for utilities); shown in the ODD tables and default.toml.
+TABLE_RANGES: dict[str, tuple[tuple[str, ...], float, float]] = {
+    "clinical.unit_cost": (DISCIPLINES, 0.0, 1_000_000.0),
+    "clinical.stroke_hr": (CONDITIONS, 0.0, 100.0),
+    "clinical.qol": (HEALTH_STATES[:-1], 0.0, 1.0),
+    "innovation.need_change": (INNOVATION_TYPES, -1.0, 10.0),
+    "innovation.health_gain": (INNOVATION_TYPES, -1.0, 10.0),
+}
+
+
 def _check_consistency(scenario: Scenario) -> None:
     """Cross-field rules that single-field constraints cannot express."""
-    pop, prov, clin = scenario.population, scenario.providers, scenario.clinical
+    pop, prov = scenario.population, scenario.providers
     if pop.age_min >= pop.age_max:
         raise ParameterError("population.age_min", pop.age_min, f"must be < age_max={pop.age_max}")
     if not prov.intensity_min < prov.intensity_max:
@@ -760,22 +836,14 @@ def _check_consistency(scenario: Scenario) -> None:
             prov.initial_intensity,
             f"must lie in [{prov.intensity_min}, {prov.intensity_max}]",
         )
-    _check_table("clinical.unit_cost", clin.unit_cost, DISCIPLINES, positive=True)
     level = scenario.purchaser.risk_adjustment
     if not isinstance(level, str) and (isinstance(level, bool) or not 0.0 <= level <= 1.0):
         raise ParameterError(
             "purchaser.risk_adjustment", level, f"one of {list(RISK_ADJUSTMENT_LEVELS)} or an R^2 in [0, 1]"
         )
-    _check_table("clinical.stroke_hr", clin.stroke_hr, CONDITIONS, positive=True)
-    _check_table("clinical.qol", clin.qol, HEALTH_STATES[:-1], unit_interval=True)
-    inno = scenario.innovation
-    for name in ("need_change", "health_gain"):
-        table = getattr(inno, name)
-        if set(table) != set(INNOVATION_TYPES):
-            raise ParameterError(f"innovation.{name}", table, f"needs exactly the keys {list(INNOVATION_TYPES)}")
-        for key, value in table.items():
-            if not -1 < value < 10:
-                raise ParameterError(f"innovation.{name}.{key}", value, "a number in (-1, 10)")
+    for name, (keys, low, high) in TABLE_RANGES.items():
+        section, field = name.split(".")
+        _check_table(name, getattr(getattr(scenario, section), field), keys, low, high)
 
 
 def risk_adjustment_r2(scenario: Scenario) -> float:
@@ -784,22 +852,19 @@ def risk_adjustment_r2(scenario: Scenario) -> float:
     return RISK_ADJUSTMENT_LEVELS[level] if isinstance(level, str) else float(level)
 
 
-def _check_table(
-    name: str,
-    table: dict[str, float],
-    keys: tuple[str, ...],
-    *,
-    positive: bool = False,
-    unit_interval: bool = False,
-) -> None:
-    """A keyed table must have exactly the expected keys and finite values in range."""
+def _check_table(name: str, table: dict[str, float], keys: tuple[str, ...], low: float, high: float) -> None:
+    """A keyed table must have exactly the expected keys and finite numbers in ``(low, high]`` (``[0, 1]`` for QoL)."""
     if set(table) != set(keys):
         raise ParameterError(name, table, f"needs exactly the keys {list(keys)}")
+    closed = low == 0 and high == 1
+    allowed = "a number in [0, 1]" if closed else f"a number > {_num(low)} and <= {_num(high)}"
     for key, value in table.items():
-        if not isinstance(value, int | float) or not np.isfinite(value):
-            raise ParameterError(f"{name}.{key}", value, "a finite number")
-        bad_sign = positive and not value > 0
-        bad_range = unit_interval and not 0 <= value <= 1
-        if bad_sign or bad_range or value != value:
-            allowed = "a number > 0" if positive else "a number in [0, 1]"
+        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+            raise ParameterError(f"{name}.{key}", value, f"a finite number ({allowed})")
+        if not (low <= value if closed else low < value) or not value <= high:
             raise ParameterError(f"{name}.{key}", value, allowed)
+
+
+def _num(value: float) -> str:
+    """A bound as people write it: 1000000 rather than 1e+06, 0.5 as 0.5."""
+    return str(int(value)) if float(value).is_integer() else repr(value)

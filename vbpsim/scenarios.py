@@ -9,15 +9,18 @@ monthly) and lists every parameter with its default, unit, allowed range and sou
 ``vbpsim scenarios --show default > my.toml`` starts a scenario of your own.
 
 A file sets only what it changes: every missing key takes the model's default. It may also
-start from another scenario with ``extends = "small"`` (a built-in name, or a path relative
-to the file); the sections of the two are merged key by key, except that a file which sets
-``contract.scheme`` drops the base's ``contract.params`` (they belong to the base's scheme).
+start from another scenario with ``extends = "small"`` (a built-in name, or a ``.toml`` file
+in the extending file's folder or below it, given relative to the file); the sections of the
+two are merged key by key, except that a file which sets ``contract.scheme`` drops the base's
+``contract.params`` (they belong to the base's scheme).
 
 Loading is data only: the file is parsed with :mod:`tomllib`, never evaluated or
 imported. Everything is validated on load, including the contract (its scheme name and
 parameters go through :func:`~vbpsim.schemes.make_scheme`), so a bad file fails before
 any run with a one-line :class:`ScenarioFileError` naming the file, the key path, the value
-and what is allowed.
+and what is allowed. Only ``.toml`` files are read, at most ``MAX_FILE_BYTES`` long and
+``MAX_NESTING`` levels deep, and ``extends`` never leaves the extending file's folder, so a
+scenario cannot make vbpsim read, or echo in an error, any other file on the machine.
 """
 
 from __future__ import annotations
@@ -32,13 +35,17 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from .errors import ParameterError
-from .parameters import SECTIONS, Scenario, build_scenario
+from .parameters import MAX_NESTING, SECTIONS, TABLE_RANGES, Scenario, build_scenario, check_nesting
 from .schemes import SCHEMES, make_scheme
 
 #: Folder of the built-in scenario files inside the installed package.
 SCENARIO_DIR = "scenario_files"
 EXTENSION = ".toml"
 MAX_VALUE_CHARS = 80
+#: Largest scenario file read (the full default.toml is about 20 kB).
+MAX_FILE_BYTES = 1_000_000
+#: Longest chain of files that ``extends`` one another.
+MAX_EXTENDS = 16
 
 
 class ScenarioFileError(ParameterError):
@@ -88,6 +95,8 @@ def list_scenarios() -> dict[str, str]:
 def scenario_text(name: str | os.PathLike[str]) -> str:
     """The TOML text of a built-in scenario (or of a scenario file), to show or copy."""
     path = _resolve(name)
+    if path not in builtin_files().values():
+        load_scenario_file(path)  # print only a file that is a valid scenario, never other content
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -171,6 +180,8 @@ def _resolve(scenario: Any) -> Path:
     path = Path(scenario).expanduser()
     looks_like_path = scenario.endswith(EXTENSION) or os.sep in scenario or "/" in scenario
     if path.is_file():
+        if path.suffix != EXTENSION or path.resolve().suffix != EXTENSION:
+            raise ParameterError("scenario", scenario, f"not a {EXTENSION} file ({allowed})")
         return path
     if path.exists():
         raise ParameterError("scenario", scenario, f"not a file ({allowed})")
@@ -184,13 +195,22 @@ def _resolve(scenario: Any) -> Path:
 def _read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file as data (never code); errors name the file and the line."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ParameterError("scenario", str(path), f"no such file: {path.absolute()}") from None
     except OSError as exc:
         raise ScenarioFileError(
             path, "file", str(path), "a readable file", message=f"cannot be read ({exc.strerror or exc})"
         ) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioFileError(
+            path,
+            "file",
+            str(path),
+            "a scenario file",
+            message=f"larger than {MAX_FILE_BYTES:,} bytes: not a scenario file",
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -198,7 +218,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
             path, "file", str(path), "UTF-8 text", message=f"not UTF-8 text (bad byte at offset {exc.start})"
         ) from None
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
+    except RecursionError:
+        raise ScenarioFileError(
+            path, "file", str(path), "TOML", message=f"not a scenario: nested more than {MAX_NESTING} levels deep"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = re.search(r"\(at line (\d+), column \d+\)", message)
@@ -208,9 +232,26 @@ def _read_toml(path: Path) -> dict[str, Any]:
             number = int(match.group(1))
             line = lines[number - 1].strip() if 0 < number <= len(lines) else ""
             raise ScenarioFileError(
-                path, f"line {number}", line, reason, message=f"line {number} {line!r} is not valid TOML: {reason}"
+                path,
+                f"line {number}",
+                line,
+                reason,
+                message=f"line {number} {_excerpt(line)} is not valid TOML: {reason}",
             ) from None
         raise ScenarioFileError(path, "file", str(path), reason, message=f"not valid TOML: {reason}") from None
+    try:
+        check_nesting("file", data)
+    except ParameterError as exc:
+        raise ScenarioFileError(
+            path, "file", str(path), exc.allowed, message=f"not a scenario: {exc.allowed}"
+        ) from None
+    return data
+
+
+def _excerpt(text: str) -> str:
+    """A short quoted excerpt of a line of a file, so a huge line is never echoed whole."""
+    shown = repr(text)
+    return shown if len(shown) <= MAX_VALUE_CHARS else shown[: MAX_VALUE_CHARS - 4] + "...'"
 
 
 def _merged(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
@@ -219,27 +260,42 @@ def _merged(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     if "extends" not in data:
         return data
     base_ref = data.pop("extends")
-    if not isinstance(base_ref, str) or not base_ref.strip():
-        raise ScenarioFileError(path, "extends", base_ref, "a built-in scenario name or a path to a .toml file")
-    builtins = builtin_files()
-    if base_ref in builtins:
-        base_path = builtins[base_ref]
-    else:
-        base_path = Path(base_ref).expanduser()
-        if not base_path.is_absolute():
-            base_path = path.parent / base_path
-        if not base_path.is_file():
-            raise ScenarioFileError(
-                path, "extends", base_ref, f"a built-in scenario {list(builtins)} or an existing file"
-            )
+    base_path = _extended(path, base_ref)
     here = path.resolve()
     seen = (*chain, here)
     if base_path.resolve() in seen:
         raise ScenarioFileError(path, "extends", base_ref, "a scenario that does not extend this one (a cycle)")
+    if len(seen) >= MAX_EXTENDS:
+        raise ScenarioFileError(
+            path, "extends", base_ref, f"a chain of at most {MAX_EXTENDS} files extending each other"
+        )
     base = _merged(base_path, seen)
     base.pop("name", None)
     base.pop("description", None)
     return _merge(base, data)
+
+
+def _extended(path: Path, base_ref: Any) -> Path:
+    """The file an ``extends`` names: a built-in, or a .toml file in the extending file's folder or below.
+
+    Nothing else on the machine is read (absolute paths, ``..`` and links out of the
+    folder are refused), so a scenario file cannot make vbpsim read or echo other files.
+    """
+    builtins = builtin_files()
+    allowed = f"a built-in scenario {list(builtins)} or a {EXTENSION} file in this file's folder or below it"
+    if not isinstance(base_ref, str) or not base_ref.strip():
+        raise ScenarioFileError(path, "extends", base_ref, allowed)
+    if base_ref in builtins:
+        return builtins[base_ref]
+    folder = path.parent.resolve()
+    candidate = path.parent / base_ref
+    target = candidate.resolve()
+    inside = not Path(base_ref).is_absolute() and target.is_relative_to(folder)
+    if not inside or candidate.suffix != EXTENSION or target.suffix != EXTENSION:
+        raise ScenarioFileError(path, "extends", base_ref, allowed)
+    if not target.is_file():
+        raise ScenarioFileError(path, "extends", base_ref, f"{allowed}; no such file")
+    return candidate
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -304,7 +360,7 @@ DEFAULT_HEADER = """\
 #     vbpsim run --scenario my_scenario.toml
 # Every key is optional: a key you delete takes the model's default (the value shown here),
 # so a scenario may list only what it changes. It may also start from another scenario:
-#     extends = "small"    # a built-in name, or a path relative to this file
+#     extends = "small"    # a built-in name, or a .toml file in this file's folder or below
 # The scenario's name is the file name unless you set name = "...".
 # On load, an unknown key, a wrong type, a value out of range or a contract its scheme
 # rejects is an error naming the key. Units and sources of every parameter: docs/ODD.md.
@@ -333,6 +389,10 @@ def _describe(cls: type, field: str) -> str:
             bound = getattr(constraint, attr, None)
             if bound is not None:
                 bounds.append(f"{symbol} {bound}")
+    section = next((name for name, owner in SECTIONS.items() if owner is cls), "")
+    if f"{section}.{field}" in TABLE_RANGES:
+        _, low, high = TABLE_RANGES[f"{section}.{field}"]
+        bounds.append(f"each value {'>=' if (low, high) == (0, 1) else '>'} {low:g}, <= {high:g}")
     if get_origin(info.annotation) is Literal and "|" not in str(unit):
         bounds.append("one of " + ", ".join(repr(a) for a in get_args(info.annotation)))
     if cls.__name__ == "ContractParams" and field == "scheme":

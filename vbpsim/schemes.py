@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, override
@@ -220,6 +221,8 @@ class PaymentScheme:
     settlement_months: int = 1
     # share of the payment contingent on results settled later (bonuses, savings, penalties)
     contingent_share: ClassVar[float] = 0.0
+    #: Allowed values of each numeric constructor parameter (see :class:`Range`).
+    ranges: ClassVar[dict[str, Range]] = {}
 
     def pay(self, obs: Observation) -> np.ndarray:
         """Payments per payee for the observed period."""
@@ -237,6 +240,11 @@ class PaymentScheme:
         if self.contingent_share == 0:
             return np.zeros(obs.n_payees)
         return self.contingent_share * np.asarray(self.pay(obs), dtype=float)
+
+    @classmethod
+    def _checked(cls, name: str, value: Any) -> float:
+        """A numeric parameter checked against its declared range."""
+        return cls.ranges[name].check(name, value)
 
     @classmethod
     def defaults_for(cls, base: PaymentScheme, companions: dict[str, PaymentScheme]) -> dict[str, Any]:
@@ -272,19 +280,57 @@ class PaymentScheme:
         return f"{type(self).__name__}({args})"
 
 
-def _check_nonnegative(name: str, value: float) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
-        raise ParameterError(name, value, "a finite number >= 0")
-    if not np.isfinite(value):
-        raise ParameterError(name, value, "a finite number >= 0")
-    return float(value)
+@dataclass(frozen=True)
+class Range:
+    """The allowed values of a numeric scheme parameter: a finite interval.
+
+    Every numeric constructor parameter of a scheme has one, declared in the class's
+    ``ranges``; the constructor checks against it and the ODD tables show it. Booleans and
+    text are never numbers here.
+    """
+
+    low: float
+    high: float
+    high_open: bool = False
+
+    def __contains__(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        return self.low <= value and (value < self.high if self.high_open else value <= self.high)
+
+    def allowed(self) -> str:
+        """What is allowed, in words, for error messages."""
+        close = ")" if self.high_open else "]"
+        if self.low == 0 and self.high == 1:
+            return f"a share in [0, 1{close}"
+        return f"a finite number >= {_num(self.low)} and {'<' if self.high_open else '<='} {_num(self.high)}"
+
+    def bounds(self) -> str:
+        """The interval in the notation of the ODD tables, e.g. ``≥ 0, ≤ 10``."""
+        return f"≥ {self.low:g}, {'<' if self.high_open else '≤'} {self.high:g}"
+
+    def check(self, name: str, value: Any) -> float:
+        """The value as a float, or a ParameterError naming ``name``, the value and this range."""
+        if value not in self:
+            raise ParameterError(name, value, self.allowed())
+        return float(value)
 
 
-def _check_share(name: str, value: float) -> float:
-    value = _check_nonnegative(name, value)
-    if value > 1:
-        raise ParameterError(name, value, "a share in [0, 1]")
-    return value
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+#: A payment level relative to cost (1 = cost). Up to ten times cost: beyond any contract seen.
+RATIO = Range(0.0, 10.0)
+#: A share, rate or probability.
+SHARE = Range(0.0, 1.0)
+
+
+def _check_share(name: str, value: Any) -> float:
+    """A share in [0, 1] (for parameters outside a scheme's ``ranges``, e.g. ``vbp_contract``'s)."""
+    return SHARE.check(name, value)
 
 
 SCHEMES: dict[str, type[PaymentScheme]] = {}
@@ -348,6 +394,7 @@ class FeeForService(PaymentScheme):
     """
 
     name = "ffs"
+    ranges = {"fee_to_cost": RATIO, "fees": Range(0.0, 1_000_000.0)}
     description = "Fee per service billed; more services, more income."
 
     def __init__(self, *, fee_to_cost: float | dict[str, float] = 1.25, fees: dict[str, float] | None = None):
@@ -356,17 +403,17 @@ class FeeForService(PaymentScheme):
             if unknown or len(fee_to_cost) != len(DISCIPLINES):
                 raise ParameterError("fee_to_cost", fee_to_cost, f"a number or one number per discipline {DISCIPLINES}")
             self.fee_to_cost: float | dict[str, float] = {
-                d: _check_nonnegative(f"fee_to_cost.{d}", fee_to_cost[d]) for d in DISCIPLINES
+                d: self.ranges["fee_to_cost"].check(f"fee_to_cost.{d}", fee_to_cost[d]) for d in DISCIPLINES
             }
         else:
-            self.fee_to_cost = _check_nonnegative("fee_to_cost", fee_to_cost)
+            self.fee_to_cost = self._checked("fee_to_cost", fee_to_cost)
         if fees is not None and not isinstance(fees, dict):
             raise ParameterError("fees", fees, "a mapping discipline -> EUR per unit")
         self.fees = dict(fees or {})
         for discipline, fee in self.fees.items():
             if discipline not in DISCIPLINES:
                 raise ParameterError(f"fees.{discipline}", fee, f"a discipline in {DISCIPLINES}")
-            _check_nonnegative(f"fees.{discipline}", fee)
+            self.ranges["fees"].check(f"fees.{discipline}", fee)
 
     def fee_schedule(self, unit_cost: np.ndarray) -> np.ndarray:
         """Fee per unit of each discipline."""
@@ -390,11 +437,12 @@ class PerCase(PaymentScheme):
     """
 
     name = "per_case"
+    ranges = {"price_to_cost": RATIO}
     description = "Fixed case-mix price per episode; care within it is a cost."
     risk_bearing = True
 
     def __init__(self, *, price_to_cost: float = 1.05):
-        self.price_to_cost = _check_nonnegative("price_to_cost", price_to_cost)
+        self.price_to_cost = self._checked("price_to_cost", price_to_cost)
 
     @override
     def pay(self, obs: Observation) -> np.ndarray:
@@ -410,12 +458,13 @@ class Capitation(PaymentScheme):
     """
 
     name = "capitation"
+    ranges = {"rate_to_cost": RATIO}
     description = "Fixed amount per enrolled person per month, optionally risk-adjusted."
     prospective = True
     risk_bearing = True
 
     def __init__(self, *, rate_to_cost: float = 1.05, risk_adjusted: bool = True):
-        self.rate_to_cost = _check_nonnegative("rate_to_cost", rate_to_cost)
+        self.rate_to_cost = self._checked("rate_to_cost", rate_to_cost)
         if not isinstance(risk_adjusted, bool):
             raise ParameterError("risk_adjusted", risk_adjusted, "true or false")
         self.risk_adjusted = risk_adjusted
@@ -435,12 +484,13 @@ class PerPeriod(PaymentScheme):
     """
 
     name = "per_period"
+    ranges = {"budget_to_cost": RATIO}
     description = "Fixed budget or salary per month, set at contract start."
     prospective = True
     risk_bearing = True
 
     def __init__(self, *, budget_to_cost: float = 1.05):
-        self.budget_to_cost = _check_nonnegative("budget_to_cost", budget_to_cost)
+        self.budget_to_cost = self._checked("budget_to_cost", budget_to_cost)
 
     @override
     def pay(self, obs: Observation) -> np.ndarray:
@@ -457,16 +507,15 @@ class PayForPerformance(PaymentScheme):
     """
 
     name = "p4p"
+    ranges = {"bonus_share": SHARE, "threshold": Range(0.0, 1.0, high_open=True)}
     description = "Add-on: yearly bonus for measured quality, as a share of normative cost."
     settlement_months = 12
     add_on = True
     contingent_share = 1.0
 
     def __init__(self, *, bonus_share: float = 0.05, threshold: float = 0.0):
-        self.bonus_share = _check_nonnegative("bonus_share", bonus_share)
-        self.threshold = _check_share("threshold", threshold)
-        if self.threshold >= 1:
-            raise ParameterError("threshold", threshold, "a share in [0, 1)")
+        self.bonus_share = self._checked("bonus_share", bonus_share)
+        self.threshold = self._checked("threshold", threshold)
 
     def score(self, obs: Observation) -> np.ndarray:
         """The score the bonus is paid on: measured quality (subclasses pay on other scores)."""
@@ -490,6 +539,7 @@ class Bundle(PaymentScheme):
     """
 
     name = "bundle"
+    ranges = {"price_to_cost": RATIO, "fee_to_cost": RATIO}
     description = "Episode price for covered disciplines, FFS for the rest."
     risk_bearing = True
 
@@ -511,7 +561,7 @@ class Bundle(PaymentScheme):
         if not covered:
             raise ParameterError("covered", covered, "at least one discipline")
         self.covered = covered
-        self.price_to_cost = _check_nonnegative("price_to_cost", price_to_cost)
+        self.price_to_cost = self._checked("price_to_cost", price_to_cost)
         self._fees = FeeForService(fee_to_cost=fee_to_cost)
         self.fee_to_cost = self._fees.fee_to_cost
 
@@ -533,11 +583,12 @@ class OutlierSharing(PaymentScheme):
     """
 
     name = "outlier"
+    ranges = {"share": SHARE}
     description = "Add-on: purchaser pays a share of per-patient cost above the outlier threshold."
     add_on = True
 
     def __init__(self, *, share: float = 0.8):
-        self.share = _check_share("share", share)
+        self.share = self._checked("share", share)
 
     @override
     def pay(self, obs: Observation) -> np.ndarray:
@@ -579,6 +630,7 @@ class Mixed(Blend):
     """
 
     name = "mixed"
+    ranges = {"ffs_share": SHARE, "fee_to_cost": RATIO, "rate_to_cost": RATIO}
     description = "Blend of FFS and capitation (default 50% each)."
     prospective = False
     risk_bearing = True
@@ -591,7 +643,7 @@ class Mixed(Blend):
         rate_to_cost: float = 1.05,
         risk_adjusted: bool = True,
     ):
-        self.ffs_share = _check_share("ffs_share", ffs_share)
+        self.ffs_share = self._checked("ffs_share", ffs_share)
         self.fee_to_cost = fee_to_cost
         self.rate_to_cost = rate_to_cost
         self.risk_adjusted = risk_adjusted
