@@ -1,4 +1,4 @@
-"""Command-line interface: ``vbpsim run | compare | schemes | scenarios | app``.
+"""Command-line interface: ``vbpsim run | compare | schemes | scenarios | app | sweep | sensitivity | report``.
 
 Each subcommand does one thing and is a thin layer over the Python API
 (:func:`vbpsim.run`, :func:`vbpsim.replicate`, :func:`vbpsim.compare`). Results go to
@@ -12,6 +12,9 @@ Progress bars are drawn on stderr, and only when they help: by default only when
 is a terminal *and* the job is projected to take more than about a second (the projection
 is updated at every tick, so quick runs stay silent). ``--progress`` forces the bar,
 ``--no-progress`` suppresses it; piped or captured output stays clean.
+
+Heavy modules (the model, Mesa, pandas) are imported inside the commands that need them,
+so ``vbpsim --help``, ``vbpsim schemes`` and ``vbpsim scenarios`` answer quickly.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Annotated, Any, NoReturn
 
-import pandas as pd
 import typer
 from rich import box
 from rich.console import Console
@@ -36,13 +38,6 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from .errors import ParameterError, VBPSimError
-from .experiments import STATUS_QUO, replicate, write_atomic
-from .experiments import compare as compare_table
-from .experiments import run as run_model
-from .metrics import DIMENSIONS
-from .parameters import MAX_NESTING, check_nesting
-from .scenarios import list_scenarios, load_scenario, scenario_dir, scenario_text, scenario_to_toml
-from .schemes import SCHEMES, make_scheme
 
 #: Schemes compared by default: the four base methods of Cattel et al. (2018, Section 3.3),
 #: a 50/50 FFS-capitation blend, and the paper's preferred direction, a risk-adjusted
@@ -212,6 +207,8 @@ class _Ticker:
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     """``KEY=VALUE`` strings to a dict; values are JSON if they parse, else strings."""
+    from .parameters import MAX_NESTING, check_nesting
+
     out: dict[str, Any] = {}
     for item in items:
         key, eq, raw = item.partition("=")
@@ -282,6 +279,10 @@ def run(
     progress: ShowProgress = None,
 ) -> None:
     """Run one scenario under one payment scheme and show its value dimensions."""
+    from .experiments import run as run_model
+    from .metrics import DIMENSIONS
+    from .scenarios import load_scenario
+
     overrides = parse_overrides(set_ or [])
     loaded = load_scenario(scenario)  # a bad name or file fails here, before any run
     with _Ticker(safe(f"{scheme or loaded.contract.scheme} on {loaded.name}"), progress) as ticker:
@@ -311,6 +312,8 @@ def run(
 @app.command()
 def schemes() -> None:
     """List the registered payment schemes and their parameters."""
+    from .schemes import SCHEMES
+
     table = Table(title="Payment schemes", title_justify="left")
     table.add_column("name", style="bold", no_wrap=True)
     table.add_column("description")
@@ -354,6 +357,8 @@ def scenarios(
     ] = False,
 ) -> None:
     """List the built-in scenarios, or print one as TOML to start your own."""
+    from .scenarios import list_scenarios, load_scenario, scenario_dir, scenario_text, scenario_to_toml
+
     if show is not None:
         text = scenario_to_toml(load_scenario(show)) if resolved else scenario_text(show)
         typer.echo(text, nl=False)  # plain text: rich would read [sections] as markup
@@ -390,9 +395,20 @@ def compare(
         Path | None,
         typer.Option(help="Write runs.csv and comparison.csv into this folder.", show_default=False),
     ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Runs in parallel on this many local processes (1: in this process).")
+    ] = 1,
     progress: ShowProgress = None,
 ) -> None:
     """Compare payment schemes on the same seeds (common random numbers); mean over seeds."""
+    import pandas as pd
+
+    from .experiments import STATUS_QUO, write_atomic
+    from .experiments import compare as compare_table
+    from .scenarios import load_scenario
+    from .schemes import make_scheme
+    from .sweep import ArmsJob, map_runs, run_arms_job
+
     loaded = load_scenario(scenario)  # a bad name or file fails here, before any run
     names = [s.strip() for s in schemes.split(",") if s.strip()]
     if not names:
@@ -402,15 +418,20 @@ def compare(
             make_scheme(name)  # fail fast on an unknown name, before any run
     if isinstance(seeds, bool) or seeds < 1:
         raise ParameterError("seeds", seeds, "a whole number of replications >= 1")
+    if years is not None and years < 1:
+        raise ParameterError("years", years, "a whole number of years > 0")
     if STATUS_QUO not in names:  # every contract is read against the status quo continued
         names.insert(0, STATUS_QUO)
-    parts = []
+    jobs = [ArmsJob(f"seed{seed}", tuple(names), loaded, years, seed) for seed in range(seeds)]
     total = seeds * len(names)
     with _Ticker(safe(f"{total} runs on {loaded.name} (one shared history per seed)"), progress) as ticker:
-        for seed in range(seeds):
-            parts.append(replicate(names, [seed], scenario=loaded, years=years))
-            ticker((seed + 1) * len(names), total)
-    runs = pd.concat(parts, ignore_index=True)
+        results = map_runs(
+            jobs, workers=workers, fn=run_arms_job, on_row=lambda done, _: ticker(done * len(names), total)
+        )
+    for job, result in zip(jobs, results, strict=True):
+        if result["status"] != "ok":
+            raise VBPSimError(f"the runs with seed {job.seed} failed: {result['error']}")
+    runs = pd.DataFrame([row for result in results for row in result["rows"]])
     runs["spending_change_pct"] = runs.groupby("seed")["spending_per_capita"].transform(
         lambda column: 100 * (column / column.iloc[0] - 1)
     )
@@ -467,8 +488,11 @@ def calibrate(
     progress: ShowProgress = None,
 ) -> None:
     """Fit the free behavioural parameters to calibration/targets.toml and report every target."""
+    import pandas as pd
+
     from .calibration import FREE_PARAMETERS, load_targets, markdown_table, measure, report
     from .calibration import calibrate as fit
+    from .experiments import write_atomic
 
     if isinstance(seeds, bool) or seeds < 2:
         raise ParameterError("seeds", seeds, "a whole number >= 2 (a confidence interval needs two)")
@@ -508,6 +532,8 @@ def serve_app(
     scenario: Annotated[str, typer.Option(help="Scenario or preset the page opens with.")] = "default",
 ) -> None:
     """Serve the interactive app (Solara, offline) at http://HOST:PORT; stop it with Ctrl+C."""
+    from .scenarios import list_scenarios
+
     if not 0 <= port <= 65535:
         raise ParameterError("port", port, "a port number in [0, 65535]")
     if scenario not in list_scenarios():
@@ -520,6 +546,189 @@ def serve_app(
     command += ["--production", "--no-open"]
     Console(stderr=True).print(f"vbpsim app: http://{host}:{port} (Ctrl+C stops it)", highlight=False)
     os.execv(sys.executable, command)
+
+
+OutputsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--outputs",
+        help="Comma-separated outcomes (value dimensions or indicators). "
+        "Default: the five value dimensions, intensity_ratio, spending_per_capita, net_monetary_benefit.",
+        show_default=False,
+    ),
+]
+
+
+def _outputs(text: str | None) -> list[str] | None:
+    """Split a comma-separated list of outcomes; None means the default set."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ParameterError("--outputs", text, "a comma-separated list of outcome names")
+    return names
+
+
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="Sweep spec (.toml): scenario, arms, parameters, design, seeds.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the results (DIR/results/*.parquet, one file per run).", show_default=False),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Local worker processes (1: in this process). Default: the number of cores.", show_default=False
+        ),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="'local': run on a dask LocalCluster with --workers workers.", show_default=False),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on a dask cluster: a scheduler address (tcp://host:8786) or a scheduler file.",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Run only the runs missing from --out.")] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="With --resume: run the failed runs again too.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the number of runs and an estimated time (times one run).")
+    ] = False,
+    progress: ShowProgress = None,
+) -> None:
+    """Run a parameter sweep; every finished run is saved at once, so --resume finishes an interrupted one."""
+    import os
+    from contextlib import nullcontext
+
+    from .sweep import estimate_seconds, load_spec, make_executor, run_sweep
+
+    loaded = load_spec(spec)  # a bad spec fails here, before any run
+    executor = make_executor(workers, cluster, scheduler)
+    console = Console(stderr=True)
+    plan = (
+        f"{loaded.n_runs} runs = {loaded.n_points} design points ({loaded.design.kind}) x "
+        f"{loaded.replications} replication{'s' * (loaded.replications != 1)} x {len(loaded.arms)} arm"
+        f"{'s' * (len(loaded.arms) != 1)} ({', '.join(a.name for a in loaded.arms)})"
+    )
+    if dry_run:
+        n = executor.workers if scheduler is None else (workers or os.cpu_count() or 1)
+        per_run, total = estimate_seconds(loaded, n)
+        typer.echo(plan)
+        typer.echo(
+            f"one run took {per_run:.2f} s here; estimated {_duration(total)} on {n} worker{'s' * (n != 1)}"
+            " (assuming every run takes as long and workers scale perfectly)"
+        )
+        return
+    if out is None:
+        raise ParameterError("--out", None, "a folder for the results, e.g. --out runs/my_sweep")
+    if retry_failed and not resume:
+        raise ParameterError("--retry-failed", True, "only together with --resume")
+    show = console.is_terminal if progress is None else progress
+    bar = _SweepBar(console, loaded.n_runs) if show else None
+    try:
+        with bar if bar is not None else nullcontext():
+            outcome = run_sweep(
+                loaded, out, resume=resume, retry_failed=retry_failed, executor=executor, on_progress=bar
+            )
+    except KeyboardInterrupt:
+        _fail(
+            f"interrupted; every finished run is saved in {out}. Finish with: vbpsim sweep {spec} --out {out} --resume",
+            130,
+        )
+    console.print(
+        f"{outcome.finished} run{'s' * (outcome.finished != 1)} finished in {_duration(outcome.seconds)}"
+        f" ({outcome.failed} failed), {outcome.skipped} already done; {plan}.\n"
+        f"Results: {escape(str(Path(out) / 'results'))} (pandas.read_parquet reads the folder)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as a short human duration."""
+    if seconds < 90:
+        return f"{seconds:.1f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class _SweepBar:
+    """A progress bar on stderr: runs done, failed, running, rate and time left."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.progress = Progress(
+            TextColumn("sweep"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]} failed, {task.fields[running]} running, {task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.task = self.progress.add_task("sweep", total=total, failed=0, running=0, rate="")
+
+    def __enter__(self) -> _SweepBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, state: Any) -> None:
+        rate = f"{state.rate * 60:.1f} runs/min" if state.done else ""
+        self.progress.update(
+            self.task,
+            completed=state.skipped + state.done,
+            failed=state.failed,
+            running=state.running,
+            rate=rate,
+        )
+
+
+@app.command()
+def sensitivity(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Folder of a finished sweep (its --out).")],
+    outputs: OutputsOption = None,
+) -> None:
+    """Sensitivity indices per arm and outcome (Sobol S1/ST or Morris mu*/sigma), ranked, with a plot."""
+    from .sensitivity import RANK_BY, analyse, plot
+
+    table = analyse(folder, _outputs(outputs))
+    target = Path(folder) / "sensitivity"
+    target.mkdir(exist_ok=True)
+    table.to_csv(target / "sensitivity.csv", index=False)
+    figure = plot(table, target / "sensitivity.png")
+    method = str(table["method"].iloc[0])
+    key = RANK_BY[method]
+    shown = [c for c in (key, f"{key}_conf", "S1", "S1_conf", "sigma") if c in table.columns]
+    shown = list(dict.fromkeys(shown))
+    view = Table(title=f"Sensitivity ({method}), ranked by {key}", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("arm", "output", "rank", "parameter", *shown):
+        view.add_column(column, justify="right" if column not in ("arm", "output", "parameter") else "left")
+    for _, row in table.iterrows():
+        name = row["parameter"] if row["applies"] else f"{row['parameter']} (n/a)"
+        view.add_row(row["arm"], row["output"], str(row["rank"]), escape(name), *(_fmt(float(row[c])) for c in shown))
+    console = Console()
+    console.print(view)
+    console.print(f"wrote {target / 'sensitivity.csv'} and {figure}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def report(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Folder of a finished sweep (its --out).")],
+    outputs: OutputsOption = None,
+) -> None:
+    """Plots of each outcome against each swept parameter per arm, the arms side by side, and report.md."""
+    from .report import build_report
+
+    path = build_report(folder, _outputs(outputs))
+    Console().print(f"wrote {path} and its figures", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -774,3 +774,7 @@ PARAMETER_DOCS: dict[tuple[str, str], tuple[str, str]] = {
         "Share of each patient's cost above purchaser.outlier_threshold that the purchaser pays back.",
     ),
 }
+
+# The VBP contracts register themselves in SCHEMES on import; importing them here means
+# every user of the registry sees them, however vbpsim was imported (the package is lazy).
+from . import contracts as _contracts  # noqa: E402, F401

@@ -10,7 +10,9 @@ The method follows the sweep's design (SALib):
 * ``morris`` (trajectories): elementary effects ``mu_star`` (mean absolute effect of moving a
   parameter across its whole range, in the outcome's units) and ``sigma`` (interactions,
   non-linearity), with a bootstrap interval on ``mu_star``.
-* ``lhs`` and ``grid``: RBD-FAST first-order indices ``S1`` (any sample will do).
+* ``grid``: first-order ``S1`` and total ``ST`` indices from the variance decomposition of
+  the full factorial (exact for the grid; no interval).
+* ``lhs``: RBD-FAST first-order indices ``S1`` with a bootstrap interval.
 
 Parameters are on their unit range (0 = low end or first value, 1 = high end or last value),
 so effects are comparable across parameters. Parameters that do not apply to an arm are
@@ -33,8 +35,8 @@ from .sweep import DESIGN_FILE, load_results, read_manifest
 #: Outcomes analysed by default: the five value dimensions and three key indicators.
 KEY_OUTPUTS = (*DIMENSIONS, "intensity_ratio", "spending_per_capita", "net_monetary_benefit")
 #: The index that ranks parameters under each method.
-RANK_BY = {"sobol": "ST", "morris": "mu_star", "rbd_fast": "S1"}
-METHOD_OF_DESIGN = {"sobol": "sobol", "morris": "morris", "lhs": "rbd_fast", "grid": "rbd_fast"}
+RANK_BY = {"sobol": "ST", "morris": "mu_star", "rbd_fast": "S1", "anova": "ST"}
+METHOD_OF_DESIGN = {"sobol": "sobol", "morris": "morris", "lhs": "rbd_fast", "grid": "anova"}
 
 
 def point_means(out: str | os.PathLike[str], outputs: list[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -124,6 +126,8 @@ def _indices(
             return {"S1": zero, "S1_conf": zero, "ST": zero, "ST_conf": zero}
         if method == "morris":
             return {"mu_star": zero, "mu_star_conf": zero, "sigma": zero, "mu": zero}
+        if method == "anova":
+            return {"S1": zero, "ST": zero}
         return {"S1": zero, "S1_conf": zero}
     if method == "sobol":
         from SALib.analyze import sobol
@@ -135,10 +139,26 @@ def _indices(
 
         si = morris.analyze(problem, X, y, num_levels=design["levels"], conf_level=conf_level, seed=seed)
         return {k: np.asarray(si[k], dtype=float) for k in ("mu_star", "mu_star_conf", "sigma", "mu")}
+    if method == "anova":
+        return _anova(X, y)
     from SALib.analyze import rbd_fast
 
     si = rbd_fast.analyze(problem, X, y, conf_level=conf_level, seed=seed)
     return {k: np.asarray(si[k], dtype=float) for k in ("S1", "S1_conf")}
+
+
+def _anova(X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """First-order and total indices of a full factorial: Var(E[Y|Xi]) and E[Var(Y|X~i)] over Var(Y)."""
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]).assign(y=y)
+    total = float(np.var(y))
+    s1, st = [], []
+    for i in range(X.shape[1]):
+        col = f"x{i}"
+        others = [c for c in frame.columns if c not in (col, "y")]
+        s1.append(float(np.var(frame.groupby(col)["y"].mean())) / total)
+        within = frame.groupby(others)["y"].var(ddof=0) if others else pd.Series([total])
+        st.append(float(within.mean()) / total)
+    return {"S1": np.array(s1), "ST": np.array(st)}
 
 
 def plot(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

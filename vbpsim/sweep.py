@@ -163,6 +163,21 @@ class Job:
 
 
 @dataclass(frozen=True)
+class ArmsJob:
+    """Every arm on one seed from one shared status-quo history (:func:`vbpsim.experiments.replicate`)."""
+
+    run_id: str
+    schemes: tuple[str, ...]
+    scenario: Scenario
+    years: int | None
+    seed: int
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that say which task a result belongs to."""
+        return {"run_id": self.run_id, "seed": self.seed}
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """A validated sweep: scenario, arms, parameters, design and seed policy."""
 
@@ -615,6 +630,17 @@ def run_job(job: Job) -> dict[str, Any]:
     return row
 
 
+def run_arms_job(job: ArmsJob) -> dict[str, Any]:
+    """Run the arms of one seed through :func:`vbpsim.experiments.replicate`; rows under ``rows``."""
+    from .experiments import replicate
+
+    try:
+        table = replicate(list(job.schemes), [job.seed], scenario=job.scenario, years=job.years)
+    except Exception as exc:  # reported by the caller
+        return {**job.identity(), "status": "error", "error": f"{type(exc).__name__}: {exc}", "rows": []}
+    return {**job.identity(), "status": "ok", "error": "", "rows": table.to_dict("records")}
+
+
 # ----------------------------------------------------------------------------- executors
 
 
@@ -629,7 +655,7 @@ class SerialExecutor:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def map_unordered(self, fn: Callable[[Job], dict[str, Any]], jobs: list[Job]) -> Iterator[dict[str, Any]]:
+    def map_unordered(self, fn: Callable[[Any], dict[str, Any]], jobs: list[Any]) -> Iterator[dict[str, Any]]:
         """Yield each job's row as it finishes."""
         for job in jobs:
             yield fn(job)
@@ -661,7 +687,7 @@ class ProcessExecutor:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def map_unordered(self, fn: Callable[[Job], dict[str, Any]], jobs: list[Job]) -> Iterator[dict[str, Any]]:
+    def map_unordered(self, fn: Callable[[Any], dict[str, Any]], jobs: list[Any]) -> Iterator[dict[str, Any]]:
         """Yield rows as runs finish; on Ctrl-C, cancel what has not started and keep what finishes."""
         from concurrent.futures import as_completed
 
@@ -707,7 +733,7 @@ class DaskExecutor:
         if self.cluster is not None:
             self.cluster.close()
 
-    def map_unordered(self, fn: Callable[[Job], dict[str, Any]], jobs: list[Job]) -> Iterator[dict[str, Any]]:
+    def map_unordered(self, fn: Callable[[Any], dict[str, Any]], jobs: list[Any]) -> Iterator[dict[str, Any]]:
         """Yield rows as runs finish; a task lost with its workers becomes an error row."""
         from distributed import as_completed
 
@@ -721,7 +747,7 @@ class DaskExecutor:
             raise
 
 
-def _row_or_failure(future: Any, job: Job) -> dict[str, Any]:
+def _row_or_failure(future: Any, job: Any) -> dict[str, Any]:
     """The worker's row, or an error row when the worker itself was lost."""
     try:
         return future.result()
@@ -1074,10 +1100,23 @@ def estimate_seconds(spec: SweepSpec, workers: int) -> tuple[float, float]:
 
 
 def map_runs(
-    jobs: list[Job], workers: int | None = 1, cluster: str | None = None, scheduler: str | None = None
+    jobs: list[Any],
+    workers: int | None = 1,
+    cluster: str | None = None,
+    scheduler: str | None = None,
+    fn: Callable[[Any], dict[str, Any]] = run_job,
+    on_row: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run ad-hoc jobs through the sweep executors; rows come back in the jobs' order."""
-    executor = make_executor(workers, cluster, scheduler)
-    with executor:
-        rows = {row["run_id"]: row for row in executor.map_unordered(run_job, jobs)}
+    """Run ad-hoc jobs (each with a ``run_id``) through the sweep executors; results in the jobs' order.
+
+    ``fn`` runs one job (default: :func:`run_job`; :func:`run_arms_job` for an :class:`ArmsJob`);
+    ``on_row(done, total)`` is called after each finished job (e.g. a progress bar).
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    if jobs:
+        with make_executor(workers, cluster, scheduler) as executor:
+            for row in executor.map_unordered(fn, jobs):
+                rows[row["run_id"]] = row
+                if on_row is not None:
+                    on_row(len(rows), len(jobs))
     return [rows[job.run_id] for job in jobs]
