@@ -704,9 +704,10 @@ class ProcessExecutor:
 class DaskExecutor:
     """Runs jobs on a dask.distributed cluster: an address, a scheduler file, or a LocalCluster."""
 
-    def __init__(self, scheduler: str | None = None, workers: int = 2) -> None:
+    def __init__(self, scheduler: str | None = None, workers: int = 2, processes: bool = True) -> None:
         self.scheduler = scheduler
         self.workers = workers
+        self.processes = processes
         self.cluster: Any = None
         self.client: Any = None
 
@@ -715,7 +716,7 @@ class DaskExecutor:
 
         if self.scheduler in (None, "local"):
             self.cluster = LocalCluster(
-                n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=self.workers, threads_per_worker=1, processes=self.processes, dashboard_address=None
             )
             self.client = Client(self.cluster)
         elif Path(self.scheduler).is_file():
