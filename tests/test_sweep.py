@@ -45,7 +45,7 @@ replications = 2
 base = 11
 """
 #: Columns that depend on where and when a run happened, not on what it computed.
-WHERE_AND_WHEN = ["run_seconds", "worker", "finished_at"]
+WHERE_AND_WHEN = ["run_seconds", "cpu_seconds", "worker", "finished_at"]
 
 
 def write(tmp_path: Path, text: str, name: str = "spec.toml") -> Path:

@@ -710,7 +710,8 @@ def sensitivity(
     shown = list(dict.fromkeys(shown))
     view = Table(title=f"Sensitivity ({method}), ranked by {key}", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("arm", "output", "rank", "parameter", *shown):
-        view.add_column(column, justify="right" if column not in ("arm", "output", "parameter") else "left")
+        left = column in ("arm", "output", "parameter")
+        view.add_column(column, justify="left" if left else "right", overflow="fold", min_width=len(column))
     for _, row in table.iterrows():
         name = row["parameter"] if row["applies"] else f"{row['parameter']} (n/a)"
         view.add_row(row["arm"], row["output"], str(row["rank"]), escape(name), *(_fmt(float(row[c])) for c in shown))

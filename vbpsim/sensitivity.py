@@ -45,7 +45,7 @@ def point_means(out: str | os.PathLike[str], outputs: list[str]) -> tuple[pd.Dat
     runs = load_results(out)
     missing = [o for o in outputs if o not in runs.columns]
     if missing:
-        known = [c for c in runs.columns if runs[c].dtype.kind == "f" and c not in ("run_seconds",)]
+        known = [c for c in runs.columns if runs[c].dtype.kind == "f" and c not in ("run_seconds", "cpu_seconds")]
         raise ParameterError("outputs", missing, f"outputs of this sweep: {known}")
     ok = runs[runs["status"] == "ok"]
     means = ok.groupby(["arm", "point"], sort=True)[outputs].mean().reset_index()

@@ -57,6 +57,7 @@ SEED_KEYS = ("replications", "base", "policy")
 DEFAULT_GRID_LEVELS = 3
 DEFAULT_MORRIS_LEVELS = 4
 MAX_RUNS = 10_000_000
+MAX_RESTARTS = 3
 
 #: Columns every result row carries besides the swept inputs and the outcomes.
 META_COLUMNS = (
@@ -69,6 +70,7 @@ META_COLUMNS = (
     "status",
     "error",
     "run_seconds",
+    "cpu_seconds",
     "worker",
     "finished_at",
     "vbpsim_version",
@@ -599,7 +601,7 @@ def run_job(job: Job) -> dict[str, Any]:
     from . import __version__
     from .experiments import run
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     row: dict[str, Any] = {
         "run_id": job.run_id,
         "point": job.point,
@@ -622,6 +624,7 @@ def run_job(job: Job) -> dict[str, Any]:
         status=status,
         error=error,
         run_seconds=time.perf_counter() - start,
+        cpu_seconds=time.process_time() - cpu,
         worker=f"{socket.gethostname()}:{os.getpid()}",
         finished_at=datetime.now(UTC),
         vbpsim_version=__version__,
@@ -674,31 +677,64 @@ class ProcessExecutor:
         self.pool: Any = None
 
     def __enter__(self) -> ProcessExecutor:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")  # one core per worker, no oversubscription
+        self._start()
+        return self
+
+    def _start(self) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, "1")  # one core per worker, no oversubscription
         context = multiprocessing.get_context("forkserver")
         self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_ignore_sigint)
-        return self
 
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
     def map_unordered(self, fn: Callable[[Any], dict[str, Any]], jobs: list[Any]) -> Iterator[dict[str, Any]]:
-        """Yield rows as runs finish; on Ctrl-C, cancel what has not started and keep what finishes."""
-        from concurrent.futures import as_completed
+        """Yield rows as runs finish.
 
-        futures = {self.pool.submit(fn, job): job for job in jobs}
-        try:
-            for future in as_completed(futures):
-                yield _row_or_failure(future, futures[future])
-        except KeyboardInterrupt:
-            for future in futures:
-                future.cancel()
-            raise
+        A worker that dies (killed, out of memory) breaks the pool: the runs that finished are
+        kept, a new pool is started and the unfinished runs are submitted again (at most
+        ``MAX_RESTARTS`` times). On Ctrl-C, runs not yet started are cancelled and the ones
+        running are waited for and kept.
+        """
+        from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        pending, restarts = list(jobs), 0
+        while pending:
+            futures = {self.pool.submit(fn, job): job for job in pending}
+            done: set[str] = set()
+            try:
+                for future in as_completed(futures):
+                    if isinstance(future.exception(), BrokenProcessPool):
+                        break
+                    done.add(futures[future].run_id)
+                    yield _row_or_failure(future, futures[future])
+            except KeyboardInterrupt:
+                for future in futures:
+                    future.cancel()
+                for future, job in futures.items():
+                    if job.run_id not in done and not future.cancelled():
+                        yield _row_or_failure(future, job)
+                raise
+            for future, job in futures.items():  # finished before the pool broke
+                if job.run_id not in done and future.done() and future.exception() is None:
+                    done.add(job.run_id)
+                    yield future.result()
+            pending = [job for job in pending if job.run_id not in done]
+            if pending:
+                restarts += 1
+                if restarts > MAX_RESTARTS:
+                    raise VBPSimError(
+                        f"worker processes died {restarts} times; the {len(jobs) - len(pending)} runs that "
+                        "finished are saved: rerun with --resume (fewer --workers if memory is short)"
+                    )
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self._start()
 
 
 class DaskExecutor:
@@ -764,6 +800,7 @@ def _row_or_failure(future: Any, job: Any) -> dict[str, Any]:
             "status": "error",
             "error": f"worker lost: {type(exc).__name__}: {exc}"[:2000],
             "run_seconds": float("nan"),
+            "cpu_seconds": float("nan"),
             "worker": "",
             "finished_at": datetime.now(UTC),
             "vbpsim_version": "",
@@ -942,6 +979,7 @@ def _schema(spec: SweepSpec, outputs: list[str]) -> Any:
         pa.field("status", pa.string()),
         pa.field("error", pa.string()),
         pa.field("run_seconds", pa.float64()),
+        pa.field("cpu_seconds", pa.float64()),
         pa.field("worker", pa.string()),
         pa.field("finished_at", pa.timestamp("us", tz="UTC")),
         pa.field("vbpsim_version", pa.string()),
