@@ -436,3 +436,35 @@ def test_bad_executor_options_are_clear_errors(tmp_path, grid_serial):
     assert result.exit_code == 2 and "--out" in result.stderr
     with pytest.raises(ParameterError, match="DIR"):
         load_results(tmp_path / "nothing")
+
+
+def test_a_killed_worker_process_loses_nothing_and_the_sweep_completes(grid_serial, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    spec, _, serial = grid_serial
+    out = tmp_path / "worker_killed"
+    proc = subprocess.Popen(
+        [*VBPSIM, "sweep", str(spec), "--out", str(out), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list((out / "results").glob("*.parquet"))) < 2:
+            time.sleep(0.02)
+        # Pool workers are the forkserver's children: grandchildren of the sweep process.
+        workers = [g for c in psutil.Process(proc.pid).children() for g in c.children()]
+        assert workers, "no worker process found"
+        first_pool = {w.pid for w in workers}
+        workers[0].kill()
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, stderr
+    runs = load_results(out)
+    assert len(runs) == 16 and runs["run_id"].is_unique and set(runs["status"]) == {"ok"}
+    pids = {int(w.rsplit(":", 1)[1]) for w in runs["worker"]}
+    assert pids - first_pool, "the pool was not restarted"
+    pd.testing.assert_frame_equal(computed(runs), computed(serial))
