@@ -1,6 +1,8 @@
 """Headless sweeps: specs, designs, executors, the Parquet store, resume, sensitivity and reports.
 
-Everything runs on the small world for one year with tiny designs, so the file stays fast.
+Everything runs on the small world for one year without a status-quo history
+(``simulation.history_years = 0``) and with tiny designs, so the file stays fast: these
+tests are about the sweep machinery, not about the model's behaviour.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ GRID = """
 name = "grid"
 scenario = "small"
 years = 1
+set = { "simulation.history_years" = 0 }
 [arms]
 ffs = "ffs"
 cap = "capitation"
@@ -75,12 +78,13 @@ def spec_with(design: str, samples: int = 0) -> str:
     return f"""
 scenario = "small"
 years = 1
+set = {{ "simulation.history_years" = 0 }}
 schemes = ["ffs"]
 [parameters."providers.altruism_mean"]
 range = [0.1, 0.7]
 [parameters.fee_to_cost]
 range = [1.0, 1.5]
-[parameters."purchaser.risk_adjustment_power"]
+[parameters."purchaser.risk_adjustment"]
 values = [0.0, 0.5, 1.0]
 [design]
 kind = "{design}"
@@ -102,7 +106,7 @@ def test_each_design_has_the_expected_runs_and_covers_its_ranges(tmp_path, desig
     values = pd.DataFrame(spec.points())
     altruism, fee = values["providers.altruism_mean"], values["fee_to_cost"]
     assert altruism.between(0.1, 0.7).all() and fee.between(1.0, 1.5).all()
-    assert set(values["purchaser.risk_adjustment_power"]) == {0.0, 0.5, 1.0}
+    assert set(values["purchaser.risk_adjustment"]) == {0.0, 0.5, 1.0}
     spread = 0.25 if design == "lhs" else 0.1  # every design reaches both ends of each range
     assert altruism.min() < 0.1 + spread * 0.6 and altruism.max() > 0.7 - spread * 0.6
     if design == "lhs":  # one point in each of the n strata of every range
@@ -240,7 +244,8 @@ def test_a_hand_started_dask_scheduler_and_worker_give_identical_results(tmp_pat
 
 
 def test_compare_with_workers_matches_serial(tmp_path):
-    args = ["compare", "--scenario", "small", "--years", "1", "--seeds", "2", "--schemes", "ffs,capitation"]
+    world = write(tmp_path, 'extends = "small"\n[simulation]\nhistory_years = 0\n', "world.toml")
+    args = ["compare", "--scenario", str(world), "--years", "1", "--seeds", "2", "--schemes", "ffs,capitation"]
     serial = runner.invoke(app, [*args, "--out", str(tmp_path / "one")])
     parallel = runner.invoke(app, [*args, "--out", str(tmp_path / "two"), "--workers", "2"])
     assert serial.exit_code == 0 and parallel.exit_code == 0, parallel.output
@@ -282,6 +287,7 @@ def test_a_run_that_raises_is_recorded_and_the_others_complete(tmp_path):
         """
 scenario = "small"
 years = 1
+set = { "simulation.history_years" = 0 }
 schemes = ["ffs"]
 [parameters."population.age_min"]
 values = [50.0, 80.0]
@@ -350,6 +356,7 @@ def test_sobol_index_of_a_parameter_the_outcome_ignores_is_near_zero(tmp_path):
         """
 scenario = "small"
 years = 1
+set = { "simulation.history_years" = 0 }
 schemes = ["ffs"]
 [parameters."clinical.willingness_to_pay"]
 range = [20000, 60000]
@@ -393,6 +400,7 @@ def test_morris_ranks_the_parameter_that_matters_first(tmp_path):
         """
 scenario = "small"
 years = 1
+set = { "simulation.history_years" = 0 }
 schemes = ["ffs"]
 [parameters."clinical.willingness_to_pay"]
 range = [20000, 60000]

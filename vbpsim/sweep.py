@@ -525,7 +525,13 @@ def _design(table: Any, parameters: tuple[Parameter, ...], fail: Callable[..., S
 
 
 def _check_runs(spec: SweepSpec, split: Callable[..., Any], fail: Callable[..., SpecError]) -> None:
-    """Validate every arm, and each parameter at each listed value or range end, without running."""
+    """Validate every arm, and each parameter at each listed value or range end, without running.
+
+    The quick check validates the scenario overrides and builds the contract; when it
+    objects, :func:`vbpsim.experiments.build_model` (which builds the world but steps
+    nothing) has the last word, so anything ``run`` accepts is accepted here.
+    """
+    from .experiments import build_model
     from .schemes import make_scheme
 
     def check(arm: Arm, overrides: dict[str, Any], where: str, value: Any) -> None:
@@ -537,8 +543,11 @@ def _check_runs(spec: SweepSpec, split: Callable[..., Any], fail: Callable[..., 
             scheme = arm.scheme or sc.contract.scheme
             params = scheme_part if arm.scheme else {**sc.contract.params, **scheme_part}
             make_scheme(scheme, params)
-        except ParameterError as exc:
-            raise fail(where, value, f"rejected in arm '{arm.name}': {exc}") from None
+        except ParameterError:
+            try:
+                build_model(arm.scheme, arm.scenario, spec.years, 0, **overrides)
+            except ParameterError as exc:
+                raise fail(where, value, f"rejected in arm '{arm.name}': {exc}") from None
 
     for arm in spec.arms:
         base = {**spec.settings, **arm.params}
