@@ -34,8 +34,8 @@ def measure(label: str, executor, runs: int, workers: int, folder: Path) -> dict
     start = time.perf_counter()
     outcome = run_sweep(spec(runs), out, executor=executor)
     wall = time.perf_counter() - start
-    runs = load_results(out)
-    inside = runs["run_seconds"]
+    table = load_results(out)
+    inside = table["run_seconds"]
     assert outcome.finished == runs and outcome.failed == 0
     return {
         "label": label,
@@ -43,7 +43,7 @@ def measure(label: str, executor, runs: int, workers: int, folder: Path) -> dict
         "wall": wall,
         "per_minute": 60 * runs / wall,
         "run_mean": float(inside.mean()),
-        "cpu_mean": float(runs["cpu_seconds"].mean()),
+        "cpu_mean": float(table["cpu_seconds"].mean()),
         "overhead": wall * workers / runs - float(inside.mean()),
     }
 

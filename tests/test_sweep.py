@@ -476,3 +476,27 @@ def test_a_killed_worker_process_loses_nothing_and_the_sweep_completes(grid_seri
     pids = {int(w.rsplit(":", 1)[1]) for w in runs["worker"]}
     assert pids - first_pool, "the pool was not restarted"
     pd.testing.assert_frame_equal(computed(runs), computed(serial))
+
+
+def test_ctrl_c_keeps_finished_and_running_runs_and_resume_completes(grid_serial, tmp_path):
+    spec, _, serial = grid_serial
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen(
+        [*VBPSIM, "sweep", str(spec), "--out", str(out), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list((out / "results").glob("*.parquet"))) < 2:
+        time.sleep(0.02)
+    at_interrupt = len(list((out / "results").glob("*.parquet")))
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "--resume" in stderr
+    saved = len(list((out / "results").glob("*.parquet")))
+    assert at_interrupt <= saved < 16
+    outcome = run_sweep(spec, out, workers=1, resume=True)
+    assert (outcome.skipped, outcome.finished) == (saved, 16 - saved)
+    pd.testing.assert_frame_equal(computed(load_results(out)), computed(serial))
