@@ -583,7 +583,7 @@ def _unit_points(spec: SweepSpec) -> list[list[float]]:
         from scipy.stats import qmc
 
         return qmc.LatinHypercube(d=d, rng=rng).random(n).tolist()
-    problem = {"num_vars": d, "names": [p.path for p in params], "bounds": [[0.0, 1.0]] * d}
+    problem = salib_problem(spec)
     if kind == "sobol":
         from SALib.sample import sobol
 
@@ -961,6 +961,10 @@ class ResultStore:
 
         assert self.outputs is not None
         flat = {k: v for k, v in row.items() if k != "outputs"}
+        for p in self.spec.parameters:
+            value = flat.get(p.path)
+            if value is not None and not isinstance(value, bool | int | float | str):
+                flat[p.path] = json.dumps(value, sort_keys=True)
         outputs = row.get("outputs", {})
         for name in self.outputs:
             flat[name] = outputs.get(name, float("nan"))
@@ -1011,7 +1015,7 @@ def _arrow_type(p: Parameter) -> Any:
         return pa.bool_()
     if kind == "number":
         return pa.int64() if all(isinstance(v, int) for v in p.values) else pa.float64()
-    return pa.string() if kind == "str" else pa.string()
+    return pa.string()  # strings; tables and lists are stored as JSON text
 
 
 def load_results(out: str | os.PathLike[str], columns: list[str] | None = None) -> pd.DataFrame:
