@@ -672,6 +672,7 @@ class _SweepBar:
             console=console,
         )
         self.task = self.progress.add_task("sweep", total=total, failed=0, running=0, rate="")
+        self.first = True
 
     def __enter__(self) -> _SweepBar:
         self.progress.start()
@@ -681,6 +682,9 @@ class _SweepBar:
         self.progress.stop()
 
     def __call__(self, state: Any) -> None:
+        if self.first:  # runs already done (--resume) must not count as speed
+            self.progress.reset(self.task, completed=state.skipped)
+            self.first = False
         rate = f"{state.rate * 60:.1f} runs/min" if state.done else ""
         self.progress.update(
             self.task,
