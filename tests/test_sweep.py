@@ -347,28 +347,33 @@ def test_a_sweep_killed_with_sigkill_resumes_with_every_run_exactly_once(grid_se
 # ----------------------------------------------------------------------------- sensitivity and report
 
 
-def test_sobol_index_of_a_parameter_the_outcome_ignores_is_near_zero(tmp_path):
-    from vbpsim.sensitivity import analyse
-
-    # Willingness to pay only values QALYs in net monetary benefit: no behaviour depends on it.
+def two_parameter_sweep(tmp_path: Path, kind: str, samples: int) -> Path:
+    """Altruism, which drives behaviour, and willingness to pay, which only prices QALYs in NMB."""
     spec = write(
         tmp_path,
-        """
+        f"""
 scenario = "small"
 years = 1
-set = { "simulation.history_years" = 0 }
+set = {{ "simulation.history_years" = 0 }}
 schemes = ["ffs"]
 [parameters."clinical.willingness_to_pay"]
 range = [20000, 60000]
 [parameters."providers.altruism_mean"]
 range = [0.1, 0.7]
 [design]
-kind = "sobol"
-samples = 8
+kind = "{kind}"
+samples = {samples}
 """,
     )
-    run_sweep(spec, tmp_path / "out", workers=2)
-    table = analyse(tmp_path / "out", ["quality", "net_monetary_benefit"]).set_index(["output", "parameter"])
+    run_sweep(spec, tmp_path / "out", workers=1)
+    return tmp_path / "out"
+
+
+def test_sobol_index_of_a_parameter_the_outcome_ignores_is_near_zero(tmp_path):
+    from vbpsim.sensitivity import analyse
+
+    out = two_parameter_sweep(tmp_path, "sobol", 4)
+    table = analyse(out, ["quality", "net_monetary_benefit"]).set_index(["output", "parameter"])
     assert abs(table.loc[("quality", "clinical.willingness_to_pay"), "ST"]) < 0.05
     assert table.loc[("quality", "providers.altruism_mean"), "ST"] > 0.5
     assert table.loc[("net_monetary_benefit", "clinical.willingness_to_pay"), "ST"] > 0.3
@@ -395,24 +400,7 @@ def test_sensitivity_and_report_commands_write_tables_plots_and_markdown(grid_se
 def test_morris_ranks_the_parameter_that_matters_first(tmp_path):
     from vbpsim.sensitivity import analyse
 
-    spec = write(
-        tmp_path,
-        """
-scenario = "small"
-years = 1
-set = { "simulation.history_years" = 0 }
-schemes = ["ffs"]
-[parameters."clinical.willingness_to_pay"]
-range = [20000, 60000]
-[parameters."providers.altruism_mean"]
-range = [0.1, 0.7]
-[design]
-kind = "morris"
-samples = 4
-""",
-    )
-    run_sweep(spec, tmp_path / "out", workers=1)
-    table = analyse(tmp_path / "out", ["quality"]).set_index("parameter")
+    table = analyse(two_parameter_sweep(tmp_path, "morris", 4), ["quality"]).set_index("parameter")
     assert table.loc["clinical.willingness_to_pay", "mu_star"] == 0.0
     assert table.loc["providers.altruism_mean", "mu_star"] > 0 and table.loc["providers.altruism_mean", "rank"] == 1
 

@@ -163,6 +163,18 @@ class Job:
     overrides: dict[str, Any]
     inputs: dict[str, Any]
 
+    def identity(self) -> dict[str, Any]:
+        """The columns of a result row that say which run it is."""
+        return {
+            "run_id": self.run_id,
+            "point": self.point,
+            "replication": self.replication,
+            "arm": self.arm,
+            "scheme": self.scheme or self.scenario.contract.scheme,
+            "seed": self.seed,
+            **self.inputs,
+        }
+
 
 @dataclass(frozen=True)
 class ArmsJob:
@@ -611,15 +623,7 @@ def run_job(job: Job) -> dict[str, Any]:
     from .experiments import run
 
     start, cpu = time.perf_counter(), time.process_time()
-    row: dict[str, Any] = {
-        "run_id": job.run_id,
-        "point": job.point,
-        "replication": job.replication,
-        "arm": job.arm,
-        "scheme": job.scheme or job.scenario.contract.scheme,
-        "seed": job.seed,
-        **job.inputs,
-    }
+    row = job.identity()
     outputs: dict[str, float] = {}
     try:
         result = run(job.scheme, job.scenario, job.years, job.seed, **job.overrides)
@@ -799,13 +803,7 @@ def _row_or_failure(future: Any, job: Any) -> dict[str, Any]:
         return future.result()
     except Exception as exc:
         return {
-            "run_id": job.run_id,
-            "point": job.point,
-            "replication": job.replication,
-            "arm": job.arm,
-            "scheme": job.scheme or job.scenario.contract.scheme,
-            "seed": job.seed,
-            **job.inputs,
+            **job.identity(),
             "status": "error",
             "error": f"worker lost: {type(exc).__name__}: {exc}"[:2000],
             "run_seconds": float("nan"),
