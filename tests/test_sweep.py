@@ -309,7 +309,7 @@ def test_a_changed_spec_or_a_second_run_into_the_same_folder_is_refused(grid_ser
     with pytest.raises(SweepDirError, match="--resume"):
         run_sweep(spec, folder, workers=1)
     changed = write(tmp_path, GRID.replace("base = 11", "base = 12"), "changed.toml")
-    with pytest.raises(SweepDirError, match="spec changed in: seeds"):
+    with pytest.raises(SweepDirError, match="changed in: seeds"):
         run_sweep(changed, folder, workers=1, resume=True)
     again = run_sweep(spec, folder, workers=1, resume=True)
     assert (again.skipped, again.finished) == (16, 0)

@@ -856,8 +856,8 @@ class ResultStore:
                 changed = [k for k, v in spec.identity().items() if old.get("identity", {}).get(k) != _plain(v)]
                 where = ", ".join(changed) or "content"
                 raise SweepDirError(
-                    f"{self.out} holds results of a different sweep (spec changed in: {where}); "
-                    "use a new --out folder, or restore the spec it was run with"
+                    f"{self.out} holds results of a different sweep (the spec, or a scenario it resolves to, "
+                    f"changed in: {where}); use a new --out folder, or restore the spec it was run with"
                 )
             done = self.finished()
             if done and not resume:
