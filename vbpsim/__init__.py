@@ -46,6 +46,7 @@ _EXPORTS = {
 }
 _SUBMODULES = (
     "agents",
+    "app",
     "calibration",
     "cli",
     "contracts",
