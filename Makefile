@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo app browser test lint bench clean
+.PHONY: install demo app browser test lint bench notebooks clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: vbpsim needs Python >= 3.12 (none found on PATH)"; exit 1; }
@@ -36,6 +36,13 @@ browser:
 
 test: $(STAMP) browser  ## the whole test suite
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --nbmake tests notebooks
+
+$(VENV)/.teach: $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[test,teach]"
+	@touch $@
+
+notebooks: $(VENV)/.teach  ## open the teaching notebooks in JupyterLab
+	$(BIN)/jupyter lab notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check vbpsim tests benchmarks
