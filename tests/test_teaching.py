@@ -65,6 +65,15 @@ def test_table_has_replicate_format(arms) -> None:
     )
 
 
+def test_table_adds_final_year_means(arms) -> None:
+    runs = T.table(arms, final_gp="intensity_gp", final_ratio=T.intensity)
+    first = arms["ffs"][0]
+    last = first.timeseries[first.timeseries.year == first.timeseries.year.max()]
+    assert runs.final_gp.iloc[0] == pytest.approx(last.intensity_gp.mean())
+    assert runs.final_ratio.iloc[0] == pytest.approx(T.intensity(last).mean())
+    assert T.final_year(first, "intensity_gp") == runs.final_gp.iloc[0]
+
+
 def test_mean_ci_is_student_t() -> None:
     x = np.array([1.0, 2.0, 4.0, 7.0])
     mean, low, high = T.mean_ci(x)

@@ -20,11 +20,21 @@ import pandas as pd
 from scipy import stats
 
 from .errors import ParameterError
-from .experiments import Result, paired_difference, run
+from .experiments import Result, paired_difference, run, split_overrides
+from .experiments import run_arms as fork
 from .model import check_seed
 from .schemes import PaymentScheme
 
 Arm = str | PaymentScheme | None | tuple[str | PaymentScheme | None, Mapping[str, Any]]
+Column = str | Callable[[pd.DataFrame], pd.Series]
+
+
+def _series(ts: pd.DataFrame, column: Column) -> pd.Series:
+    if callable(column):
+        return pd.Series(np.asarray(column(ts), dtype=float), index=ts.index)
+    if column not in ts:
+        raise ParameterError("column", column, f"a time-series column ({', '.join(ts.columns)}) or a function of it")
+    return ts[column]
 
 
 def _arm_parts(label: str, arm: Arm) -> tuple[str | PaymentScheme | None, dict[str, Any]]:
@@ -46,26 +56,63 @@ def run_arms(
 
     An arm is a scheme (a name, a :class:`PaymentScheme`, or ``None`` for the scenario's own
     contract) or a ``(scheme, overrides)`` pair; ``common`` overrides apply to every arm and
-    an arm's own overrides win over them.
+    an arm's own overrides win over them. Arms named without scheme parameters that share
+    their scenario are forked from one status-quo history per seed (:func:`vbpsim.run_arms`),
+    which gives the same numbers as separate runs in less time.
     """
     seeds = [check_seed(s) for s in seeds]
     if not seeds:
         raise ParameterError("seeds", seeds, "at least one non-negative integer seed")
-    out: dict[str, list[Result]] = {}
-    for label, arm in arms.items():
-        scheme, overrides = _arm_parts(label, arm)
-        out[label] = [run(scheme, scenario, years, seed, **{**common, **overrides}) for seed in seeds]
+    parts = {label: _arm_parts(label, arm) for label, arm in arms.items()}
+    forkable: dict[tuple, list[str]] = {}
+    for label, (scheme, overrides) in parts.items():
+        world, scheme_params = split_overrides({**common, **overrides})
+        if not scheme_params and (scheme is None or isinstance(scheme, str)):
+            forkable.setdefault(tuple(sorted(world.items(), key=lambda kv: kv[0])), []).append(label)
+    shared = {label: key for key, labels in forkable.items() if len(labels) > 1 for label in labels}
+    out: dict[str, list[Result]] = {label: [] for label in arms}
+    for seed in seeds:
+        done: set[str] = set()
+        for label, (scheme, overrides) in parts.items():
+            if label in done:
+                continue
+            if label in shared:
+                group = forkable[shared[label]]
+                schemes = [parts[g][0] for g in group]
+                world = dict(shared[label])
+                for g, result in zip(group, fork(schemes, seed, scenario, years, **world), strict=True):
+                    out[g].append(result)
+                done.update(group)
+            else:
+                out[label].append(run(scheme, scenario, years, seed, **{**common, **overrides}))
     return out
 
 
-def table(results: Mapping[str, Sequence[Result]]) -> pd.DataFrame:
-    """One row per run (arm label in ``scheme``, ``seed``, value dimensions, indicators), like ``replicate``."""
+def table(results: Mapping[str, Sequence[Result]], **final: Column) -> pd.DataFrame:
+    """One row per run (arm label in ``scheme``, ``seed``, value dimensions, indicators), like ``replicate``.
+
+    Each keyword adds a column ``name=column``: the run's final-year mean of a time-series
+    column (or of a function of the time series), for effects that build up after the switch.
+    """
     rows = [
-        {"scheme": label, "seed": r.seed, **r.value_dimensions, **r.indicators}
+        {
+            "scheme": label,
+            "seed": r.seed,
+            **r.value_dimensions,
+            **r.indicators,
+            **{name: final_year(r, column) for name, column in final.items()},
+        }
         for label, runs in results.items()
         for r in runs
     ]
     return pd.DataFrame(rows)
+
+
+def final_year(result: Result, column: Column) -> float:
+    """Mean of a time-series column (or of a function of the time series) over a run's last year."""
+    ts = result.timeseries
+    last = ts["year"] == ts["year"].max()
+    return float(_series(ts, column)[last].mean())
 
 
 def t_quantile(n: int, level: float = 0.95) -> float:
@@ -92,17 +139,6 @@ def paired_ci(
     n = int(runs.loc[runs.scheme == treatment, "seed"].nunique())
     mean, low, high = paired_difference(runs, metric, treatment, control, z=t_quantile(n, level))
     return float(mean), float(low), float(high)
-
-
-Column = str | Callable[[pd.DataFrame], pd.Series]
-
-
-def _series(ts: pd.DataFrame, column: Column) -> pd.Series:
-    if callable(column):
-        return pd.Series(np.asarray(column(ts), dtype=float), index=ts.index)
-    if column not in ts:
-        raise ParameterError("column", column, f"a time-series column ({', '.join(ts.columns)}) or a function of it")
-    return ts[column]
 
 
 def yearly(results: Sequence[Result], column: Column) -> pd.DataFrame:
