@@ -46,6 +46,20 @@ def test_run_arms_uses_common_seeds_and_arm_overrides(arms) -> None:
     assert arms["cap"][1].indicators == again.indicators  # same seed, same numbers
 
 
+def test_forked_arms_with_contract_parameters_equal_separate_runs() -> None:
+    world = {"n_patients": 600, "n_gp": 3, "n_hospital": 1, "n_rehab": 1, "n_nursing": 1}
+    arms = {
+        "own contract": None,
+        "own contract, immediate risk": (None, {"shared_savings_glide_path": [], "shared_savings_loss_rate": 0.5}),
+        "capitation+p4p": ("capitation+p4p", {"p4p_bonus_share": 0.1}),
+    }
+    forked = T.run_arms(arms, [1], scenario="stroke_vbp", years=1, **world)
+    for label, arm in arms.items():
+        scheme, overrides = arm if isinstance(arm, tuple) else (arm, {})
+        alone = vbpsim.run(scheme, scenario="stroke_vbp", years=1, seed=1, **world, **overrides)
+        assert forked[label][0].indicators == alone.indicators, label
+
+
 def test_arm_overrides_win_over_common_ones() -> None:
     res = T.run_arms({"a": ("ffs", {"altruism_mean": 0.2})}, [0], years=1, altruism_mean=0.6, n_patients=500)
     scenario = res["a"][0].parameters["scenario"]

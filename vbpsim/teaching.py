@@ -20,10 +20,11 @@ import pandas as pd
 from scipy import stats
 
 from .errors import ParameterError
-from .experiments import Result, paired_difference, run, split_overrides
+from .experiments import STATUS_QUO, Result, paired_difference, run, split_overrides
 from .experiments import run_arms as fork
 from .model import check_seed
-from .schemes import PaymentScheme
+from .scenarios import load_scenario
+from .schemes import PaymentScheme, make_scheme, with_world_defaults
 
 Arm = str | PaymentScheme | None | tuple[str | PaymentScheme | None, Mapping[str, Any]]
 Column = str | Callable[[pd.DataFrame], pd.Series]
@@ -56,8 +57,8 @@ def run_arms(
 
     An arm is a scheme (a name, a :class:`PaymentScheme`, or ``None`` for the scenario's own
     contract) or a ``(scheme, overrides)`` pair; ``common`` overrides apply to every arm and
-    an arm's own overrides win over them. Arms named without scheme parameters that share
-    their scenario are forked from one status-quo history per seed (:func:`vbpsim.run_arms`),
+    an arm's own overrides win over them. Arms that share their scenario (and differ only in
+    their contract) are forked from one status-quo history per seed (:func:`vbpsim.run_arms`),
     which gives the same numbers as separate runs in less time.
     """
     seeds = [check_seed(s) for s in seeds]
@@ -65,10 +66,18 @@ def run_arms(
         raise ParameterError("seeds", seeds, "at least one non-negative integer seed")
     parts = {label: _arm_parts(label, arm) for label, arm in arms.items()}
     forkable: dict[tuple, list[str]] = {}
+    contracts: dict[str, str | PaymentScheme | None] = {}
     for label, (scheme, overrides) in parts.items():
         world, scheme_params = split_overrides({**common, **overrides})
-        if not scheme_params and (scheme is None or isinstance(scheme, str)):
-            forkable.setdefault(tuple(sorted(world.items(), key=lambda kv: kv[0])), []).append(label)
+        if scheme_params:
+            if scheme == STATUS_QUO or isinstance(scheme, PaymentScheme):
+                continue  # run on its own
+            contracts[label] = _contract(scheme, scheme_params, scenario, world)
+        elif scheme is None or isinstance(scheme, str):
+            contracts[label] = scheme
+        else:
+            continue
+        forkable.setdefault(tuple(sorted(world.items(), key=lambda kv: kv[0])), []).append(label)
     shared = {label: key for key, labels in forkable.items() if len(labels) > 1 for label in labels}
     out: dict[str, list[Result]] = {label: [] for label in arms}
     for seed in seeds:
@@ -78,7 +87,7 @@ def run_arms(
                 continue
             if label in shared:
                 group = forkable[shared[label]]
-                schemes = [parts[g][0] for g in group]
+                schemes = [contracts[g] for g in group]
                 world = dict(shared[label])
                 for g, result in zip(group, fork(schemes, seed, scenario, years, **world), strict=True):
                     out[g].append(result)
@@ -86,6 +95,22 @@ def run_arms(
             else:
                 out[label].append(run(scheme, scenario, years, seed, **{**common, **overrides}))
     return out
+
+
+def _contract(scheme: str | None, scheme_params: dict[str, Any], scenario: str, world: dict[str, Any]) -> PaymentScheme:
+    """The contract object a run would build from a scheme name (or the scenario's own) and its parameters."""
+    sc = load_scenario(scenario)
+    if world:
+        sc = sc.with_overrides(**world)
+    name, params = (
+        (sc.contract.scheme, {**sc.contract.params, **scheme_params})
+        if scheme is None
+        else (
+            scheme,
+            scheme_params,
+        )
+    )
+    return make_scheme(name, with_world_defaults(name, params, sc.contract.status_quo_params))
 
 
 def table(results: Mapping[str, Sequence[Result]], **final: Column) -> pd.DataFrame:
