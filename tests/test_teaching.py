@@ -30,14 +30,14 @@ SEEDS = (0, 1, 2)
 
 @pytest.fixture(scope="module")
 def arms() -> dict[str, list[vbpsim.Result]]:
-    return T.run_arms(
+    return T.arms_over_seeds(
         {"ffs": "ffs", "cap": "capitation", "cap, no altruism": ("capitation", {"altruism_mean": 0.0})},
         SEEDS,
         years=1,
     )
 
 
-def test_run_arms_uses_common_seeds_and_arm_overrides(arms) -> None:
+def test_arms_over_seeds_uses_common_seeds_and_arm_overrides(arms) -> None:
     assert list(arms) == ["ffs", "cap", "cap, no altruism"]
     for results in arms.values():
         assert [r.seed for r in results] == list(SEEDS)
@@ -53,7 +53,7 @@ def test_forked_arms_with_contract_parameters_equal_separate_runs() -> None:
         "own contract, immediate risk": (None, {"shared_savings_glide_path": [], "shared_savings_loss_rate": 0.5}),
         "capitation+p4p": ("capitation+p4p", {"p4p_bonus_share": 0.1}),
     }
-    forked = T.run_arms(arms, [1], scenario="stroke_vbp", years=1, **world)
+    forked = T.arms_over_seeds(arms, [1], scenario="stroke_vbp", years=1, **world)
     for label, arm in arms.items():
         scheme, overrides = arm if isinstance(arm, tuple) else (arm, {})
         alone = vbpsim.run(scheme, scenario="stroke_vbp", years=1, seed=1, **world, **overrides)
@@ -61,7 +61,7 @@ def test_forked_arms_with_contract_parameters_equal_separate_runs() -> None:
 
 
 def test_arm_overrides_win_over_common_ones() -> None:
-    res = T.run_arms({"a": ("ffs", {"altruism_mean": 0.2})}, [0], years=1, altruism_mean=0.6, n_patients=500)
+    res = T.arms_over_seeds({"a": ("ffs", {"altruism_mean": 0.2})}, [0], years=1, altruism_mean=0.6, n_patients=500)
     scenario = res["a"][0].parameters["scenario"]
     assert scenario["providers"]["altruism_mean"] == 0.2
     assert scenario["population"]["n_patients"] == 500
@@ -107,7 +107,7 @@ def test_paired_ci_pairs_by_seed(arms) -> None:
 
 
 def test_band_summarises_yearly_means_over_seeds() -> None:
-    res = T.run_arms({"ffs": "ffs"}, SEEDS, years=2)["ffs"]
+    res = T.arms_over_seeds({"ffs": "ffs"}, SEEDS, years=2)["ffs"]
     b = T.band(res, "intensity_gp")
     assert list(b.index) == [0, 1]
     first_year = [r.timeseries.query("year == 0").intensity_gp.mean() for r in res]
@@ -129,9 +129,9 @@ def test_plots_draw(arms) -> None:
 @pytest.mark.parametrize(
     ("call", "name"),
     [
-        (lambda: T.run_arms({"x": "ffs"}, []), "seeds"),
-        (lambda: T.run_arms({"x": ("ffs", 3)}, [0]), "arms['x']"),
-        (lambda: T.run_arms({"x": "ffs"}, [-1]), "seed"),
+        (lambda: T.arms_over_seeds({"x": "ffs"}, []), "seeds"),
+        (lambda: T.arms_over_seeds({"x": ("ffs", 3)}, [0]), "arms['x']"),
+        (lambda: T.arms_over_seeds({"x": "ffs"}, [-1]), "seed"),
         (lambda: T.mean_ci([1.0]), "n"),
         (lambda: T.t_quantile(5, level=1.5), "level"),
     ],

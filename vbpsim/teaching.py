@@ -46,7 +46,7 @@ def _arm_parts(label: str, arm: Arm) -> tuple[str | PaymentScheme | None, dict[s
     return arm, {}
 
 
-def run_arms(
+def arms_over_seeds(
     arms: Mapping[str, Arm],
     seeds: Iterable[int],
     scenario: str = "small",
