@@ -148,8 +148,23 @@ def test_prospective_payment_below_patient_optimum(base_schemes: pd.DataFrame, s
     assert ci[2] < 0, f"{scheme} intensity_ratio - 1: {fmt(ci)}"
 
 
-@pytest.mark.parametrize("scheme", ["capitation", "per_period"])
-@pytest.mark.parametrize("discipline", DISCIPLINES)
+XFAIL_NURSING = (
+    "nursing under {scheme}: intensity_nursing - 1 about -0.06, 95% CI [-0.14/-0.15, +0.02] (seeds 1-8): right "
+    "direction, not significant since the calibration (rehabilitation shifted to home care counts as nursing "
+    "care delivered, which offsets the nursing organisations' own cuts)"
+)
+
+
+@pytest.mark.parametrize(
+    ("discipline", "scheme"),
+    [
+        pytest.param(d, s, marks=pytest.mark.xfail(reason=XFAIL_NURSING.format(scheme=s), strict=True))
+        if d == "nursing"
+        else (d, s)
+        for s in ("capitation", "per_period")
+        for d in DISCIPLINES
+    ],
+)
 def test_prospective_payment_below_optimum_in_every_discipline(
     base_schemes: pd.DataFrame, scheme: str, discipline: str
 ) -> None:
@@ -172,7 +187,16 @@ def test_mixed_between_capitation_and_ffs(base_schemes: pd.DataFrame) -> None:
     assert below_ffs[1] > 0, f"intensity_ratio ffs - mixed: {fmt(below_ffs)}"
 
 
-@pytest.mark.parametrize("pure", ["ffs", "capitation"])
+XFAIL_MIXED_VS_FFS = (
+    "|intensity_ratio - 1|, mixed - ffs: -0.007, 95% CI [-0.044, +0.030] (seeds 1-8): with the calibrated "
+    "status-quo fees (margins 4-15%) FFS overprovides only modestly, about as far above the optimum as the "
+    "50/50 blend falls below it; mixed stays between capitation and FFS (test above)"
+)
+
+
+@pytest.mark.parametrize(
+    "pure", [pytest.param("ffs", marks=pytest.mark.xfail(reason=XFAIL_MIXED_VS_FFS, strict=True)), "capitation"]
+)
 def test_mixed_closer_to_optimum_than_pure_method(base_schemes: pd.DataFrame, pure: str) -> None:
     ci = _paired(base_schemes, "abs_gap", "mixed", pure)
     assert ci[2] < 0, f"|intensity_ratio - 1|, mixed - {pure}: {fmt(ci)}"

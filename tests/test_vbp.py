@@ -214,10 +214,6 @@ XFAIL_STOP_LOSS_SELECTION = (
     "probe the stop-loss gradient, but a solo GP's yearly cost for one patient never reaches the "
     "20,000 EUR attachment point"
 )
-XFAIL_OUTLIER_MARGIN = (
-    "outlier 0.8: margin_sd 0.0888 vs 0.0748, difference +0.0140, 95% CI [+0.0049, +0.0232]: "
-    "the outlier payment comes on top of an unchanged budget (not budget-neutral), so it widens margins"
-)
 XFAIL_OUTLIER_SELECTION = (
     "outlier 0.8: risk_selection 0.428 vs 0.428, difference +1e-05, 95% CI [-1.3e-05, +3.3e-05]: "
     "no effect on steering in solo contracts"
@@ -239,7 +235,7 @@ XFAIL_OUTLIER_SELECTION = (
         pytest.param(
             "stop_loss", "risk_selection", marks=pytest.mark.xfail(reason=XFAIL_STOP_LOSS_SELECTION, strict=True)
         ),
-        pytest.param("outlier", "margin_sd", marks=pytest.mark.xfail(reason=XFAIL_OUTLIER_MARGIN, strict=True)),
+        ("outlier", "margin_sd"),  # emerges since the status-quo history and calibration
         pytest.param("outlier", "risk_selection", marks=pytest.mark.xfail(reason=XFAIL_OUTLIER_SELECTION, strict=True)),
         # Financial risk proper: the spread over years of each contracting group's margin.
         ("corridors", "margin_volatility"),
@@ -255,7 +251,25 @@ def test_risk_mitigation_shrinks_margin_variance_and_selection(device: str, metr
     assert_direction(with_device, without, -1, f"{metric}, with {device} - without")
 
 
-@pytest.mark.parametrize("device", ["tight_corridors", "stop_loss", "outlier"])
+XFAIL_CHAIN_STOP_LOSS = (
+    "stop_loss on chains: margin_volatility 0.0412 vs 0.0448, difference -0.0036, 95% CI [-0.0072, +0.0001] "
+    "(seeds 1-8): right direction, not significant since the calibration (higher altruism and fees near "
+    "cost leave the groups' margins less volatile to begin with)"
+)
+XFAIL_CHAIN_OUTLIER = (
+    "outlier on chains: margin_volatility 0.0361 vs 0.0448, difference -0.0087, 95% CI [-0.0177, +0.0003] "
+    "(seeds 1-8): right direction, not significant since the calibration"
+)
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "tight_corridors",
+        pytest.param("stop_loss", marks=pytest.mark.xfail(reason=XFAIL_CHAIN_STOP_LOSS, strict=True)),
+        pytest.param("outlier", marks=pytest.mark.xfail(reason=XFAIL_CHAIN_OUTLIER, strict=True)),
+    ],
+)
 def test_risk_mitigation_shrinks_group_margin_volatility_on_chains(device: str) -> None:
     # On whole-chain contracts a group bears its patients' whole cost, expensive episodes included.
     suffix, extra = MITIGATIONS[device]
@@ -327,11 +341,6 @@ XFAIL_CATTEL_PREVENTION = (
 )
 
 
-XFAIL_CATTEL_ADOPTION = (
-    "cattel_vbp: cost-saving adoptions 5-year 0.25 vs 1-year 0, difference +0.25, 95% CI [-0.137, +0.637] "
-    "(seeds 1-8, 3 years): the payee keeps half of the first 5% of savings, so the money signal is weak; "
-    "the effect is clear on a plain global budget to chains (test above)"
-)
 
 
 @pytest.mark.parametrize(
@@ -344,11 +353,7 @@ XFAIL_CATTEL_ADOPTION = (
             "effort_prevention",
             marks=pytest.mark.xfail(reason=XFAIL_CATTEL_PREVENTION, strict=True),
         ),
-        pytest.param(
-            "cattel_vbp",
-            "adopted_cost_saving",
-            marks=pytest.mark.xfail(reason=XFAIL_CATTEL_ADOPTION, strict=True),
-        ),
+        ("cattel_vbp", "adopted_cost_saving"),  # emerges since the calibration
     ],
 )
 def test_longer_contract_raises_prevention_and_cost_saving_innovation(contract: str, metric: str) -> None:
@@ -386,9 +391,15 @@ def quality_improvement(results: list[vbpsim.Result]) -> np.ndarray:
 # [-0.0015, +0.0041]).
 
 
+XFAIL_STROKE_DATA_LAG = (
+    "data lag 12 months without the trusted party: quality improvement -0.0013, 95% CI [-0.0030, +0.0003] "
+    "against the preset (seeds 1-8, 3 years): right direction, not significant since the calibration"
+)
+
+
 @pytest.mark.parametrize(
     "lever",
-    ["data_lag", "low_trust"],
+    [pytest.param("data_lag", marks=pytest.mark.xfail(reason=XFAIL_STROKE_DATA_LAG, strict=True)), "low_trust"],
 )
 def test_stroke_data_lag_and_low_trust_slow_improvement(lever: str) -> None:
     slowed, preset = quality_improvement(stroke_arm(lever)), quality_improvement(stroke_arm("preset"))
@@ -470,18 +481,19 @@ PRESET_CHECKS = {  # metric: (direction against FFS, tolerance)
     "quality": (+1, QUALITY_TOLERANCE),
     "coordination": (+1, COORDINATION_TOLERANCE),
 }
-XFAIL_DIABETES_QUALITY = (
-    "diabetes_bundle - ffs, quality: -0.0151, 95% CI [-0.0209, -0.0093] (seeds 1-6, 3 years), just beyond "
-    "the 0.02 tolerance: the bundle makes GP chronic care a cost to the care group, which cuts it below "
-    "the optimum (the known risk of the Dutch bundle); spending, intensity gap and cost-consciousness pass"
+XFAIL_AQC_SPENDING = (
+    "aqc - ffs, spending_per_capita: +1.6, 95% CI [-19.4, +22.5] EUR (seeds 1-6, 3 years, no inertia): the "
+    "budget starts at the groups' status-quo spending and the quality bonus (up to 10%) and shared savings "
+    "are paid on top, so the purchaser does not save within three years; the groups' resource cost falls. "
+    "Song et al. 2012 likewise found no net savings early once bonus payments were counted."
 )
 
 
 @pytest.mark.parametrize(
     ("preset", "metric"),
     [
-        pytest.param(p, m, marks=pytest.mark.xfail(reason=XFAIL_DIABETES_QUALITY, strict=True))
-        if (p, m) == ("diabetes_bundle", "quality")
+        pytest.param(p, m, marks=pytest.mark.xfail(reason=XFAIL_AQC_SPENDING, strict=True))
+        if (p, m) == ("aqc", "spending_per_capita")
         else (p, m)
         for p in PRESETS
         for m in PRESET_CHECKS

@@ -968,11 +968,12 @@ class VBPModel(mesa.Model):
     def innovations_arrive(self, outlook: Outlook) -> dict[str, float]:
         """Innovations arrive at random; providers of their discipline decide to adopt each."""
         if not self.mechanisms.innovation:
-            return {"innovation_nmb": 0.0}
+            return {"innovation_nmb": 0.0, "innovation_upfront": 0.0}
         inno = self.config.innovation
         rng = self.streams["innovation"]
         table = self.providers
         arrivals = rng.poisson(inno.arrival_rate * self.dt_years)
+        spent_upfront = 0.0
         for _ in range(arrivals):
             kind = int(rng.integers(len(INNOVATION_TYPES)))
             discipline = int(rng.integers(len(DISCIPLINES)))
@@ -1000,12 +1001,13 @@ class VBPModel(mesa.Model):
             table.benefit_gain[adopt] += inno.health_gain[name]
             table.reserves[adopt] -= upfront[adopt]
             self.cost_total[adopt] += upfront[adopt]
+            spent_upfront += float(upfront[adopt].sum())
             self.innovation_offers[kind] += eligible.sum()
             self.innovation_adoptions[kind] += adopt.sum()
         care_cost_per_step = table.unit_cost * table.need_belief
         kappa = self.config.providers.benefit_to_cost
         nmb = care_cost_per_step * (kappa * table.benefit_gain - (table.need_multiplier - 1.0))
-        return {"innovation_nmb": float(nmb.sum())}
+        return {"innovation_nmb": float(nmb.sum()), "innovation_upfront": spent_upfront}
 
     def adjust_capacity(self) -> None:
         """Once a year providers size capacity to the output they plan (long-run capacity choice)."""
