@@ -525,15 +525,10 @@ class QualityGate(_Benchmarked):
 OUTCOME_EVENTS: tuple[str, ...] = ("acute_events", "readmissions", "deaths")
 
 
-NOTHING_EXPECTED = 1e-12  # an expectation below this is none: a ratio on it would hinge on float underflow
-
-
 def _ratio(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """Observed over expected, 1 where nothing was expected (no information); may be inf."""
     with np.errstate(over="ignore", divide="ignore"):
-        return np.divide(
-            observed, expected, out=np.ones_like(observed, dtype=float), where=expected > NOTHING_EXPECTED
-        )
+        return np.divide(observed, expected, out=np.ones_like(observed, dtype=float), where=expected > 0)
 
 
 @register
@@ -630,7 +625,7 @@ class PromBonus(PayForPerformance):
 
     @override
     def score(self, obs: Observation) -> np.ndarray:
-        return np.where(obs.expected_prom > NOTHING_EXPECTED, _ratio(obs.prom, obs.expected_prom), 0.0)
+        return np.where(obs.expected_prom > 0, _ratio(obs.prom, obs.expected_prom), 0.0)
 
 
 # -- the preferred design in one call -------------------------------------------------------
