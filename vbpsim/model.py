@@ -242,8 +242,6 @@ class VBPModel(mesa.Model):
         self.records: list[dict[str, float]] = []
         self.income_total = np.zeros(n)
         self.insolvent_group_steps = np.zeros(self.n_payees, dtype=np.int64)
-        self.year_income = np.zeros(self.n_payees)
-        self.year_cost = np.zeros(self.n_payees)
         self.yearly_margins: list[np.ndarray] = []  # each contracting group's margin, year by year
         self.cost_total = np.zeros(n)
 
@@ -540,18 +538,16 @@ class VBPModel(mesa.Model):
         year_end = (self.step_index + 1) % self.steps_per_year == 0  # solvency is judged after settlement
         self.providers.insolvent_steps += year_end & (self.providers.reserves < 0)
         group_reserves = np.bincount(self.providers.payee, weights=self.providers.reserves, minlength=self.n_payees)
-        payee = self.providers.payee
-        self.year_income += np.bincount(payee, weights=income, minlength=self.n_payees)
-        self.year_cost += np.bincount(payee, weights=obs.cost, minlength=self.n_payees)
-        if (self.step_index + 1) % self.steps_per_year == 0:
-            self.yearly_margins.append((self.year_income - self.year_cost) / np.maximum(self.year_cost, 1e-9))
-            self.year_income = np.zeros(self.n_payees)
-            self.year_cost = np.zeros(self.n_payees)
+        if year_end:  # each contracting group's margin this year, from the providers' books of the year
+            payee = self.providers.payee
+            year_income = np.bincount(payee, weights=self._year_paid, minlength=self.n_payees)
+            year_cost = np.bincount(payee, weights=self._year_spent, minlength=self.n_payees)
+            self.yearly_margins.append((year_income - year_cost) / np.maximum(year_cost, 1e-9))
         self.insolvent_group_steps += year_end & (group_reserves < 0)
         health = self.update_health(care)
         self.patients_choose(care)
         self.history.append(obs)
-        if (self.step_index + 1) % self.steps_per_year == 0:
+        if year_end:
             self.adjust_capacity()
         self.providers_learn()
         outlook = self.outlook(care)
@@ -559,7 +555,7 @@ class VBPModel(mesa.Model):
         self.providers_decide(outlook)
         self.providers.form_habits(self.config.providers.habit_rate * self.dt_years)
         self.record(care, obs, income, health, innovation)
-        if (self.step_index + 1) % self.steps_per_year == 0:
+        if year_end:
             self._close_books_year()
         self.step_index += 1
 
