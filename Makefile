@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)  ## compare the base payment schemes on the default scenario
-	$(BIN)/vbpsim compare --scenario default --seeds 2
+demo: $(STAMP)  ## the five-dimension scorecard of the payment schemes on the default scenario
+	$(BIN)/vbpsim scorecard --scenario default --seeds 3 --workers 2
 
 app: $(STAMP)  ## the interactive app on http://127.0.0.1:8765 (offline; --host/--port via `vbpsim app`)
 	$(BIN)/vbpsim app

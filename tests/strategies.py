@@ -90,6 +90,7 @@ VALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "per_case": {"price_to_cost": RATIO},
     "capitation": {"rate_to_cost": RATIO, "risk_adjusted": st.booleans()},
     "per_period": {"budget_to_cost": RATIO},
+    "cost_reimbursement": {},
     "p4p": {"bonus_share": SHARE, "threshold": st.floats(0.0, 0.99, allow_nan=False)},
     "mixed": {
         "ffs_share": SHARE,
@@ -253,6 +254,8 @@ UNKNOWN_KEY = st.text(
 def valid_scheme_params(draw: st.DrawFn, scheme: str) -> dict[str, Any]:
     """A random subset of a scheme's parameters, each with a valid value."""
     fields = VALID[scheme]
+    if not fields:  # a scheme without parameters (the cost-reimbursement reference)
+        return {}
     keys = draw(st.lists(st.sampled_from(sorted(fields)), unique=True))
     return {k: draw(fields[k]) for k in keys}
 
@@ -265,7 +268,7 @@ def invalid_scheme_params(draw: st.DrawFn, scheme: str, unknown_keys: bool = Tru
     scheme does not have.
     """
     params = draw(valid_scheme_params(scheme))
-    if not unknown_keys or draw(st.booleans()):
+    if INVALID.get(scheme) and (not unknown_keys or draw(st.booleans())):
         key = draw(st.sampled_from(sorted(INVALID[scheme])))
         params[key] = draw(INVALID[scheme][key])
     else:

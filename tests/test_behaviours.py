@@ -252,11 +252,6 @@ def test_higher_ethics_reduces_selection(runs: RunCache) -> None:
     assert ci[1] > 0, f"risk_selection, ethics_mean 0.7 - 0.9 (unadjusted capitation): {fmt(ci)}"
 
 
-@pytest.mark.xfail(
-    reason="outlier sharing at 1x the mean case cost: risk_selection without - with +0.99, 95% CI [-0.43, +2.41] "
-    "(right direction, not significant since the status-quo history and calibration: steering itself is rarer)",
-    strict=True,
-)
 def test_outlier_risk_sharing_at_a_low_threshold_reduces_selection(runs: RunCache) -> None:
     low = {**UNADJUSTED, "outlier_threshold": 1.0}  # purchaser counts cost above the mean case cost as outlier
     runs.prefetch([("capitation", low), ("capitation+outlier", low)], RISK_SEEDS)
@@ -266,13 +261,6 @@ def test_outlier_risk_sharing_at_a_low_threshold_reduces_selection(runs: RunCach
     assert ci[1] > 0, f"risk_selection, without - with outlier sharing (threshold 1x): {fmt(ci)}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="weak at the default outlier threshold (3 x the mean case cost): chain, unadjusted capitation "
-    "minus with +outlier: +0.84, 95% CI [-0.04, +1.71] (seeds 0-7). The steered patients are mostly those "
-    "with persistent disability and nursing costs, below the threshold: predictable cost, which risk "
-    "adjustment rather than outlier sharing addresses. See the test at a threshold of 1 x the mean case cost.",
-)
 def test_outlier_risk_sharing_reduces_selection(runs: RunCache) -> None:
     runs.prefetch([("capitation", UNADJUSTED), ("capitation+outlier", UNADJUSTED)], RISK_SEEDS)
     plain = runs.values("capitation", "risk_selection", RISK_SEEDS, **UNADJUSTED)
@@ -308,12 +296,6 @@ def test_effort_falls_with_group_size(runs: RunCache) -> None:
         assert ci[1] > 0, f"GP cost-saving effort, group size {small} - {large}: {fmt(ci)}"
 
 
-@pytest.mark.xfail(
-    reason="elasticity of GP effort to group size -1.24, 95% CI [-1.47, -1.01] (N e(N)/e(1) = 1, 0.98, 0.96 "
-    "for N = 1, 2, 3 and lower at 6): about 1/N but the CI leaves the -1 +- 0.35 band at the low end since "
-    "the calibration (free-riding somewhat stronger than 1/N in large groups)",
-    strict=True,
-)
 def test_effort_falls_about_like_one_over_n(runs: RunCache) -> None:
     """The elasticity of effort to group size is near -1 (1/N), not -0.5 (1/sqrt N) or 0.
 

@@ -148,23 +148,7 @@ def test_prospective_payment_below_patient_optimum(base_schemes: pd.DataFrame, s
     assert ci[2] < 0, f"{scheme} intensity_ratio - 1: {fmt(ci)}"
 
 
-XFAIL_NURSING = (
-    "nursing under {scheme}: intensity_nursing - 1 about -0.06, 95% CI [-0.14/-0.15, +0.02] (seeds 1-8): right "
-    "direction, not significant since the calibration (rehabilitation shifted to home care counts as nursing "
-    "care delivered, which offsets the nursing organisations' own cuts)"
-)
-
-
-@pytest.mark.parametrize(
-    ("discipline", "scheme"),
-    [
-        pytest.param(d, s, marks=pytest.mark.xfail(reason=XFAIL_NURSING.format(scheme=s), strict=True))
-        if d == "nursing"
-        else (d, s)
-        for s in ("capitation", "per_period")
-        for d in DISCIPLINES
-    ],
-)
+@pytest.mark.parametrize(("discipline", "scheme"), [(d, s) for s in ("capitation", "per_period") for d in DISCIPLINES])
 def test_prospective_payment_below_optimum_in_every_discipline(
     base_schemes: pd.DataFrame, scheme: str, discipline: str
 ) -> None:

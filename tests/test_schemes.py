@@ -244,6 +244,20 @@ class TestPerPeriod(SchemeContract):
 QUALITY_GRID = obs(average_cost=[1000, 2000, 3000, 4000, 1000], measured_quality=[0.4, 0.5, 0.75, 1.0, 0.6])
 
 
+class TestCostReimbursement(SchemeContract):
+    scheme = "cost_reimbursement"
+    # the scorecard's neutral reference: actual cost plus up-front investment, nothing else
+    table = [
+        ({}, TWO, [700.0, 2500.0]),
+        ({}, TWO.replace(investment=np.array([50.0, 0.0])), [750.0, 2500.0]),
+    ]
+
+    def test_only_cost_and_investment_matter(self) -> None:
+        scheme = make_scheme("cost_reimbursement")
+        busier = TWO.replace(services=np.asarray(SERVICES, float) * 3, cases=TWO.cases * 3)
+        assert_pays(scheme, busier, scheme.pay(TWO))
+
+
 class TestPayForPerformance(SchemeContract):
     scheme = "p4p"
     # bonus = bonus_share x average_cost x clip((q - threshold) / (1 - threshold), 0, 1)

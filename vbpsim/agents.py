@@ -250,6 +250,7 @@ class Outlook:
     budgets: np.ndarray  # (P, 5) EUR/year time cost of full effort per task and of selection
     switch_rate: np.ndarray | None = None  # yearly switching at zero benefit (GPs; None: no choice)
     rebase_weight: np.ndarray | None = None  # share of the horizon after the benchmark is rebased
+    readmission_home: np.ndarray | None = None  # share of readmissions that return to readmission_target
     current_retention: np.ndarray | None = None  # cache: retention at the current decision
     outcome_belief: np.ndarray | None = None  # (P, len(Observation.OUTCOMES)) smoothed outcome counts per step
 
@@ -406,7 +407,7 @@ class DecisionRule:
             avoided = task_value(decision.effort[:, COORDINATION]) - task_value(now.effort[:, COORDINATION])
             failures = -outlook.handoffs * HANDOFF_FAILURE * self.timeliness * self.effort.coordination_effect * avoided
             out.append((outlook.handoff_receiver, failures * outlook.failure_units))
-            out.append((outlook.readmission_target, failures * READMISSION_AFTER_FAILURE * outlook.readmission_units))
+            out.append((outlook.readmission_target, self._readmissions(failures, outlook) * outlook.readmission_units))
         if self.mechanisms.care_shifting:
             rehab_units = table.need_belief * table.need_multiplier * decision.intensity
             out.append((outlook.shift_receiver, (decision.shift - now.shift) * rehab_units * outlook.shift_units))
@@ -419,6 +420,25 @@ class DecisionRule:
             for d in range(len(outlook.episode_units)):
                 out.append((outlook.prevention_targets[:, d], -prevented * outlook.episode_units[d]))
         return out
+
+    def _readmissions(self, failures: np.ndarray, outlook: Outlook) -> np.ndarray:
+        """Readmissions per step at the readmission target caused by ``failures`` failed hand-offs."""
+        home = 1.0 if outlook.readmission_home is None else outlook.readmission_home
+        return failures * READMISSION_AFTER_FAILURE * home
+
+    def readmission_cases(
+        self, decision: Decision, outlook: Outlook, table: ProviderTable
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Change in readmissions per step at each provider's readmission target (target rows, change).
+
+        A readmission is a new admission: a new case with its own case value, which a
+        contract paying per case pays for (a DRG does).
+        """
+        if not self.mechanisms.coordination:
+            return outlook.readmission_target, np.zeros(table.n)
+        avoided = task_value(decision.effort[:, COORDINATION]) - task_value(table.decision.effort[:, COORDINATION])
+        failures = -outlook.handoffs * HANDOFF_FAILURE * self.timeliness * self.effort.coordination_effect * avoided
+        return outlook.readmission_target, self._readmissions(failures, outlook)
 
     def expected_observation(
         self, table: ProviderTable, outlook: Outlook, decision: Decision, units: np.ndarray | None = None
@@ -447,6 +467,16 @@ class DecisionRule:
         members["case_mix"] = lagged.case_mix * scale[:, None]
         for name, value in self.expected_outcomes(table, outlook, decision).items():
             members[name] = value * scale
+        target, readmitted = self.readmission_cases(decision, outlook, table)
+        if np.any(readmitted != 0):
+            valid = target >= 0
+            rows, extra = target[valid], readmitted[valid]
+            value = extra * outlook.readmission_units[valid] * table.unit_cost[rows]
+            members["cases"] = members["cases"].copy()
+            members["case_value"] = members["case_value"].copy()
+            np.add.at(members["cases"], rows, extra)
+            np.add.at(members["case_value"], rows, value)
+            np.add.at(members["case_mix"], (rows, table.discipline[rows]), value)
         cost_mix = np.zeros_like(services)
         cost_mix[np.arange(table.n), table.discipline] = cost
         return lagged.replace(
@@ -587,15 +617,23 @@ class DecisionRule:
         income: np.ndarray,
         outlook: Outlook,
         units: np.ndarray | None = None,
+        cost: np.ndarray | None = None,
     ) -> np.ndarray:
         """Loss-averse yearly profit, plus altruism times health value, minus effort and moral cost.
 
-        Ethics bounds selection twice: as a ceiling on the share of patients a provider will
-        steer away (1 - ethics) and as a moral cost of steering (Section 4.2.4).
+        ``cost`` is the yearly cost of the provider's own row as probed: its own care plus
+        the work its decision causes there (its own readmissions, the stroke care its
+        prevention averts), so such costs land on the provider that bears them. Without it,
+        the cost of its own care alone. Ethics bounds selection twice: as a ceiling on the
+        share of patients a provider will steer away (1 - ethics) and as a moral cost of
+        steering (Section 4.2.4).
         """
-        if units is None:
-            units = self.own_units(table, decision, outlook)
-        yearly_cost = care_cost(units, table.capacity, table.unit_cost, self.overtime_premium) * self.steps_per_year
+        if cost is not None:
+            yearly_cost = cost
+        else:
+            if units is None:
+                units = self.own_units(table, decision, outlook)
+            yearly_cost = care_cost(units, table.capacity, table.unit_cost, self.overtime_premium) * self.steps_per_year
         profit = income - yearly_cost
         if self.mechanisms.risk_selection:
             profit = profit + decision.selection * self._steering_rate() * outlook.selection_gain
@@ -638,7 +676,8 @@ class DecisionRule:
             units = self.own_units(stacked_table, trial, stacked_outlook)
             obs = self.expected_observation(stacked_table, stacked_outlook, trial, units)
             income = self.yearly_income(contract, obs, stacked_table, distribute, n_cands * n_payees)
-            value = self.utility(stacked_table, trial, income, stacked_outlook, units).reshape(n_cands, n)
+            own_cost = obs.cost * self.steps_per_year  # the work the decision causes on its own row included
+            value = self.utility(stacked_table, trial, income, stacked_outlook, units, own_cost).reshape(n_cands, n)
             utilities[:, movers] = value[:, movers]
         return utilities
 
@@ -717,12 +756,16 @@ class DecisionRule:
         need_change: float,
         health_gain: float,
         upfront: np.ndarray,
-    ) -> np.ndarray:
-        """Utility gain over the horizon of adopting an innovation, per provider.
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Utility gain over the horizon of adopting an innovation per provider, and what is at stake.
 
         The provider probes the contract with its care changed by the innovation (more or
         fewer service units, more benefit) and counts money over the years the contract
-        lets it keep and health over its planning horizon, minus the up-front cost.
+        lets it keep and health over its planning horizon. The up-front cost is a cost, and
+        the contract is asked what it would pay for it (an observation with the investment),
+        so a contract that reimburses investments does not lean against innovation. The
+        stakes (money moved, health moved and the up-front cost) scale the adoption choice's
+        noise, so adoption is smooth in the gain relative to the stakes (no knife edge).
         """
         base = table.need_multiplier.copy(), table.benefit_gain.copy()
         values = []
@@ -731,14 +774,18 @@ class DecisionRule:
             table.benefit_gain = base[1] + gain
             obs = self.expected_observation(table, outlook, table.decision)
             income = self.yearly_income(contract, obs, table, distribute, n_payees)
-            units = self.own_units(table, table.decision, outlook)
-            cost = care_cost(units, table.capacity, table.unit_cost, self.overtime_premium) * self.steps_per_year
+            cost = obs.cost * self.steps_per_year
             health = self.health_value(table, table.decision, outlook)
-            values.append((income - cost, health))
+            values.append((income - cost, health, obs, income))
         table.need_multiplier, table.benefit_gain = base
-        money = (values[1][0] - values[0][0]) * outlook.money_horizon - upfront
+        adopted_obs, adopted_income = values[1][2], values[1][3]
+        invested = adopted_obs.replace(investment=adopted_obs.investment + upfront / self.steps_per_year)
+        reimbursed = self.yearly_income(contract, invested, table, distribute, n_payees) - adopted_income
+        money = (values[1][0] - values[0][0]) * outlook.money_horizon - upfront + reimbursed
+        health = table.altruism * (values[1][1] - values[0][1]) * outlook.health_horizon
         felt = np.where(money >= 0, money, table.loss_aversion * money)
-        return felt + table.altruism * (values[1][1] - values[0][1]) * outlook.health_horizon
+        stakes = np.abs(money) + np.abs(health) + upfront
+        return felt + health, stakes
 
 
 def member_rank(payee: np.ndarray) -> np.ndarray:
@@ -796,6 +843,7 @@ def aggregate(obs: Observation, payee: np.ndarray, n_payees: int, discipline: np
         outlier_cost=total(obs.outlier_cost),
         historical_cost=total(obs.historical_cost),
         stoploss_excess=total(obs.stoploss_excess),
+        investment=total(obs.investment),
         year=obs.year,
         month_of_year=obs.month_of_year,
         **mixes,

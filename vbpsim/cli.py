@@ -1,4 +1,4 @@
-"""Command-line interface: ``vbpsim run | compare | schemes | scenarios | app | sweep | sensitivity | report``.
+"""Command-line interface: ``vbpsim run | compare | scorecard | schemes | scenarios | app | sweep | ...``.
 
 Each subcommand does one thing and is a thin layer over the Python API
 (:func:`vbpsim.run`, :func:`vbpsim.replicate`, :func:`vbpsim.compare`). Results go to
@@ -734,6 +734,73 @@ def report(
 
     path = build_report(folder, _outputs(outputs))
     Console().print(f"wrote {path} and its figures", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def scorecard(
+    scenario: Annotated[str, typer.Option(help=SCENARIO_HELP)] = "default",
+    seeds: Annotated[int, typer.Option(help="Number of replications: seeds 0..N-1.")] = 10,
+    years: Annotated[
+        int | None, typer.Option(help="Horizon in years (default: the scenario's).", show_default=False)
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write scorecard.csv, runs.csv, scorecard.png and scorecard.md into this folder.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Processes running seeds in parallel (same results).")] = 1,
+    progress: ShowProgress = None,
+) -> None:
+    """Five value dimensions in EUR per capita-year against the cost-reimbursement reference."""
+    from .metrics import DIMENSIONS
+    from .scenarios import load_scenario
+    from .scorecard import ARMS, REFERENCE, run_scorecard
+
+    loaded = load_scenario(scenario)  # a bad name or file fails here, before any run
+    if isinstance(seeds, bool) or seeds < 1:
+        raise ParameterError("seeds", seeds, "a whole number of replications >= 1")
+    if workers < 1:
+        raise ParameterError("workers", workers, "a whole number of processes >= 1")
+    with _Ticker(f"{len(ARMS) + 1} arms x {seeds} seeds on {loaded.name} (by world)", progress) as ticker:
+        card = run_scorecard(loaded, seeds=seeds, years=years, workers=workers, progress=ticker)
+    rows = card.table[card.table.measure == "score"]
+    table = Table(
+        title=f"Scorecard '{card.scenario}', {card.years} years, {seeds} seed{'s' * (seeds != 1)}: "
+        f"EUR per capita-year vs {REFERENCE}",
+        title_justify="left",
+        caption="Each cell: mean, sign by its 95% CI (+, 0, -) | sign expected from Cattel et al. "
+        "(2018), Table 1. nmb = the five + a remainder (see scorecard.md with --out).",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("scheme", style="bold", no_wrap=True)
+    columns = (*DIMENSIONS, "nmb")
+    for name in columns:
+        table.add_column(COMPARE_COLUMNS.get(name, name).replace("NMB", "nmb"), justify="right", no_wrap=True)
+    for scheme in card.schemes():
+        if scheme == REFERENCE:
+            continue
+        cells = []
+        for name in columns:
+            row = rows[(rows.scheme == scheme) & (rows.dimension == name)].iloc[0]
+            value = row["mean"]
+            number = f"{value:+,.0f}" if abs(value) >= 10 else f"{value:+.1f}"
+            expected = f"|{row['expected_sign']}" if row["expected_sign"] not in ("", "n/a") else ""
+            cells.append(f"{number} {row['sign']}{expected}")
+        table.add_row(scheme, *cells)
+    console = Console(width=max(Console().width, 110))  # the table needs ~105 columns
+    console.print(table)
+    if out is not None:
+        try:
+            paths = card.write(out)
+        except OSError as exc:
+            _fail(f"cannot write to {out}: {exc.strerror or exc}", 1)
+        console.print("wrote " + ", ".join(str(p) for p in paths), highlight=False)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ParameterError
-from .metrics import equity_table, indicators, value_dimensions
+from .metrics import equity_table, indicators, natural_indicators, nmb_accounts, value_dimensions
 from .model import VBPModel, check_seed
 from .parameters import SECTIONS, Scenario, locate
 from .scenarios import load_scenario
@@ -241,6 +241,9 @@ def result_of(model: VBPModel) -> Result:
     ind["contracting_groups"] = float(model.n_payees)
     ind["risk_score_r2"] = float(np.mean(model.risk_model.achieved)) if model.risk_model.achieved else 0.0
     ind["risk_score_r2_realised"] = float(np.mean(model.realised_r2)) if model.realised_r2 else float("nan")
+    ind.update(natural_indicators(ts, model.steps_per_year, model.innovation_value))
+    accounts = nmb_accounts(ts, model.initial_patients, years, sc.clinical.willingness_to_pay)
+    ind.update({f"account_{name}": value for name, value in accounts.items()})
     return Result(
         scheme=scheme_label(model.contract),
         scenario=sc.name,

@@ -24,6 +24,20 @@ from .parameters import DISCIPLINES
 
 DIMENSIONS: tuple[str, ...] = ("quality", "cost_consciousness", "coordination", "innovation", "prevention")
 
+#: Parts of the NMB accounts outside the five dimensions: cost saved by withholding care,
+#: the overtime premium, and what the event valuations do not capture (chance, selection,
+#: the approximations of :meth:`vbpsim.model.VBPModel.event_values`).
+REMAINDER_PARTS: tuple[str, ...] = ("withheld_care", "overtime", "unattributed")
+
+#: Natural-unit indicator of each dimension: (indicator name, unit).
+NATURAL_INDICATORS: dict[str, tuple[str, str]] = {
+    "quality": ("qalys_per_capita", "QALYs per capita-year"),
+    "cost_consciousness": ("low_value_cost_share", "share of care cost beyond its value"),
+    "coordination": ("handoff_failure_share", "share of hand-offs that fail"),
+    "innovation": ("innovation_value_share", "share of the ideal adoption value realised"),
+    "prevention": ("strokes_prevented_per_1000", "strokes averted per 1,000 person-years"),
+}
+
 
 def _ratio(numerator: float, denominator: float, default: float = 0.0) -> float:
     return float(numerator / denominator) if denominator > 0 else default
@@ -80,7 +94,8 @@ def indicators(
         "margin_sd": float(np.std(margins)),
         "insolvent_providers": float((insolvent_steps > 0).sum()),
         "health_per_1000_eur": _ratio(1000 * qalys_pc, spending_pc),
-        "net_monetary_benefit": willingness_to_pay * qalys_pc - _ratio(ts.provider_cost.sum(), capita_years),
+        "net_monetary_benefit": willingness_to_pay * qalys_pc
+        - _ratio(ts.provider_cost.sum() + ts.innovation_upfront.sum(), capita_years),
     }
     for name in DISCIPLINES:
         out[f"intensity_{name}"] = float(ts[f"intensity_{name}"].mean())
@@ -170,3 +185,75 @@ def equity_table(groups: dict[str, np.ndarray], tally: dict[str, np.ndarray]) ->
         gap = rows_of.loc[labels[-1], share_columns] - rows_of.loc[labels[0], share_columns]
         gaps.append({"dimension": "gap", "group": f"{dimension}: {labels[-1]} - {labels[0]}", **gap.to_dict()})
     return pd.concat([table, pd.DataFrame(gaps)], ignore_index=True)
+
+
+def nmb_accounts(ts: pd.DataFrame, initial_patients: int, years: float, willingness_to_pay: float) -> dict[str, float]:
+    """A run's net monetary benefit split into the five value dimensions and a remainder (EUR per capita-year).
+
+    ``nmb`` = willingness to pay x QALYs - provider cost (care and up-front investments).
+    Each dimension is the money value (QALYs at the willingness to pay plus care cost) of
+    what it is responsible for: ``quality`` the health lost to care away from the optimum
+    (under- and overtreatment, quality effort, shifted rehab's health penalty);
+    ``cost_consciousness`` the cost of care beyond the optimum and the extra cost of
+    shifted care; ``coordination`` expected readmissions after failed hand-offs and
+    duplicated work; ``innovation`` the health adopted innovations add (valued like the
+    ideal adoption set, at ``benefit_to_cost`` times the care cost, the model's health value
+    of care), minus the care cost they add and their up-front cost; ``prevention`` strokes averted by the
+    prevention stock. ``remainder`` is ``nmb`` minus the five (it holds, among others,
+    the QALY effect of innovations beyond their valuation above); it is reported in parts
+    (``withheld_care``, ``overtime``, ``unattributed``). A scheme's scores are the paired
+    differences of these accounts from the reference contract's on the same seed, so the
+    five scores and the remainder add up to the NMB difference exactly.
+    """
+    capita_years = initial_patients * years
+
+    def per_capita(value: float) -> float:
+        return _ratio(value, capita_years)
+
+    total = lambda name: float(ts[name].sum())  # noqa: E731
+    nmb = per_capita(willingness_to_pay * total("qalys") - total("provider_cost") - total("innovation_upfront"))
+    out = {
+        "quality": -per_capita(total("acc_care_harm")),
+        "cost_consciousness": -per_capita(total("acc_overtreatment") + total("acc_shift_extra")),
+        "coordination": -per_capita(total("acc_readmission") + total("acc_duplicates")),
+        "innovation": per_capita(
+            total("acc_innovation_health") - total("acc_innovation_cost") - total("innovation_upfront")
+        ),
+        "prevention": per_capita(total("acc_prevented")),
+    }
+    remainder = nmb - sum(out.values())
+    out["withheld_care"] = per_capita(total("acc_withheld"))
+    out["overtime"] = -per_capita(total("acc_overtime"))
+    out["unattributed"] = remainder - out["withheld_care"] - out["overtime"]
+    out["remainder"] = remainder
+    out["nmb"] = nmb
+    return out
+
+
+def natural_indicators(ts: pd.DataFrame, steps_per_year: int, innovation_value: np.ndarray) -> dict[str, float]:
+    """Each dimension's indicator in its natural unit (see :data:`NATURAL_INDICATORS`)."""
+    care_cost = float(ts.provider_cost.sum()) - float(ts.acc_overtime.sum())
+    person_years = ts.alive.sum() / steps_per_year
+    realised, ideal = float(innovation_value[0]), float(innovation_value[1])
+    return {
+        "low_value_cost_share": _ratio(float(ts.acc_overtreatment.sum() + ts.acc_shift_extra.sum()), care_cost),
+        "handoff_failure_share": _ratio(float(ts.handoff_failures.sum()), float(ts.handoffs.sum())),
+        "innovation_value_share": _ratio(realised, ideal, default=1.0),
+        "strokes_prevented_per_1000": 1000 * _ratio(float(ts.strokes_prevented.sum()), person_years),
+        "expected_readmissions_per_1000": 1000 * _ratio(float(ts.expected_readmissions.sum()), person_years),
+    }
+
+
+def adoption_value(social_value: np.ndarray, adopted: np.ndarray) -> tuple[float, float]:
+    """Value realised by a set of adoption decisions and its gap to the ideal set.
+
+    ``social_value`` is each offer's ex-ante net monetary benefit, ``adopted`` which were
+    taken. The ideal set adopts exactly the offers with positive value; the gap (<= 0) is
+    the value lost by missing good ones plus the value lost by adopting bad ones.
+    """
+    value = np.asarray(social_value, dtype=float)
+    taken = np.asarray(adopted, dtype=bool)
+    realised = float(value[taken].sum())
+    missed_good = float(value[~taken & (value > 0)].sum())
+    adopted_bad = float(-value[taken & (value < 0)].sum())
+    return realised, -(missed_good + adopted_bad)

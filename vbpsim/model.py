@@ -71,6 +71,7 @@ STREAMS = (
     "risk",
     "outcomes",
 )
+INNOVATION_RECORDS = ("innovation_nmb", "innovation_upfront", "innovation_realised", "innovation_ideal")
 
 
 def care_chains(discipline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,6 +240,9 @@ class VBPModel(mesa.Model):
         self.innovation_offers = np.zeros(len(INNOVATION_TYPES))
         self.innovation_adoptions = np.zeros(len(INNOVATION_TYPES))
         self.low_value_multiplier = np.ones(n)  # extra units from adopted low-value innovations
+        self.pending_investment = np.zeros(n)  # up-front costs to show the purchaser next step
+        self.step_upfront = 0.0  # up-front costs spent this step
+        self.innovation_value = np.zeros(2)  # ex-ante social value: adopted, ideal (positive offers)
         self.records: list[dict[str, float]] = []
         self.income_total = np.zeros(n)
         self.insolvent_group_steps = np.zeros(self.n_payees, dtype=np.int64)
@@ -619,6 +623,7 @@ class VBPModel(mesa.Model):
         self.yearly_margins = []
         self.innovation_offers = np.zeros(len(INNOVATION_TYPES))
         self.innovation_adoptions = np.zeros(len(INNOVATION_TYPES))
+        self.innovation_value = np.zeros(2)
         self.realised_r2 = []
         self.risk_model.achieved = self.risk_model.achieved[-1:]
 
@@ -636,7 +641,8 @@ class VBPModel(mesa.Model):
             sign = np.where(self.high_need, 1.0, -1.0)[:, None]
             ratio = ratio * (1 + sign * table.decision.need_tilt[pop.provider])
         care["ratio"] = ratio
-        delivered = ratio * care["need"] * table.need_multiplier[pop.provider]
+        care["multiplier"] = table.need_multiplier[pop.provider]
+        delivered = ratio * care["need"] * care["multiplier"]
         shifted = np.zeros(pop.size)
         if self.mechanisms.care_shifting:
             share = table.decision.shift[pop.provider[:, REHAB]]
@@ -762,11 +768,17 @@ class VBPModel(mesa.Model):
             expected_mix=expected_mix,
             historical_cost=self.historical_cost.copy(),
             stoploss_excess=self._per_provider(stoploss),
+            investment=self._take_investment(),
             year=self.contract_year(),
             month_of_year=((self.step_index - self.contract_start) % self.steps_per_year) * self.months_per_step,
             **self._measured_outcomes(),
             **{name: value.copy() for name, value in self.provider_ytd.items()},
         )
+
+    def _take_investment(self) -> np.ndarray:
+        """Up-front costs incurred since the last observation (shown once, then cleared)."""
+        investment, self.pending_investment = self.pending_investment, np.zeros(self.providers.n)
+        return investment
 
     def update_health(self, care: dict[str, np.ndarray]) -> dict[str, float]:
         """Health transitions, with the care received changing the hazards (vectorised)."""
@@ -853,6 +865,7 @@ class VBPModel(mesa.Model):
         failed = handoff & (u_handoff < p_fail)
         readmitted = failed & (u_handoff < p_fail * READMISSION_AFTER_FAILURE)
         new_state[readmitted] = ACUTE
+        self._route_readmissions(readmitted, rng)
         receiving_need = NEED_PER_MONTH[new_state] * pop.frailty[:, None] * months
         self.pending_duplicates[failed] = DUPLICATE_SHARE * receiving_need[failed]
         self._learn_handoffs(handoff, failed, sender, receiving_need)
@@ -883,7 +896,9 @@ class VBPModel(mesa.Model):
             readmitted,
             p_fail * READMISSION_AFTER_FAILURE,
         )
+        accounts = self._health_accounts(benefit, base_stroke, monthly, handoff & alive, p_fail)
         return {
+            **accounts,
             "qalys": qalys,
             "strokes": float(strokes.sum()),
             "deaths": float(dies.sum()),
@@ -896,6 +911,123 @@ class VBPModel(mesa.Model):
             "readmission_risk": float((p_fail * READMISSION_AFTER_FAILURE)[handoff].sum()),
             "prom_score": float(qol[alive].sum() / max(qol_table[state][alive].sum(), 1e-12)),
             "true_quality": float(lead_benefit[alive].mean()) if alive.any() else 0.0,
+        }
+
+    def _route_readmissions(self, readmitted: np.ndarray, rng: np.random.Generator) -> None:
+        """A share of readmissions is admitted by another region's hospital, which keeps the follow-up.
+
+        Part of the coordination mechanism: with it off, readmissions return to the patient's
+        own hospital (the core model).
+        """
+        share = self.config.effort.readmission_elsewhere
+        hospitals = np.flatnonzero(self.providers.discipline == HOSPITAL)
+        if not self.mechanisms.coordination or share <= 0 or len(hospitals) < 2 or not readmitted.any():
+            return
+        who = np.flatnonzero(readmitted)
+        elsewhere = who[rng.random(len(who)) < share]
+        if len(elsewhere) == 0:
+            return
+        current = np.searchsorted(hospitals, self.population.provider[elsewhere, HOSPITAL])
+        offset = rng.integers(1, len(hospitals), len(elsewhere))
+        self.population.provider[elsewhere, HOSPITAL] = hospitals[(current + offset) % len(hospitals)]
+
+    def event_values(self) -> dict[str, float]:
+        """Health (QALYs within the run's remaining horizon) and care cost (EUR) of one event.
+
+        Used to value expected events in the NMB accounts: a death loses the mean quality
+        of life over the remaining years; a stroke loses the acute month, the post-acute
+        phase and, for the share disabled, the disabled years, plus the case fatality's
+        deaths; a readmission loses an acute month against the post-acute one plus the
+        case fatality's deaths. Costs are the expected episode units at unit cost.
+        These are approximations: what they miss stays in the accounts' remainder.
+        """
+        c = self.config.clinical
+        remaining = max((self.n_steps - self.step_index) * self.dt_years, 0.0)
+        alive = self.population.alive
+        qol = c.qol
+        mean_qol = float(np.mean([qol["healthy"], qol["chronic"]])) if not alive.any() else 0.0
+        if alive.any():
+            table = np.array([qol[s] for s in ("healthy", "chronic", "acute", "post_acute", "disabled")] + [0.0])
+            mean_qol = float(table[self.population.state[alive]].mean())
+        death = mean_qol * remaining
+        months = self.months_per_step
+        per_step = 1 - (1 - np.array([c.recovery_rate, c.disability_rate, c.post_acute_mortality])) ** months
+        post_years = min(1.0 / max(per_step.sum(), 1e-9) * self.dt_years, remaining)
+        p_disabled = per_step[1] / max(per_step.sum(), 1e-9)
+        survive = 1 - c.case_fatality
+        acute = (qol["chronic"] - qol["acute"]) * self.dt_years
+        stroke = (
+            acute
+            + survive * post_years * (qol["chronic"] - qol["post_acute"])
+            + survive * p_disabled * max(remaining - post_years, 0.0) * (qol["chronic"] - qol["disabled"])
+            + c.case_fatality * death
+        )
+        readmission = (qol["post_acute"] - qol["acute"]) * self.dt_years + c.case_fatality * death
+        return {
+            "death": death,
+            "stroke": stroke,
+            "readmission": readmission,
+            "stroke_cost": float((self.episode_units * self.unit_cost).sum()),
+            "readmission_cost": float(NEED_PER_MONTH[ACUTE, HOSPITAL] * months * self.unit_cost[HOSPITAL]),
+        }
+
+    def _health_accounts(
+        self,
+        benefit: np.ndarray,
+        base_stroke: np.ndarray,
+        monthly: np.ndarray,
+        handoff: np.ndarray,
+        p_fail: np.ndarray,
+    ) -> dict[str, float]:
+        """Expected health and cost consequences of the step by value dimension (NMB accounts, EUR).
+
+        ``acc_care_harm``: health lost to care below (or beyond) the optimum, innovations'
+        benefit excluded; ``acc_care_harm_innovated``: the same with it (their QALY effect);
+        ``acc_prevented``: strokes the prevention stock averts at guideline GP care (its
+        interaction with inadequate GP care is left to the remainder); ``acc_readmission``:
+        expected readmissions after failed hand-offs. Each values QALYs at the willingness
+        to pay and adds the care cost of the events it causes or averts.
+        """
+        pop, clinical = self.population, self.config.clinical
+        wtp, dt = clinical.willingness_to_pay, self.dt_years
+        values = self.event_values()
+        stroke_value = wtp * values["stroke"] + values["stroke_cost"]
+        alive = pop.alive
+        state = pop.state
+        at_risk = alive & ((state == HEALTHY) | (state == CHRONIC))
+        states = ("healthy", "chronic", "acute", "post_acute", "disabled")
+        qol_table = np.array([clinical.qol[s] for s in states] + [0.0])
+        harm = clinical.undertreatment_harm
+        prevention = np.ones(pop.size)
+        if self.mechanisms.prevention:
+            prevention = 1 - self.config.effort.prevention_efficacy * self.prevention_stock
+        base_death = np.select(
+            [state == ACUTE, state == POST_ACUTE, state == DISABLED], [monthly[0], monthly[1], monthly[2]], 0.0
+        )
+        lead = LEAD_DISCIPLINE[state]
+
+        def care_harm(b: np.ndarray) -> float:
+            shortfall = 1.0 - b[np.arange(pop.size), lead]
+            gp_shortfall = 1.0 - b[:, GP]
+            direct = float((qol_table[state] * clinical.qol_care_weight * np.clip(shortfall, 0, 1))[alive].sum() * dt)
+            deaths = float((base_death * harm * shortfall)[alive].sum())
+            strokes = float((base_stroke * harm * gp_shortfall * prevention * dt)[at_risk].sum())
+            return wtp * (direct + deaths * values["death"]) + strokes * stroke_value
+
+        without = benefit
+        if self.mechanisms.innovation:
+            without = benefit / (1.0 + self.providers.benefit_gain)[pop.provider]
+        prevented = 0.0
+        if self.mechanisms.prevention:  # at guideline GP care: what care adequacy adds belongs to quality
+            prevented = float((base_stroke * (1.0 - prevention))[at_risk].sum() * dt)
+        readmissions = float(p_fail[handoff].sum()) * READMISSION_AFTER_FAILURE
+        return {
+            "acc_care_harm": care_harm(without),
+            "acc_care_harm_innovated": care_harm(benefit),
+            "acc_prevented": prevented * stroke_value,
+            "strokes_prevented": prevented,
+            "acc_readmission": readmissions * (wtp * values["readmission"] + values["readmission_cost"]),
+            "expected_readmissions": readmissions,
         }
 
     def _learn_handoffs(
@@ -962,21 +1094,34 @@ class VBPModel(mesa.Model):
             pop.provider[moving] = self.gp_chains[choice]
 
     def innovations_arrive(self, outlook: Outlook) -> dict[str, float]:
-        """Innovations arrive at random; providers of their discipline decide to adopt each."""
+        """Innovations arrive at random; providers of their discipline decide to adopt each.
+
+        The type is drawn by ``innovation.shares``. Adoption is a logit choice on the
+        provider's utility gain (probed from the contract) with a temperature proportional
+        to what is at stake, so the adoption rate is smooth in the gain. Each offer's
+        ex-ante social value (health at ``benefit_to_cost`` minus the change in care cost
+        over the run's remaining years, minus the up-front cost) is recorded, so adoption
+        decisions can be scored against the ideal set (adopt exactly the positive ones).
+        """
+        self.step_upfront = 0.0
         if not self.mechanisms.innovation:
-            return {"innovation_nmb": 0.0, "innovation_upfront": 0.0}
+            return dict.fromkeys(INNOVATION_RECORDS, 0.0)
         inno = self.config.innovation
         rng = self.streams["innovation"]
         table = self.providers
+        shares = np.array([inno.shares[name] for name in INNOVATION_TYPES], dtype=float)
+        cumulative = np.cumsum(shares / shares.sum())
         arrivals = rng.poisson(inno.arrival_rate * self.dt_years)
-        spent_upfront = 0.0
+        kappa = self.config.providers.benefit_to_cost
+        remaining_years = (self.n_steps - self.step_index - 1) * self.dt_years
+        realised = ideal = 0.0
         for _ in range(arrivals):
-            kind = int(rng.integers(len(INNOVATION_TYPES)))
+            kind = int(min(np.searchsorted(cumulative, rng.random(), side="right"), len(shares) - 1))
             discipline = int(rng.integers(len(DISCIPLINES)))
             name = INNOVATION_TYPES[kind]
             eligible = table.discipline == discipline
             upfront = inno.upfront_months / self.months_per_step * table.unit_cost * table.need_belief
-            gain = self.rule.adoption_gain(
+            gain, stakes = self.rule.adoption_gain(
                 table,
                 outlook,
                 self.contract,
@@ -986,24 +1131,38 @@ class VBPModel(mesa.Model):
                 inno.health_gain[name],
                 upfront,
             )
-            scale = self.config.providers.choice_noise * np.maximum(
-                table.unit_cost * table.need_belief * self.steps_per_year, 1e-9
-            )
+            scale = inno.adoption_noise * np.maximum(stakes, 1e-9)
             p_adopt = 1.0 / (1.0 + np.exp(-np.clip(gain / scale, -50, 50)))
             adopt = eligible & (rng.random(table.n) < p_adopt)
+            social = (
+                self.steps_per_year
+                * table.unit_cost
+                * table.need_belief
+                * (kappa * inno.health_gain[name] - table.need_multiplier * inno.need_change[name])
+                * remaining_years
+                - upfront
+            )
+            realised += float(social[adopt].sum())
+            ideal += float(np.maximum(social[eligible], 0.0).sum())
             table.need_multiplier[adopt] *= 1 + inno.need_change[name]
-            if inno.health_gain[name] <= 0 < inno.need_change[name]:
+            if kappa * inno.health_gain[name] < inno.need_change[name]:  # not worth its cost: low value
                 self.low_value_multiplier[adopt] *= 1 + inno.need_change[name]
             table.benefit_gain[adopt] += inno.health_gain[name]
             table.reserves[adopt] -= upfront[adopt]
             self.cost_total[adopt] += upfront[adopt]
-            spent_upfront += float(upfront[adopt].sum())
+            self.pending_investment[adopt] += upfront[adopt]
+            self.step_upfront += float(upfront[adopt].sum())
             self.innovation_offers[kind] += eligible.sum()
             self.innovation_adoptions[kind] += adopt.sum()
+        self.innovation_value += (realised, ideal)
         care_cost_per_step = table.unit_cost * table.need_belief
-        kappa = self.config.providers.benefit_to_cost
         nmb = care_cost_per_step * (kappa * table.benefit_gain - (table.need_multiplier - 1.0))
-        return {"innovation_nmb": float(nmb.sum()), "innovation_upfront": spent_upfront}
+        return {
+            "innovation_nmb": float(nmb.sum()),
+            "innovation_upfront": self.step_upfront,
+            "innovation_realised": realised,
+            "innovation_ideal": ideal,
+        }
 
     def adjust_capacity(self) -> None:
         """Once a year providers size capacity to the output they plan (long-run capacity choice)."""
@@ -1091,6 +1250,7 @@ class VBPModel(mesa.Model):
             switch_rate=switch_rate,
             rebase_weight=np.full(n, self.rebase_weight()),
             outcome_belief=self.outcome_belief,
+            readmission_home=np.full(n, 1.0 - self.config.effort.readmission_elsewhere * m.coordination),
         )
 
     def appraise_patients(
@@ -1310,10 +1470,39 @@ class VBPModel(mesa.Model):
             row[f"guideline_{name}"] = float(total_need)
             # payments say who is paid; resource cost what care was given
             row[f"resource_cost_{name}"] = float(obs.cost[table.discipline == d].sum())
+        row.update(self._cost_accounts(care, obs))
         row.update(health)
         row.update(innovation)
         self.records.append(row)
         self._tally_patients(care, cost_of)
+
+    def _cost_accounts(self, care: dict[str, np.ndarray], obs: Observation) -> dict[str, float]:
+        """Provider cost of the step split into exact parts (EUR); they add up to cost plus up-front.
+
+        Guideline need at unit cost; care beyond it (overtreatment) and below it (withheld)
+        at the chosen intensities, before innovations; the units innovations add or save;
+        duplicated work after failed hand-offs; the extra cost of rehab shifted to home care
+        (shifted care counts at its own cost, not as low value); the overtime premium; and
+        the up-front cost of adoptions. ``acc_innovation_health`` values adopted innovations'
+        benefit gain as the model values health of care (``benefit_to_cost`` x care cost),
+        the valuation of the ideal adoption set.
+        """
+        need_cost = care["need"] * self.unit_cost
+        ratio = care["ratio"]
+        table = self.providers
+        kappa = self.config.providers.benefit_to_cost
+        innovation_health = kappa * float((table.unit_cost * table.need_belief * table.benefit_gain).sum())
+        delivered_cost = float((care["delivered"] * self.unit_cost).sum())
+        return {
+            "acc_need_cost": float(need_cost.sum()),
+            "acc_overtreatment": float((np.maximum(ratio - 1.0, 0.0) * need_cost).sum()),
+            "acc_withheld": float((np.maximum(1.0 - ratio, 0.0) * need_cost).sum()),
+            "acc_innovation_cost": float((ratio * need_cost * (care["multiplier"] - 1.0)).sum()),
+            "acc_innovation_health": innovation_health,
+            "acc_duplicates": float((care["duplicates"] * self.unit_cost).sum()),
+            "acc_shift_extra": float(care["shifted_cost"].sum() * self.config.shifting.shift_inefficiency),
+            "acc_overtime": float(obs.cost.sum()) - delivered_cost,
+        }
 
     def run(self) -> None:
         """Run the scenario's whole horizon."""

@@ -20,7 +20,7 @@ from .errors import ParameterError
 DISCIPLINES: tuple[str, ...] = ("gp", "hospital", "rehab", "nursing")
 HEALTH_STATES: tuple[str, ...] = ("healthy", "chronic", "acute", "post_acute", "disabled", "dead")
 CONDITIONS: tuple[str, ...] = ("hypertension", "diabetes", "atrial_fibrillation")
-INNOVATION_TYPES: tuple[str, ...] = ("cost_saving", "cost_effective", "low_value")
+INNOVATION_TYPES: tuple[str, ...] = ("cost_saving", "cost_effective", "low_value", "new_service")
 EFFORT_TASKS: tuple[str, ...] = ("measured", "unmeasured", "coordination", "prevention")
 # R^2 of the purchaser's risk score by information level (Van de Ven & Ellis 2000; Pope et al. 2004; Ash et al. 2000).
 RISK_ADJUSTMENT_LEVELS: dict[str, float] = {
@@ -454,6 +454,14 @@ class EffortParams(Section):
         ge=0,
         le=1,
     )
+    readmission_elsewhere: float = param(
+        0.3,
+        "share",
+        ASSUMPTION,
+        "Share of readmissions admitted by another region's hospital, which keeps the follow-up.",
+        ge=0,
+        le=1,
+    )
     prevention_efficacy: float = param(
         0.3,
         "relative hazard",
@@ -542,7 +550,13 @@ class GroupParams(Section):
 
 
 class InnovationParams(Section):
-    """Innovations: arrivals, up-front cost and the three types of Section 2."""
+    """Innovations: arrivals, up-front cost, the four types of Section 2 and how adoption is chosen.
+
+    ``cost_saving``: fewer service units, same health; ``cost_effective``: more units and
+    more health, worth its cost; ``low_value``: more units, a little health, not worth its
+    cost; ``new_service``: a new billable service (more units of the discipline, billed at
+    its fee) with a modest health gain, not worth its cost at the default valuation.
+    """
 
     arrival_rate: float = param(1.0, "1/year", ASSUMPTION, "Innovations arriving per year.", ge=0, le=24)
     upfront_months: float = param(
@@ -553,17 +567,31 @@ class InnovationParams(Section):
         ge=0,
         le=120,
     )
+    shares: dict[str, float] = param(
+        {"cost_saving": 0.3, "cost_effective": 0.3, "low_value": 0.2, "new_service": 0.2},
+        "share of arrivals",
+        "Cattel et al. 2018, Section 2 (dimension 4); ASSUMPTION",
+        "Proportions of the innovation types among arrivals (normalised to sum to 1).",
+    )
     need_change: dict[str, float] = param(
-        {"cost_saving": -0.10, "cost_effective": 0.15, "low_value": 0.10},
+        {"cost_saving": -0.10, "cost_effective": 0.15, "low_value": 0.10, "new_service": 0.20},
         "relative units of care",
         "Cattel et al. 2018, Section 2 (dimension 4)",
         "Change in service units per patient by innovation type.",
     )
     health_gain: dict[str, float] = param(
-        {"cost_saving": 0.0, "cost_effective": 0.10, "low_value": 0.0},
+        {"cost_saving": 0.0, "cost_effective": 0.10, "low_value": 0.02, "new_service": 0.05},
         "benefit units",
         "Cattel et al. 2018, Section 2 (dimension 4)",
         "Gain in the benefit of care by innovation type.",
+    )
+    adoption_noise: float = param(
+        0.25,
+        "share of the stakes",
+        "logit choice (McFadden 1974); ASSUMPTION",
+        "Logit temperature of an adoption decision relative to what is at stake in it (money, health, up-front).",
+        gt=0,
+        le=10,
     )
 
 
@@ -816,6 +844,7 @@ TABLE_RANGES: dict[str, tuple[tuple[str, ...], float, float]] = {
     "clinical.qol": (HEALTH_STATES[:-1], 0.0, 1.0),
     "innovation.need_change": (INNOVATION_TYPES, -1.0, 10.0),
     "innovation.health_gain": (INNOVATION_TYPES, -1.0, 10.0),
+    "innovation.shares": (INNOVATION_TYPES, 0.0, 1e9),
 }
 
 
@@ -844,6 +873,8 @@ def _check_consistency(scenario: Scenario) -> None:
     for name, (keys, low, high) in TABLE_RANGES.items():
         section, field = name.split(".")
         _check_table(name, getattr(getattr(scenario, section), field), keys, low, high)
+    if sum(scenario.innovation.shares.values()) <= 0:
+        raise ParameterError("innovation.shares", scenario.innovation.shares, "at least one share > 0")
 
 
 def risk_adjustment_r2(scenario: Scenario) -> float:

@@ -93,6 +93,7 @@ class Observation:
     expected_mix: np.ndarray | None = None  # (payees, disciplines) expected_cost split by discipline
     historical_cost: np.ndarray | None = None  # the payee's own cost in its last base period, same period length
     stoploss_excess: np.ndarray | None = None  # patients' yearly cost above the stop-loss attachment point
+    investment: np.ndarray | None = None  # up-front (adoption) costs incurred in the period, outside ``cost``
     year: int = 0  # years since the contract relationship began (0 = first), across renewals
     acute_events: np.ndarray | None = None  # strokes among the GP's patients
     expected_acute_events: np.ndarray | None = None  # risk-adjusted strokes expected at guideline care
@@ -130,6 +131,7 @@ class Observation:
         "expected_mix",
         "historical_cost",
         "stoploss_excess",
+        "investment",
         "member_months",
         "expected_cost",
         "average_cost",
@@ -151,7 +153,14 @@ class Observation:
         for name in ("case_mix", "cost_mix", "expected_mix", "ytd_services"):
             if getattr(self, name) is None:
                 setattr(self, name, np.zeros_like(self.services, dtype=float))
-        vector = ("outlier_cost", "historical_cost", "stoploss_excess", *self.OUTCOMES, *self.YEAR_TO_DATE[1:])
+        vector = (
+            "outlier_cost",
+            "historical_cost",
+            "stoploss_excess",
+            "investment",
+            *self.OUTCOMES,
+            *self.YEAR_TO_DATE[1:],
+        )
         for name in vector:
             if getattr(self, name) is None:
                 setattr(self, name, np.zeros_like(self.cost, dtype=float))
@@ -426,6 +435,26 @@ class FeeForService(PaymentScheme):
     @override
     def pay(self, obs: Observation) -> np.ndarray:
         return obs.services @ self.fee_schedule(obs.unit_cost)
+
+
+@register
+class CostReimbursement(PaymentScheme):
+    """Cost reimbursement: pays each payee exactly its cost, including up-front investments.
+
+    The incentive-neutral reference of the scorecard: every decision leaves profit at
+    zero, so providers act on altruism and effort cost alone. Up-front adoption costs are
+    reimbursed too, so the reference does not lean against innovation.
+    """
+
+    name = "cost_reimbursement"
+    description = "Pays actual cost plus up-front investment: the incentive-neutral reference."
+
+    def __init__(self) -> None:
+        pass  # no parameters: the reference has nothing to tune
+
+    @override
+    def pay(self, obs: Observation) -> np.ndarray:
+        return obs.cost + obs.investment
 
 
 @register
