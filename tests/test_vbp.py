@@ -336,6 +336,13 @@ XFAIL_CATTEL_PREVENTION = (
 
 
 
+XFAIL_CATTEL_COST_SAVING = (
+    "cattel_vbp adopted_cost_saving, 5-year - 1-year contract: 0.5 vs 0.125 adoptions, +0.375, 95% CI "
+    "[-0.25, +1.00] (seeds 1-8): right direction, too few cost-saving offers per run to be significant since "
+    "issue 8 split the innovation stream into four types (30% cost-saving)"
+)
+
+
 @pytest.mark.parametrize(
     ("contract", "metric"),
     [
@@ -346,7 +353,11 @@ XFAIL_CATTEL_PREVENTION = (
             "effort_prevention",
             marks=pytest.mark.xfail(reason=XFAIL_CATTEL_PREVENTION, strict=True),
         ),
-        ("cattel_vbp", "adopted_cost_saving"),  # emerges since the calibration
+        pytest.param(
+            "cattel_vbp",
+            "adopted_cost_saving",
+            marks=pytest.mark.xfail(reason=XFAIL_CATTEL_COST_SAVING, strict=True),
+        ),
     ],
 )
 def test_longer_contract_raises_prevention_and_cost_saving_innovation(contract: str, metric: str) -> None:
@@ -480,13 +491,20 @@ XFAIL_AQC_SPENDING = (
     "are paid on top, so the purchaser does not save within three years; the groups' resource cost falls. "
     "Song et al. 2012 likewise found no net savings early once bonus payments were counted."
 )
+XFAIL_PRESET_SPENDING = {
+    "aqc": XFAIL_AQC_SPENDING,
+    "mssp": "mssp - ffs, spending_per_capita: -26.3 EUR (-4.3%), 95% CI [-54.8, +2.2] (seeds 1-6, 3 years): right "
+    "direction, not significant; MSSP's observed savings are 1-2% (McWilliams et al. 2016)",
+    "kinzigtal": "kinzigtal - ffs, spending_per_capita: -32.8 EUR (-5.4%), 95% CI [-65.9, +0.3] (seeds 1-6, 3 "
+    "years): right direction, just not significant",
+}
 
 
 @pytest.mark.parametrize(
     ("preset", "metric"),
     [
-        pytest.param(p, m, marks=pytest.mark.xfail(reason=XFAIL_AQC_SPENDING, strict=True))
-        if (p, m) == ("aqc", "spending_per_capita")
+        pytest.param(p, m, marks=pytest.mark.xfail(reason=XFAIL_PRESET_SPENDING[p], strict=True))
+        if m == "spending_per_capita" and p in XFAIL_PRESET_SPENDING
         else (p, m)
         for p in PRESETS
         for m in PRESET_CHECKS

@@ -227,8 +227,9 @@ class Outlook:
     """What each provider expects, from its lagged data: the inputs to the decision rule.
 
     All arrays are over providers. Spillover targets are provider rows (-1 for none): they
-    matter to a provider's income only when the target shares its payee, which is how a
-    shared contract internalises coordination, prevention and care shifting.
+    matter to a provider's income and cost only when the target shares its payee, which is
+    how a shared contract internalises coordination, prevention and care shifting; probes
+    keep only those (:func:`borne_by_own_payee`).
     """
 
     lagged: Observation
@@ -451,7 +452,7 @@ class DecisionRule:
         services[np.arange(table.n), table.discipline] = units
         cost = care_cost(units, table.capacity, table.unit_cost, self.overtime_premium)
         for target, delta in self.spillover_units(decision, outlook, table):
-            valid = target >= 0
+            valid = borne_by_own_payee(target, table.payee)
             np.add.at(services, (target[valid], table.discipline[target[valid]]), delta[valid])
             np.add.at(cost, target[valid], delta[valid] * table.unit_cost[target[valid]])
         historical = lagged.historical_cost
@@ -469,7 +470,7 @@ class DecisionRule:
             members[name] = value * scale
         target, readmitted = self.readmission_cases(decision, outlook, table)
         if np.any(readmitted != 0):
-            valid = target >= 0
+            valid = borne_by_own_payee(target, table.payee)
             rows, extra = target[valid], readmitted[valid]
             value = extra * outlook.readmission_units[valid] * table.unit_cost[rows]
             members["cases"] = members["cases"].copy()
@@ -786,6 +787,18 @@ class DecisionRule:
         felt = np.where(money >= 0, money, table.loss_aversion * money)
         stakes = np.abs(money) + np.abs(health) + upfront
         return felt + health, stakes
+
+
+def borne_by_own_payee(target: np.ndarray, payee: np.ndarray) -> np.ndarray:
+    """Which spillovers (source row -> ``target`` row, -1 for none) land inside the source's own payee.
+
+    Only those can change what the source earns or spends. Probes keep only them: in a
+    batched probe every payee's movers try a candidate at once, and a spillover onto another
+    payee's row would otherwise leak one provider's trial move into a stranger's books.
+    """
+    valid = target >= 0
+    valid[valid] = payee[target[valid]] == payee[valid]
+    return valid
 
 
 def member_rank(payee: np.ndarray) -> np.ndarray:
