@@ -19,15 +19,11 @@ cells can reach the score is blended with the true cost itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 N_CELLS = 200
 FIT_SAMPLE = 200_000  # the score's R^2 is carried by few costly patients: fit on many
 QUANTILES = np.linspace(0, 1, N_CELLS + 1)[1:-1]
-SEARCH_LEVELS = N_CELLS.bit_length()  # depth of the scores' binary search over the N_CELLS - 1 edges
-COMPILED_FROM = 100_000  # patients from which the scores are computed by the compiled pass
 BISECTIONS = 30  # halvings of the bracket of sigma (or of the blend weight)
 SIGMA_MAX = 1e3  # noise beyond which the cells are as good as random: the target is below their floor
 
@@ -92,51 +88,6 @@ def between_cell_r2(ordered_total: np.ndarray, bounds: np.ndarray) -> float:
     return float(np.sum(counts[filled] * (means - grand) ** 2) / spread)
 
 
-def score_rows(
-    signal: np.ndarray,
-    cost: np.ndarray,
-    alive: np.ndarray,
-    edges: np.ndarray,
-    means: np.ndarray,
-    blend: float,
-    out: np.ndarray,
-) -> None:
-    """One pass over the patients: each living patient's cell mean (blended with its own cost), 0 for the dead.
-
-    ``edges`` are the inner cell edges padded with ``inf`` to ``2**SEARCH_LEVELS``; a
-    patient's cell is the number of edges below its signal, ``np.searchsorted(edges,
-    signal)``, found by a branch-free binary search of fixed depth (numba unrolls it, 8x
-    faster than a search that branches on random signals). Plain Python that
-    :func:`_kernel` compiles with numba; the signal comes in from numpy so that it is bit
-    for bit the one the cells were fitted on.
-    """
-    for i in range(cost.shape[0]):
-        if not alive[i]:
-            out[i, :] = 0.0
-            continue
-        x = signal[i]
-        cell = 0
-        for level in range(SEARCH_LEVELS - 1, -1, -1):
-            cell += np.int64(edges[cell + (1 << level) - 1] < x) << level
-        if blend > 0:
-            for d in range(cost.shape[1]):
-                out[i, d] = blend * cost[i, d] + (1.0 - blend) * means[cell, d]
-        else:
-            out[i, :] = means[cell, :]
-
-
-_compiled: dict[str, Callable[..., None]] = {}
-
-
-def _kernel() -> Callable[..., None]:
-    """:func:`score_rows` compiled by numba on first use (cached on disk), so importing vbpsim stays quick."""
-    if "score_rows" not in _compiled:
-        import numba
-
-        _compiled["score_rows"] = numba.njit(cache=True, nogil=True)(score_rows)
-    return _compiled["score_rows"]
-
-
 class RiskModel:
     """A risk score with a requested R^2, re-estimated by the purchaser once a year."""
 
@@ -152,6 +103,9 @@ class RiskModel:
 
     def _signal(self, total: np.ndarray, index: np.ndarray, sigma: float) -> np.ndarray:
         return np.log(np.maximum(total, 1e-12)) + sigma * self.eta[index]
+
+    def _predict(self, signal: np.ndarray, edges: np.ndarray, means: np.ndarray) -> np.ndarray:
+        return means[np.searchsorted(edges, signal)]
 
     def _fit_sigma(self, log_total: np.ndarray, eta: np.ndarray, total: np.ndarray) -> float:
         """The signal noise at which the cells' R^2 on the fit sample crosses the target (bisection).
@@ -225,23 +179,15 @@ class RiskModel:
         self.achieved.append(r_squared(predicted, ordered_total))
 
     def scores(self, cost: np.ndarray, alive: np.ndarray) -> np.ndarray:
-        """Predicted cost per patient and discipline (0 for the dead), before calibration to totals.
-
-        From ``COMPILED_FROM`` patients on this is one compiled pass (:func:`score_rows`);
-        below, loading numba (about 0.4 s once per process) would cost more than it saves.
-        """
+        """Predicted cost per patient and discipline (0 for the dead), before calibration to totals."""
         if len(self.edges) == 0:
-            return np.where(alive[:, None], self.cell_means[0], 0.0)
-        signal = np.log(np.maximum(cost.sum(axis=1), 1e-12)) + self.sigma * self.eta
-        if len(signal) >= COMPILED_FROM:
-            padded = np.full(1 << SEARCH_LEVELS, np.inf)
-            padded[: len(self.edges)] = self.edges
-            out = np.empty(cost.shape)
-            _kernel()(signal, cost, alive, padded, self.cell_means, self.blend, out)
-            return out
-        predicted = self.cell_means[np.searchsorted(self.edges, signal)]
-        if self.blend > 0:
-            predicted = self.blend * cost + (1 - self.blend) * predicted
+            predicted = np.broadcast_to(self.cell_means[0], cost.shape)
+        else:
+            total = cost.sum(axis=1)
+            signal = self._signal(total, np.arange(len(total)), self.sigma)
+            predicted = self._predict(signal, self.edges, self.cell_means)
+            if self.blend > 0:
+                predicted = self.blend * cost + (1 - self.blend) * predicted
         return np.where(alive[:, None], predicted, 0.0)
 
     @property
