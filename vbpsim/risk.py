@@ -23,6 +23,9 @@ import numpy as np
 
 N_CELLS = 200
 FIT_SAMPLE = 200_000  # the score's R^2 is carried by few costly patients: fit on many
+QUANTILES = np.linspace(0, 1, N_CELLS + 1)[1:-1]
+BISECTIONS = 30  # halvings of the bracket of sigma (or of the blend weight)
+SIGMA_MAX = 1e3  # noise beyond which the cells are as good as random: the target is below their floor
 
 
 def r_squared(prediction: np.ndarray, truth: np.ndarray) -> float:
@@ -30,6 +33,59 @@ def r_squared(prediction: np.ndarray, truth: np.ndarray) -> float:
     if len(truth) < 2 or np.ptp(prediction) == 0 or np.ptp(truth) == 0:
         return 0.0
     return float(np.corrcoef(prediction, truth)[0, 1] ** 2)
+
+
+def quantile_edges(sorted_signal: np.ndarray) -> np.ndarray:
+    """Inner cell edges: ``np.quantile(signal, QUANTILES)`` (its 'linear' method) read off the sorted signal."""
+    virtual = (len(sorted_signal) - 1) * QUANTILES
+    below = np.floor(virtual)
+    gamma = virtual - below
+    index = below.astype(np.intp)
+    a = sorted_signal[index]
+    b = sorted_signal[np.minimum(index + 1, len(sorted_signal) - 1)]
+    diff = b - a
+    return np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+
+
+def sorted_cells(signal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort the signal once: the order, the inner edges and where each cell starts in that order.
+
+    Cell ``k`` holds the patients with ``edges[k-1] < signal <= edges[k]``, exactly the cell
+    ``np.searchsorted(edges, signal)`` gives, so the sorted patients ``bounds[k]:bounds[k+1]``
+    are cell ``k``'s members.
+    """
+    order = np.argsort(signal)
+    ordered = signal[order]
+    edges = quantile_edges(ordered)
+    bounds = np.empty(N_CELLS + 1, dtype=np.intp)
+    bounds[0], bounds[-1] = 0, len(signal)
+    bounds[1:-1] = np.searchsorted(ordered, edges, side="right")
+    return order, edges, bounds
+
+
+def cell_sums(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Sum of ``values`` (already in signal order, one row per patient) over each cell (0 for an empty one)."""
+    starts = np.minimum(bounds[:-1], len(values) - 1)
+    sums = np.add.reduceat(values, starts, axis=0)
+    empty = bounds[1:] == bounds[:-1]
+    sums[empty] = 0.0
+    return sums
+
+
+def between_cell_r2(ordered_total: np.ndarray, bounds: np.ndarray) -> float:
+    """R^2 of the cell means of ``total`` against ``total``: between-cell over total variance.
+
+    For a conditional mean the covariance with the truth equals its own variance, so this
+    equals ``r_squared(cell mean per patient, total)`` without building that array.
+    """
+    counts = np.diff(bounds)
+    filled = counts > 0
+    means = cell_sums(ordered_total, bounds)[filled] / counts[filled]
+    grand = ordered_total.mean()
+    spread = float(np.sum((ordered_total - grand) ** 2))
+    if spread == 0 or np.ptp(means) == 0:
+        return 0.0
+    return float(np.sum(counts[filled] * (means - grand) ** 2) / spread)
 
 
 class RiskModel:
@@ -48,19 +104,42 @@ class RiskModel:
     def _signal(self, total: np.ndarray, index: np.ndarray, sigma: float) -> np.ndarray:
         return np.log(np.maximum(total, 1e-12)) + sigma * self.eta[index]
 
-    def _cells(self, signal: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Cell edges on the signal and each cell's mean cost per discipline."""
-        edges = np.quantile(signal, np.linspace(0, 1, N_CELLS + 1)[1:-1])
-        cell = np.searchsorted(edges, signal)
-        counts = np.maximum(np.bincount(cell, minlength=N_CELLS), 1)
-        means = np.stack(
-            [np.bincount(cell, weights=cost[:, d], minlength=N_CELLS) / counts for d in range(cost.shape[1])],
-            axis=1,
-        )
-        return edges, means
-
     def _predict(self, signal: np.ndarray, edges: np.ndarray, means: np.ndarray) -> np.ndarray:
         return means[np.searchsorted(edges, signal)]
+
+    def _fit_sigma(self, log_total: np.ndarray, eta: np.ndarray, total: np.ndarray) -> float:
+        """The signal noise at which the cells' R^2 on the fit sample crosses the target (bisection).
+
+        R^2 falls as the noise grows, in small jumps (a costly patient changing cell), so
+        the search brackets the crossing and halves the bracket a fixed number of times.
+        Each step sorts the signal once and reads the cells' R^2 off the sorted order.
+        """
+
+        def excess(sigma: float) -> float:
+            order, _, bounds = sorted_cells(log_total + sigma * eta)
+            return between_cell_r2(total[order], bounds) - self.target
+
+        lo, hi = 0.0, 1.0
+        while excess(hi) > 0 and hi < SIGMA_MAX:
+            lo, hi = hi, hi * 2
+        for _ in range(BISECTIONS):
+            mid = (lo + hi) / 2
+            if excess(mid) > 0:
+                lo = mid
+            else:
+                hi = mid
+        return (lo + hi) / 2
+
+    def _fit_blend(self, cells: np.ndarray, total: np.ndarray) -> float:
+        """Weight of the true cost in the score at which R^2 reaches a target above what the cells reach."""
+        lo, hi = 0.0, 1.0
+        for _ in range(BISECTIONS):
+            mid = (lo + hi) / 2
+            if r_squared(mid * total + (1 - mid) * cells, total) < self.target:
+                lo = mid
+            else:
+                hi = mid
+        return (lo + hi) / 2
 
     def estimate(self, cost: np.ndarray, alive: np.ndarray) -> None:
         """Fit the cells and the signal noise so the score's R^2 on the living hits the target."""
@@ -73,43 +152,31 @@ class RiskModel:
         sample = living
         if len(living) > FIT_SAMPLE:
             sample = np.sort(self.fit_rng.choice(living, FIT_SAMPLE, replace=False))
-        c = cost[sample]
-        total = c.sum(axis=1)
-
-        def fitted_r2(sigma: float) -> float:
-            signal = self._signal(total, sample, sigma)
-            edges, means = self._cells(signal, c)
-            return r_squared(self._predict(signal, edges, means).sum(axis=1), total)
-
-        ceiling = fitted_r2(0.0)
+        total = cost[sample].sum(axis=1)
+        log_total = np.log(np.maximum(total, 1e-12))
+        order, _, bounds = sorted_cells(log_total)
+        ceiling = between_cell_r2(total[order], bounds)
         self.blend = 0.0
         if self.target >= ceiling:
             self.sigma = 0.0
             if ceiling < 1.0:  # blend with the true cost: R^2 rises monotonically to 1
-                signal = self._signal(total, sample, 0.0)
-                cells = self._predict(signal, *self._cells(signal, c)).sum(axis=1)
-                lo, hi = 0.0, 1.0
-                for _ in range(30):
-                    mid = (lo + hi) / 2
-                    if r_squared(mid * total + (1 - mid) * cells, total) < self.target:
-                        lo = mid
-                    else:
-                        hi = mid
-                self.blend = (lo + hi) / 2
+                counts = np.maximum(np.diff(bounds), 1)
+                means = cell_sums(total[order], bounds) / counts
+                cells = np.empty_like(total)
+                cells[order] = np.repeat(means, np.diff(bounds))
+                self.blend = self._fit_blend(cells, total)
         else:
-            lo, hi = 0.0, 1.0
-            while fitted_r2(hi) > self.target and hi < 1e3:
-                lo, hi = hi, hi * 2
-            for _ in range(30):
-                mid = (lo + hi) / 2
-                if fitted_r2(mid) > self.target:
-                    lo = mid
-                else:
-                    hi = mid
-            self.sigma = (lo + hi) / 2
-        full_total = cost[living].sum(axis=1)
-        self.edges, self.cell_means = self._cells(self._signal(full_total, living, self.sigma), cost[living])
-        self.achieved.append(r_squared(self.scores(cost, alive).sum(axis=1)[living], full_total))
+            self.sigma = self._fit_sigma(log_total, self.eta[sample], total)
+        full_cost = cost[living]
+        full_total = full_cost.sum(axis=1)
+        order, self.edges, bounds = sorted_cells(self._signal(full_total, living, self.sigma))
+        counts = np.diff(bounds)
+        self.cell_means = cell_sums(full_cost[order], bounds) / np.maximum(counts, 1)[:, None]
+        predicted = np.repeat(self.cell_means.sum(axis=1), counts)
+        ordered_total = full_total[order]
+        if self.blend > 0:
+            predicted = self.blend * ordered_total + (1 - self.blend) * predicted
+        self.achieved.append(r_squared(predicted, ordered_total))
 
     def scores(self, cost: np.ndarray, alive: np.ndarray) -> np.ndarray:
         """Predicted cost per patient and discipline (0 for the dead), before calibration to totals."""
