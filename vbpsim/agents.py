@@ -269,6 +269,7 @@ class Outlook:
     admission_units: np.ndarray | None = None
     admission_value: np.ndarray | None = None
     selection_rate: np.ndarray | None = None
+    acs_candidates: np.ndarray | None = None  # GPs: ACS admission candidates per step among their patients
 
     TARGETS: ClassVar[tuple[str, ...]] = (
         "handoff_receiver",
@@ -449,7 +450,35 @@ class DecisionRule:
             )
             for d in range(len(outlook.episode_units)):
                 out.append((outlook.prevention_targets[:, d], -prevented * outlook.episode_units[d]))
+        if outlook.acs_candidates is not None:
+            out.append(self._acs_spillover(decision, outlook, table))
         return out
+
+    def _acs_spillover(
+        self, decision: Decision, outlook: Outlook, table: ProviderTable
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """[discretionary_admissions] Hospital units a GP's care and prevention add to or save at its chain hospital.
+
+        The ACS hazard of a GP's chronic patients scales with ``1 + u (1 - B_GP)`` and falls
+        with prevention (as the stroke hazard, 7.3); the change in ACS candidates times the
+        hospital's admission share and units per admission moves the hospital's units.
+        """
+        now = table.decision
+        harm = self.scenario.clinical.undertreatment_harm
+        b_new, b_now = self.benefit_of(table, decision), self.benefit_of(table, now)
+        ratio = (1 + harm * (1 - b_new)) / np.maximum(1 + harm * (1 - b_now), 1e-12)
+        prevented = np.zeros(table.n)
+        if self.mechanisms.prevention:
+            prevented = (
+                self.effort.prevention_efficacy
+                * (task_value(decision.effort[:, PREVENTION]) - task_value(now.effort[:, PREVENTION]))
+                * realised_share(outlook.money_horizon, self.effort.prevention_buildup)
+            )
+        target = outlook.prevention_targets[:, 1]  # the GP's chain hospital (-1 for non-GPs)
+        row = np.maximum(target, 0)
+        per_candidate = now.admission[row] * outlook.admission_units[row]
+        delta = outlook.acs_candidates * (ratio * (1 - prevented) - 1) * per_candidate
+        return target, np.where(target >= 0, delta, 0.0)
 
     def expected_observation(
         self, table: ProviderTable, outlook: Outlook, decision: Decision, units: np.ndarray | None = None

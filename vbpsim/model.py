@@ -197,6 +197,7 @@ class VBPModel(mesa.Model):
         # is (0-1), and each hospital's belief per step of its candidates, their units and case value
         self.admission_steer_weight = np.zeros(pop.size)
         self.admission_belief = np.zeros((self.providers.n, 3))
+        self.acs_belief = np.zeros(self.providers.n)  # GPs: ACS candidates per step among their patients
         self._appraisal: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # GPs review panels quarterly
         self._calibrate_providers()
         self.purchaser = Purchaser(
@@ -396,6 +397,8 @@ class VBPModel(mesa.Model):
         planned, acs = self._admission_rates(np.ones(pop.size))
         p = 1 - np.exp(-(planned + acs) * self.dt_years)
         self.admission_belief = self._admission_sums(p)
+        p_acs = 1 - np.exp(-acs * self.dt_years)
+        self.acs_belief = np.bincount(pop.provider[:, GP], weights=p_acs, minlength=self.providers.n)
 
     def _planned_admission_units(self) -> np.ndarray:
         """Hospital units per step each provider plans for discretionary admissions at its threshold."""
@@ -460,6 +463,8 @@ class VBPModel(mesa.Model):
         care["admission_candidates"] = candidate
         rate = self.config.providers.learning_rate
         self.admission_belief += rate * (self._admission_sums(candidate.astype(float)) - self.admission_belief)
+        acs_at_gp = np.bincount(pop.provider[:, GP], weights=p_acs, minlength=table.n)
+        self.acs_belief += rate * (acs_at_gp - self.acs_belief)
 
     def appraise_admissions(
         self, yearly: Observation, base: np.ndarray, share: np.ndarray
@@ -1261,6 +1266,7 @@ class VBPModel(mesa.Model):
                 "admission_units": belief[:, 1] / candidates,
                 "admission_value": belief[:, 2] / candidates,
                 "selection_rate": np.where(table.discipline == GP, sel.steer_rate * sel.steer_success, 1.0),
+                "acs_candidates": self.acs_belief.copy(),
             }
         return Outlook(
             lagged=lagged,
