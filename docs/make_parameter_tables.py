@@ -98,9 +98,10 @@ DECISION_DIMENSIONS: dict[str, tuple[str, str, str]] = {
         "Effort on stroke prevention for the GP's patients at risk.",
     ),
     "selection": (
-        "GPs (mechanisms.risk_selection)",
+        "GPs (mechanisms.risk_selection); hospitals too with mechanisms.discretionary_admissions",
         "[0, 1 - ethics]",
-        "Share of perceived-unprofitable patients the GP tries to steer away.",
+        "Share of perceived-unprofitable patients the GP tries to steer away; a hospital's share of "
+        "planned episodes of perceived-unprofitable patients it redirects to another hospital.",
     ),
     "shift": (
         "rehab (mechanisms.care_shifting)",
@@ -111,6 +112,11 @@ DECISION_DIMENSIONS: dict[str, tuple[str, str, str]] = {
         "every provider (mechanisms.need_classes)",
         "[-MAX_NEED_TILT, MAX_NEED_TILT] = [-0.5, 0.5]",
         "Care for high-need patients x (1 + tilt), for low-need ones x (1 - tilt), relative to the optimum.",
+    ),
+    "admission": (
+        "hospitals (mechanisms.discretionary_admissions)",
+        "[0, 1]",
+        "Admission threshold: share of discretionary admission candidates, ranked by appropriateness, admitted.",
     ),
 }
 
@@ -128,6 +134,8 @@ STREAM_USES: dict[str, str] = {
     "innovation": "arrivals, type and discipline of each innovation, and one adoption draw per provider",
     "risk": "the purchaser's risk model: each patient's persistent signal noise, and the sample it is re-estimated on",
     "outcomes": "noise of the patient-reported outcome (PROM) in the observation, one draw per provider per step",
+    "admissions": "[discretionary_admissions] four uniforms per patient per step: planned and ACS candidacy, "
+    "appropriateness rank, redirect",
 }
 
 # Meaning and unit of each scheme parameter, keyed by (scheme, parameter): base schemes

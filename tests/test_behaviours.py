@@ -516,6 +516,7 @@ SWITCH_CONTRACT: dict[str, tuple[str, dict[str, Any]]] = {
     "care_shifting": ("bundle", {}),
     "patient_choice": ("capitation", {}),
     "need_classes": ("ffs", {}),
+    "discretionary_admissions": ("capitation", {}),
 }
 
 
@@ -565,6 +566,13 @@ def test_switched_off_mechanism_is_inert(mechanism: str) -> None:
     elif mechanism == "need_classes":
         assert np.all(decision.need_tilt == 0)
         assert not np.all(on_model.providers.decision.need_tilt == 0)
+    elif mechanism == "discretionary_admissions":
+        share = off_model.config.clinical.admission_appropriate_share
+        assert off.indicators["discretionary_admissions_per_1000"] == 0 and off.indicators["redirected_per_1000"] == 0
+        assert np.all(decision.admission == share)  # never searched while off
+        assert on.indicators["discretionary_admissions_per_1000"] > 0
+        assert on.indicators["decision_admission"] < share  # capitation pays nothing per admission
+        assert on.indicators["declined_emergencies"] == 0
     else:
         pytest.fail(f"no inertness check for mechanism {mechanism!r}")
 

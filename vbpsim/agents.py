@@ -57,7 +57,11 @@ class Decision:
     ``selection``: share of perceived-unprofitable patients it tries to steer away;
     ``shift``: share of rehabilitation it lets home care deliver instead; ``need_tilt``
     [need_classes]: how much more care, relative to the optimum, its high-need patients get
-    than its low-need ones (intensity x (1 + tilt) for high need, x (1 - tilt) for low need).
+    than its low-need ones (intensity x (1 + tilt) for high need, x (1 - tilt) for low need);
+    ``admission`` [discretionary_admissions]: the hospital's admission threshold, the share of
+    discretionary admission candidates (ranked by how much admission helps them) it admits.
+    Under discretionary admissions a hospital's ``selection`` is the share of planned episodes
+    of perceived-unprofitable patients it redirects to another hospital.
     """
 
     intensity: np.ndarray
@@ -65,6 +69,7 @@ class Decision:
     selection: np.ndarray
     shift: np.ndarray
     need_tilt: np.ndarray = field(default=None)  # type: ignore[assignment]
+    admission: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     DIMENSIONS: ClassVar[tuple[str, ...]] = (
         "intensity",
@@ -75,12 +80,15 @@ class Decision:
         "selection",
         "shift",
         "need_tilt",
+        "admission",
     )
-    FIELDS: ClassVar[tuple[str, ...]] = ("intensity", "effort", "selection", "shift", "need_tilt")
+    FIELDS: ClassVar[tuple[str, ...]] = ("intensity", "effort", "selection", "shift", "need_tilt", "admission")
 
     def __post_init__(self) -> None:
         if self.need_tilt is None:
             self.need_tilt = np.zeros_like(self.intensity, dtype=float)
+        if self.admission is None:
+            self.admission = np.zeros_like(self.intensity, dtype=float)
 
     def copy(self) -> Decision:
         """An independent copy."""
@@ -97,7 +105,7 @@ class Decision:
             return self.intensity
         if dim <= len(EFFORT_TASKS):
             return self.effort[:, dim - 1]
-        return {5: self.selection, 6: self.shift}.get(dim, self.need_tilt)
+        return {5: self.selection, 6: self.shift, 7: self.need_tilt}.get(dim, self.admission)
 
     def moved(self, dim: int, values: np.ndarray, where: np.ndarray) -> Decision:
         """A copy with dimension ``dim`` set to ``values`` where ``where`` holds."""
@@ -114,6 +122,7 @@ class Decision:
             np.where(mask, self.selection, other.selection),
             np.where(mask, self.shift, other.shift),
             np.where(mask, self.need_tilt, other.need_tilt),
+            np.where(mask, self.admission, other.admission),
         )
 
 
@@ -183,6 +192,7 @@ class ProviderTable:
         habit.selection += weight * (now.selection - habit.selection)
         habit.shift += weight * (now.shift - habit.shift)
         habit.need_tilt += weight * (now.need_tilt - habit.need_tilt)
+        habit.admission += weight * (now.admission - habit.admission)
 
     def quality(self, effort: np.ndarray, measured_share: float) -> np.ndarray:
         """Quality of care from the two quality tasks, 0..1."""
@@ -233,7 +243,7 @@ class Outlook:
     """
 
     lagged: Observation
-    active: np.ndarray  # (P, 8) bool: which decision dimensions each provider controls
+    active: np.ndarray  # (P, 9) bool: which decision dimensions each provider controls
     handoffs: np.ndarray  # hand-offs per step the provider sends on
     handoff_receiver: np.ndarray
     failure_units: np.ndarray  # receiver's duplicated units per failed hand-off
@@ -254,6 +264,14 @@ class Outlook:
     readmission_home: np.ndarray | None = None  # share of readmissions that return to readmission_target
     current_retention: np.ndarray | None = None  # cache: retention at the current decision
     outcome_belief: np.ndarray | None = None  # (P, len(Observation.OUTCOMES)) smoothed outcome counts per step
+    # [discretionary_admissions] hospitals' beliefs, per step: admission candidates, hospital
+    # units of one admission, the purchaser's case value of one admission; and each provider's
+    # yearly rate of selection per unit of selection effort (None: the GPs' steering rate)
+    admission_candidates: np.ndarray | None = None
+    admission_units: np.ndarray | None = None
+    admission_value: np.ndarray | None = None
+    selection_rate: np.ndarray | None = None
+    acs_candidates: np.ndarray | None = None  # GPs: ACS admission candidates per step among their patients
 
     TARGETS: ClassVar[tuple[str, ...]] = (
         "handoff_receiver",
@@ -353,7 +371,21 @@ class DecisionRule:
     def own_units(self, table: ProviderTable, decision: Decision, outlook: Outlook) -> np.ndarray:
         """Service units the provider itself would deliver per step."""
         need = table.need_belief * table.need_multiplier * self._panel_change(table, decision, outlook)
-        return self.by_need(table, decision, lambda x: x) * need * (1.0 - decision.shift)
+        units = self.by_need(table, decision, lambda x: x) * need * (1.0 - decision.shift)
+        if outlook.admission_candidates is not None:
+            units = units + outlook.admission_candidates * decision.admission * outlook.admission_units
+        return units
+
+    def admission_benefit(self, share: np.ndarray) -> np.ndarray:
+        """Health benefit of admitting the ``share`` most appropriate candidates, per candidate.
+
+        The candidate at appropriateness rank u (0 most, 1 least) gains 2 (1 - u / s) times the
+        mean gain of an appropriate admission, s the appropriate share: the integral
+        2 a - a^2 / s is largest at a = s (the health-optimal threshold) and falls beyond it.
+        """
+        s = self.scenario.clinical.admission_appropriate_share
+        a = np.clip(share, 0.0, 1.0)
+        return 2 * a - a**2 / s
 
     def by_need(self, table: ProviderTable, decision: Decision, f: Any) -> np.ndarray:
         """``f`` of the intensity, averaged over the need classes by their share of need units.
@@ -420,6 +452,8 @@ class DecisionRule:
             )
             for d in range(len(outlook.episode_units)):
                 out.append((outlook.prevention_targets[:, d], -prevented * outlook.episode_units[d]))
+        if outlook.acs_candidates is not None:
+            out.append(self._acs_spillover(decision, outlook, table))
         return out
 
     def _readmissions(self, failures: np.ndarray, outlook: Outlook) -> np.ndarray:
@@ -440,6 +474,32 @@ class DecisionRule:
         avoided = task_value(decision.effort[:, COORDINATION]) - task_value(table.decision.effort[:, COORDINATION])
         failures = -outlook.handoffs * HANDOFF_FAILURE * self.timeliness * self.effort.coordination_effect * avoided
         return outlook.readmission_target, self._readmissions(failures, outlook)
+
+    def _acs_spillover(
+        self, decision: Decision, outlook: Outlook, table: ProviderTable
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """[discretionary_admissions] Hospital units a GP's care and prevention add to or save at its chain hospital.
+
+        The ACS hazard of a GP's chronic patients scales with ``1 + u (1 - B_GP)`` and falls
+        with prevention (as the stroke hazard, 7.3); the change in ACS candidates times the
+        hospital's admission share and units per admission moves the hospital's units.
+        """
+        now = table.decision
+        harm = self.scenario.clinical.undertreatment_harm
+        b_new, b_now = self.benefit_of(table, decision), self.benefit_of(table, now)
+        ratio = (1 + harm * (1 - b_new)) / np.maximum(1 + harm * (1 - b_now), 1e-12)
+        prevented = np.zeros(table.n)
+        if self.mechanisms.prevention:
+            prevented = (
+                self.effort.prevention_efficacy
+                * (task_value(decision.effort[:, PREVENTION]) - task_value(now.effort[:, PREVENTION]))
+                * realised_share(outlook.money_horizon, self.effort.prevention_buildup)
+            )
+        target = outlook.prevention_targets[:, 1]  # the GP's chain hospital (-1 for non-GPs)
+        row = np.maximum(target, 0)
+        per_candidate = now.admission[row] * outlook.admission_units[row]
+        delta = outlook.acs_candidates * (ratio * (1 - prevented) - 1) * per_candidate
+        return target, np.where(target >= 0, delta, 0.0)
 
     def expected_observation(
         self, table: ProviderTable, outlook: Outlook, decision: Decision, units: np.ndarray | None = None
@@ -478,6 +538,11 @@ class DecisionRule:
             np.add.at(members["cases"], rows, extra)
             np.add.at(members["case_value"], rows, value)
             np.add.at(members["case_mix"], (rows, table.discipline[rows]), value)
+        if outlook.admission_candidates is not None:  # each admission is a case with its case value
+            extra = outlook.admission_candidates * (decision.admission - table.decision.admission)
+            members["cases"] = members["cases"] + extra
+            members["case_value"] = members["case_value"] + extra * outlook.admission_value
+            members["case_mix"][np.arange(table.n), table.discipline] += extra * outlook.admission_value
         cost_mix = np.zeros_like(services)
         cost_mix[np.arange(table.n), table.discipline] = cost
         return lagged.replace(
@@ -588,8 +653,12 @@ class DecisionRule:
             value = value + kappa * prevented * episode_cost * realised_share(
                 outlook.health_horizon, self.effort.prevention_buildup
             )
+        if outlook.admission_candidates is not None:
+            admission_cost = outlook.admission_units * table.unit_cost
+            benefit = self.admission_benefit(decision.admission)
+            value = value + kappa * outlook.admission_candidates * spy * admission_cost * benefit
         if self.mechanisms.risk_selection:
-            value = value - decision.selection * self._steering_rate() * outlook.selection_harm
+            value = value - decision.selection * self._steering_rate(outlook) * outlook.selection_harm
         return value
 
     def _episode_cost(self, outlook: Outlook, table: ProviderTable) -> np.ndarray:
@@ -600,7 +669,14 @@ class DecisionRule:
     def _receiver_cost(target: np.ndarray, table: ProviderTable) -> np.ndarray:
         return np.where(target >= 0, table.unit_cost[np.maximum(target, 0)], 0.0)
 
-    def _steering_rate(self) -> float:
+    def _steering_rate(self, outlook: Outlook) -> np.ndarray | float:
+        """Yearly rate at which selection effort takes effect, per unit of effort.
+
+        GPs steer patients at the steering rate and success; a hospital redirects a planned
+        episode when it is admitted (rate 1).
+        """
+        if outlook.selection_rate is not None:
+            return outlook.selection_rate
         sel = self.scenario.selection
         return sel.steer_rate * sel.steer_success
 
@@ -637,7 +713,7 @@ class DecisionRule:
             yearly_cost = care_cost(units, table.capacity, table.unit_cost, self.overtime_premium) * self.steps_per_year
         profit = income - yearly_cost
         if self.mechanisms.risk_selection:
-            profit = profit + decision.selection * self._steering_rate() * outlook.selection_gain
+            profit = profit + decision.selection * self._steering_rate(outlook) * outlook.selection_gain
         felt_profit = np.where(profit >= 0, profit, table.loss_aversion * profit)
         utility = (
             felt_profit
@@ -646,7 +722,8 @@ class DecisionRule:
             - self.change_cost_of(table, decision, outlook)
         )
         if self.mechanisms.risk_selection:  # professional ethics: steering patients away is distasteful
-            utility = utility - table.ethics * decision.selection * self._steering_rate() * outlook.selection_harm
+            moral = table.ethics * decision.selection * self._steering_rate(outlook) * outlook.selection_harm
+            utility = utility - moral
         return utility
 
     # -- choosing ---------------------------------------------------------------------------------
@@ -699,13 +776,17 @@ class DecisionRule:
         return self.params.choice_noise * np.maximum(self.stakes(table, outlook)[:, dim], 1e-9)
 
     def stakes(self, table: ProviderTable, outlook: Outlook) -> np.ndarray:
-        """What is at stake in each decision dimension, EUR per year, shape (P, 8).
+        """What is at stake in each decision dimension, EUR per year, shape (P, 9).
 
         Intensity and care shifting put the provider's whole care at stake; an effort task
-        or selection only its own time budget.
+        or selection only its own time budget; the admission threshold the yearly cost of
+        admitting every candidate.
         """
         care_value = table.unit_cost * table.need_belief * self.steps_per_year
-        return np.column_stack([care_value, outlook.budgets[:, :5], care_value, care_value])
+        admissions = np.zeros(table.n)
+        if outlook.admission_candidates is not None:
+            admissions = outlook.admission_candidates * outlook.admission_units * table.unit_cost * self.steps_per_year
+        return np.column_stack([care_value, outlook.budgets[:, :5], care_value, care_value, admissions])
 
     def change_cost_of(self, table: ProviderTable, decision: Decision, outlook: Outlook) -> np.ndarray:
         """Yearly cost of practising away from habit: change_cost x stake x squared distance, summed.

@@ -129,11 +129,39 @@ def behaviour_indicators(ts: pd.DataFrame, steps_per_year: int) -> dict[str, flo
         "unmeasured_quality": float(last.unmeasured_quality.mean()),
         "prevention_stock": float(last.prevention_stock.mean()),
     }
+    out.update(admission_indicators(ts, steps_per_year))
     for name in ("measured", "unmeasured", "coordination", "prevention"):
         out[f"effort_{name}"] = float(last[f"effort_{name}"].mean())
     for name in ("selection", "shift"):
         out[f"decision_{name}"] = float(last[f"decision_{name}"].mean())
     return out
+
+
+def admission_indicators(ts: pd.DataFrame, steps_per_year: int) -> dict[str, float]:
+    """Discretionary admissions (issue 12): per 1,000 patient-years, redirected, declined emergencies.
+
+    ``discretionary_admissions_per_1000`` counts planned and ambulatory-care-sensitive (ACS)
+    admissions, redirected ones included; ``redirected_high_risk_share`` is the share of
+    redirected planned episodes whose patient is in the top quartile of risk (0.25 if
+    redirecting ignored risk); ``declined_emergencies`` must be 0 (strokes cannot be declined).
+    """
+    if "planned_admissions" not in ts:  # a time series written before discretionary admissions
+        return {}
+    person_years = ts.alive.sum() / steps_per_year
+    planned, acs = ts.planned_admissions.sum(), ts.acs_admissions.sum()
+    redirected = ts.redirected_planned.sum()
+    return {
+        "planned_admissions_per_1000": 1000 * _ratio(planned, person_years),
+        "acs_admissions_per_1000": 1000 * _ratio(acs, person_years),
+        "discretionary_admissions_per_1000": 1000 * _ratio(planned + acs, person_years),
+        "acs_hazard_per_1000": 1000 * _ratio(ts.acs_hazard.sum(), person_years),
+        "redirected_per_1000": 1000 * _ratio(redirected, person_years),
+        "redirected_share": _ratio(redirected, planned),
+        "redirected_high_risk_share": _ratio(ts.redirected_high_risk.sum(), redirected),
+        "declined_emergencies": float(ts.declined_emergencies.sum()),
+        "decision_admission": float(ts[ts.year == ts.year.max()].decision_admission.mean()),
+        "decision_redirect": float(ts[ts.year == ts.year.max()].decision_redirect.mean()),
+    }
 
 
 # -- who gains and who loses (issue 12) ---------------------------------------------------------

@@ -70,6 +70,7 @@ STREAMS = (
     "innovation",
     "risk",
     "outcomes",
+    "admissions",
 )
 INNOVATION_RECORDS = ("innovation_nmb", "innovation_upfront", "innovation_realised", "innovation_ideal")
 
@@ -193,6 +194,11 @@ class VBPModel(mesa.Model):
         self.unprofitable = np.zeros(pop.size, dtype=bool)
         self.unpriced_band = np.ones(pop.size, dtype=np.int64)  # quartile of unpriced risk: 0 low, 2 high
         self.steer_weight = np.zeros(pop.size)
+        # [discretionary_admissions] how unprofitable a hospital thinks a patient's planned episode
+        # is (0-1), and each hospital's belief per step of its candidates, their units and case value
+        self.admission_steer_weight = np.zeros(pop.size)
+        self.admission_belief = np.zeros((self.providers.n, 3))
+        self.acs_belief = np.zeros(self.providers.n)  # GPs: ACS candidates per step among their patients
         self._appraisal: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # GPs review panels quarterly
         self._calibrate_providers()
         self.purchaser = Purchaser(
@@ -248,6 +254,9 @@ class VBPModel(mesa.Model):
         self.insolvent_group_steps = np.zeros(self.n_payees, dtype=np.int64)
         self.yearly_margins: list[np.ndarray] = []  # each contracting group's margin, year by year
         self.cost_total = np.zeros(n)
+        if self.mechanisms.discretionary_admissions:
+            self._expect_admissions()  # and capacity for the admissions expected at the health-optimal share
+            self.providers.capacity += self.config.providers.capacity_slack * self._planned_admission_units()
 
     # -- set-up -----------------------------------------------------------------------
     def _build_providers(self) -> None:
@@ -277,7 +286,13 @@ class VBPModel(mesa.Model):
             loss_aversion=np.full(n, p.loss_aversion),
             capacity=np.zeros(n),
             reserves=np.zeros(n),
-            decision=Decision(np.full(n, p.initial_intensity), effort, np.zeros(n), np.zeros(n)),
+            decision=Decision(
+                np.full(n, p.initial_intensity),
+                effort,
+                np.zeros(n),
+                np.zeros(n),
+                admission=np.full(n, self.config.clinical.admission_appropriate_share),
+            ),
             need_belief=np.zeros(n),
             payee=payee,
             ethics=ethics,
@@ -300,9 +315,11 @@ class VBPModel(mesa.Model):
         active[:, 1 + UNMEASURED] = m.multitasking
         active[:, 1 + COORDINATION] = m.coordination & np.isin(discipline, [HOSPITAL, REHAB])
         active[:, 1 + PREVENTION] = m.prevention & (discipline == GP)
-        active[:, 5] = m.risk_selection & (discipline == GP)
+        hospitals_select = m.discretionary_admissions & (discipline == HOSPITAL)  # redirect planned episodes
+        active[:, 5] = m.risk_selection & ((discipline == GP) | hospitals_select)
         active[:, 6] = m.care_shifting & (discipline == REHAB)
         active[:, 7] = m.need_classes
+        active[:, 8] = m.discretionary_admissions & (discipline == HOSPITAL)
         return active
 
     def _chain_rows(self, discipline: np.ndarray) -> None:
@@ -346,6 +363,163 @@ class VBPModel(mesa.Model):
         after_acute = survive * (post_acute_steps + p_disabled * disabled_steps)
         self.episode_steps = np.array([after_acute, 1.0, survive * post_acute_steps, after_acute])
         return units + survive * p_disabled * NEED_PER_MONTH[DISABLED] * months * disabled_steps
+
+    # -- discretionary admissions ------------------------------------------------------
+    def _admission_rates(self, gp_benefit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Yearly hazards of becoming a planned and an ambulatory-care-sensitive admission candidate.
+
+        Planned candidates arise among the living outside an acute or post-acute episode; ACS
+        candidates among chronic patients, per condition, more often when their GP's care falls
+        short of the optimum (the stroke hazard's ``undertreatment_harm``) and less often with
+        their prevention stock (``prevention_efficacy``), so GP care substitutes for hospital care.
+        """
+        pop, c = self.population, self.config.clinical
+        planned = np.where(np.isin(pop.state, (HEALTHY, CHRONIC, DISABLED)), c.planned_admission_rate, 0.0)
+        acs = np.where(pop.state == CHRONIC, c.acs_admission_rate * pop.conditions.sum(axis=1), 0.0)
+        acs = acs * np.maximum(1 + c.undertreatment_harm * (1 - gp_benefit), 0.0)
+        if self.mechanisms.prevention:
+            acs = acs * (1 - self.config.effort.prevention_efficacy * self.prevention_stock)
+        return planned, acs
+
+    def _admission_price(self, risk: np.ndarray) -> np.ndarray:
+        """The purchaser's case value of a discretionary admission of a patient of ``risk``.
+
+        A DRG-like price around the mean cost that passes on the share of a patient's extra
+        risk its risk model passes on (its R^2, ``purchaser.risk_adjustment``): a flat price
+        without risk adjustment, the patient's own cost with full risk adjustment.
+        """
+        pop = self.population
+        alive = pop.alive
+        mean = float(pop.frailty[alive].mean()) if alive.any() else 1.0
+        passed = self.risk_model.pass_through
+        unit = self.config.clinical.admission_units * self.unit_cost[HOSPITAL]
+        return unit * ((1 - passed) * mean + passed * risk)
+
+    def _expect_admissions(self) -> None:
+        """Hospitals' first belief of their candidates per step, at guideline GP care."""
+        pop = self.population
+        planned, acs = self._admission_rates(np.ones(pop.size))
+        p = 1 - np.exp(-(planned + acs) * self.dt_years)
+        self.admission_belief = self._admission_sums(p)
+        p_acs = 1 - np.exp(-acs * self.dt_years)
+        self.acs_belief = np.bincount(pop.provider[:, GP], weights=p_acs, minlength=self.providers.n)
+
+    def _planned_admission_units(self) -> np.ndarray:
+        """Hospital units per step each provider plans for discretionary admissions at its threshold."""
+        return self.providers.decision.admission * self.admission_belief[:, 1]
+
+    def _admission_sums(self, weight: np.ndarray) -> np.ndarray:
+        """Per hospital: weighted candidates, their hospital units and their case value."""
+        pop = self.population
+        hospital = pop.provider[:, HOSPITAL]
+        units = self.config.clinical.admission_units * pop.frailty
+        n = self.providers.n
+        return np.column_stack(
+            [
+                np.bincount(hospital, weights=weight, minlength=n),
+                np.bincount(hospital, weights=weight * units, minlength=n),
+                np.bincount(hospital, weights=weight * self._admission_price(pop.frailty), minlength=n),
+            ]
+        )
+
+    def _admit(self, care: dict[str, np.ndarray]) -> None:
+        """Discretionary admissions of this step: candidates arise, hospitals admit and redirect.
+
+        Each candidate has an appropriateness rank u ~ U(0, 1); its hospital admits it when
+        u is below the hospital's chosen admission share. Admission gains it
+        ``admission_qaly_gain`` x 2 (1 - u / appropriate_share) QALYs (a loss beyond the
+        appropriate share). A hospital with selection effort redirects an admitted planned
+        episode of a patient it expects to lose money on with probability selection x how
+        unprofitable it looks; the episode is treated outside the region (the purchaser pays
+        its cost, the hospital's books do not carry it) and the patient loses
+        ``selection.redirect_harm`` of its gain (delay, travel). ACS admissions are unplanned
+        and strokes are emergencies: neither can be redirected.
+        """
+        pop, table, c = self.population, self.providers, self.config.clinical
+        benefit = self._provider_benefit(care_benefit(care["ratio"], c.overtreatment_harm))[:, GP]
+        planned_rate, acs_rate = self._admission_rates(benefit)
+        p_acs = 1 - np.exp(-acs_rate * self.dt_years)
+        draws = self.streams["admissions"].random((4, pop.size))
+        acs = draws[1] < p_acs
+        planned = (draws[0] < 1 - np.exp(-planned_rate * self.dt_years)) & ~acs
+        candidate = planned | acs
+        hospital = pop.provider[:, HOSPITAL]
+        rank = draws[2]
+        admitted = candidate & (rank < table.decision.admission[hospital])
+        redirected = np.zeros(pop.size, dtype=bool)
+        if self.mechanisms.risk_selection:
+            redirect_p = table.decision.selection[hospital] * self.admission_steer_weight
+            redirected = planned & admitted & (draws[3] < redirect_p)
+        here = admitted & ~redirected
+        units = c.admission_units * pop.frailty
+        care["delivered"][:, HOSPITAL] += np.where(here, units, 0.0)
+        gain = c.admission_qaly_gain * 2 * (1 - rank / c.admission_appropriate_share)
+        harm = self.config.selection.redirect_harm
+        care["admission_cases"] = here.astype(float)
+        care["admission_value"] = np.where(here, self._admission_price(pop.frailty), 0.0)
+        care["admission_guideline"] = np.where(candidate & (rank < c.admission_appropriate_share), units, 0.0)
+        care["admission_qalys"] = np.where(admitted, gain * (1 - harm * redirected), 0.0)
+        care["redirected"] = redirected
+        care["redirected_units"] = np.where(redirected, units, 0.0)
+        care["planned_admitted"] = planned & admitted
+        care["acs_admitted"] = acs & admitted
+        care["acs_expected"] = p_acs
+        care["admission_candidates"] = candidate
+        rate = self.config.providers.learning_rate
+        self.admission_belief += rate * (self._admission_sums(candidate.astype(float)) - self.admission_belief)
+        acs_at_gp = np.bincount(pop.provider[:, GP], weights=p_acs, minlength=table.n)
+        self.acs_belief += rate * (acs_at_gp - self.acs_belief)
+
+    def appraise_admissions(
+        self, yearly: Observation, base: np.ndarray, share: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Hospitals' private view of which planned episodes cost their payee more than they bring.
+
+        As in the GPs' appraisal, the payee's marginal payment is read off the contract by
+        probing it with its yearly observation plus one more admission, split into its parts:
+        one more case; more case value (in ``case_value`` and the hospital's ``case_mix``);
+        more hospital units billed; more cost (in ``cost`` and ``cost_mix``). An episode of a
+        patient of perceived risk r costs ``admission_units`` x r units and is priced by
+        :meth:`_admission_price`. Returns each hospital's yearly profit from redirecting all
+        its unprofitable planned episodes, their care value (for the altruistic and moral
+        cost of redirecting them) and their number a year.
+        """
+        pop, table, c = self.population, self.providers, self.config.clinical
+        column = np.zeros((1, len(DISCIPLINES)))
+        column[0, HOSPITAL] = 1.0
+        step = c.admission_units * self.unit_cost[HOSPITAL]
+        probes = {
+            "case": {"cases": yearly.cases + 1.0},
+            "value": {"case_value": yearly.case_value + step, "case_mix": yearly.case_mix + step * column},
+            "units": {"services": yearly.services + c.admission_units * column},
+            "cost": {"cost": yearly.cost + step, "cost_mix": yearly.cost_mix + step * column},
+        }
+        grad = {name: (self.contract.pay(yearly.replace(**bump)) - base) for name, bump in probes.items()}
+        hospital = pop.provider[:, HOSPITAL]
+        payee = table.payee[hospital]
+        perceived = np.exp(pop.log_risk_observable + pop.provider_view_private)
+        units = c.admission_units * perceived
+        cost = units * self.unit_cost[HOSPITAL]
+        pay = (
+            grad["case"][payee]
+            + grad["value"][payee] * self._admission_price(perceived) / step
+            + grad["units"][payee] * perceived
+            + grad["cost"][payee] * cost / step
+        )
+        net = share[hospital] * (pay - cost)
+        planned_rate, _ = self._admission_rates(np.ones(pop.size))
+        eligible = planned_rate > 0
+        loss = np.where(eligible & (net < 0), -net, 0.0)
+        n = table.n
+        typical = np.bincount(hospital, weights=cost * eligible, minlength=n) / np.maximum(
+            np.bincount(hospital, weights=eligible.astype(float), minlength=n), 1.0
+        )
+        self.admission_steer_weight = np.clip(loss / np.maximum(typical[hospital], 1e-9), 0.0, 1.0)
+        episodes = planned_rate * table.decision.admission[hospital] * self.admission_steer_weight
+        kappa = self.config.providers.benefit_to_cost
+        gain = np.bincount(hospital, weights=episodes * loss, minlength=n)
+        harm = self.config.selection.redirect_harm * kappa * np.bincount(hospital, weights=episodes * cost, minlength=n)
+        return gain, harm, np.bincount(hospital, weights=episodes, minlength=n)
 
     # -- helpers ---------------------------------------------------------------------
     def care_need(self) -> dict[str, np.ndarray]:
@@ -501,6 +675,8 @@ class VBPModel(mesa.Model):
             self.patient_tally = {name: np.zeros(pop.size) for name in self.EQUITY_TALLIES}
         tally = self.patient_tally
         tally["qalys"] += care["qol"] * self.dt_years
+        if "admission_qalys" in care:
+            tally["qalys"] += care["admission_qalys"]
         tally["guideline_cost"] += optimal_cost.sum(axis=1)
         tally["delivered_cost"] += (care["delivered"] * self.unit_cost).sum(axis=1)
         tally["steered"] += self.steered
@@ -653,6 +829,8 @@ class VBPModel(mesa.Model):
         care["delivered"] = delivered + self.pending_duplicates
         care["duplicates"] = self.pending_duplicates.copy()
         self.pending_duplicates[:] = 0.0
+        if self.mechanisms.discretionary_admissions:
+            self._admit(care)
         return care
 
     def contract_year(self) -> int:
@@ -734,6 +912,10 @@ class VBPModel(mesa.Model):
             adherence = 0.5 * adherence + 0.5 * task_value(table.decision.effort[:, MEASURED])
         self.need_history.append(self._per_provider(need))
         case_value = self._per_provider(self._case_weights(care), in_care)
+        if "admission_cases" in care:  # each discretionary admission is a case of its own
+            hospital = self.population.provider[:, HOSPITAL]
+            cases = cases + np.bincount(hospital, weights=care["admission_cases"], minlength=table.n)
+            case_value = case_value + np.bincount(hospital, weights=care["admission_value"], minlength=table.n)
         case_mix = np.zeros((table.n, len(DISCIPLINES)))
         case_mix[np.arange(table.n), table.discipline] = case_value
         delivered_cost = delivered * self.unit_cost
@@ -800,6 +982,8 @@ class VBPModel(mesa.Model):
         )
         qol = qol_table[state] * (1 - clinical.qol_care_weight * np.clip(shortfall, 0, 1))
         qalys = float(qol[alive].sum() * dt)
+        if "admission_qalys" in care:
+            qalys += float(care["admission_qalys"].sum())
 
         base_stroke = pop.stroke_hazard(clinical)
         care["stroke_hazard"] = base_stroke
@@ -1168,6 +1352,8 @@ class VBPModel(mesa.Model):
         """Once a year providers size capacity to the output they plan (long-run capacity choice)."""
         table = self.providers
         planned = table.decision.intensity * table.need_belief * table.need_multiplier
+        if self.mechanisms.discretionary_admissions:
+            planned = planned + self._planned_admission_units()
         table.capacity = self.config.providers.capacity_slack * planned
 
     def planning_horizon(self) -> float:
@@ -1229,6 +1415,18 @@ class VBPModel(mesa.Model):
         if m.patient_choice and self.config.population.switch_rate > 0:
             switch_rate = np.where(table.discipline == GP, self.config.population.switch_rate * 12, 0.0)
         horizon = np.full(n, self.planning_horizon())
+        admissions: dict[str, np.ndarray] = {}
+        if m.discretionary_admissions:
+            belief = self.admission_belief
+            candidates = np.maximum(belief[:, 0], 1e-12)
+            sel = self.config.selection
+            admissions = {
+                "admission_candidates": belief[:, 0].copy(),
+                "admission_units": belief[:, 1] / candidates,
+                "admission_value": belief[:, 2] / candidates,
+                "selection_rate": np.where(table.discipline == GP, sel.steer_rate * sel.steer_success, 1.0),
+                "acs_candidates": self.acs_belief.copy(),
+            }
         return Outlook(
             lagged=lagged,
             active=self.active,
@@ -1251,6 +1449,7 @@ class VBPModel(mesa.Model):
             rebase_weight=np.full(n, self.rebase_weight()),
             outcome_belief=self.outcome_belief,
             readmission_home=np.full(n, 1.0 - self.config.effort.readmission_elsewhere * m.coordination),
+            **admissions,
         )
 
     def appraise_patients(
@@ -1371,7 +1570,11 @@ class VBPModel(mesa.Model):
         harm = self.config.selection.steering_harm * np.bincount(
             gp, weights=care_value * self.steer_weight, minlength=n
         )
-        return gain, harm, np.bincount(gp, weights=self.steer_weight, minlength=n)
+        count = np.bincount(gp, weights=self.steer_weight, minlength=n)
+        if self.mechanisms.discretionary_admissions:  # hospitals appraise planned episodes the same way
+            extra = self.appraise_admissions(yearly, base, share)
+            gain, harm, count = gain + extra[0], harm + extra[1], count + extra[2]
+        return gain, harm, count
 
     def providers_learn(self) -> None:
         """Providers update their belief about their panel's need from lagged data."""
@@ -1420,6 +1623,11 @@ class VBPModel(mesa.Model):
         need, delivered = care["need"], care["delivered"]
         valuable = self.providers.need_multiplier / self.low_value_multiplier
         optimal = need * valuable[self.population.provider]
+        admitting = "admission_cases" in care
+        if admitting:  # appropriate admission candidates are guideline care; redirected care is delivered elsewhere
+            optimal[:, HOSPITAL] += care["admission_guideline"]
+            delivered = delivered.copy()
+            delivered[:, HOSPITAL] += care["redirected_units"]
         cost_of = optimal * self.unit_cost
         delivered_cost = delivered * self.unit_cost
         table = self.providers
@@ -1428,11 +1636,12 @@ class VBPModel(mesa.Model):
         weights = np.maximum(table.need_belief * table.unit_cost, 1e-9)
         excess = delivered_cost - cost_of
         low_value = float(np.maximum(excess, 0).sum())  # sum(max(0, -e)) = sum(max(0, e)) - sum(e)
+        redirected_cost = float(care["redirected_units"].sum() * self.unit_cost[HOSPITAL]) if admitting else 0.0
         row: dict[str, float] = {
             "step": self.step_index,
             "year": (self.step_index - self.history_steps) // self.steps_per_year,
             "alive": float(pop.alive.sum()),
-            "spending": float(income.sum()),
+            "spending": float(income.sum()) + redirected_cost,  # the purchaser pays redirected episodes too
             "provider_cost": float(obs.cost.sum()),
             "provider_income": float(income.sum()),
             "guideline_cost": float(cost_of.sum()),
@@ -1459,9 +1668,14 @@ class VBPModel(mesa.Model):
         for cls, name in ((self.high_need, "high"), (~self.high_need, "low")):  # care ratio by need level
             guideline = cost_of[cls].sum()
             row[f"intensity_{name}_need"] = float(delivered_cost[cls].sum() / guideline) if guideline > 0 else 1.0
-        for dim, name in ((5, "selection"), (6, "shift"), (7, "need_tilt")):
-            mask = self.active[:, dim]
+        row.update(self._admission_record(care, redirected_cost))
+        gp = table.discipline == GP  # hospitals' selection (redirecting planned episodes) is decision_redirect
+        dims = ((5, "selection", gp), (6, "shift", True), (7, "need_tilt", True), (8, "admission", True))
+        for dim, name, who in dims:
+            mask = self.active[:, dim] & who
             row[f"decision_{name}"] = float(decision.get(dim)[mask].mean()) if mask.any() else 0.0
+        mask = self.active[:, 5] & (table.discipline == HOSPITAL)
+        row["decision_redirect"] = float(decision.selection[mask].mean()) if mask.any() else 0.0
         for d, name in enumerate(DISCIPLINES):
             total_need = cost_of[:, d].sum()
             row[f"intensity_{name}"] = float(delivered_cost[:, d].sum() / total_need) if total_need > 0 else 1.0
@@ -1503,6 +1717,41 @@ class VBPModel(mesa.Model):
             "acc_shift_extra": float(care["shifted_cost"].sum() * self.config.shifting.shift_inefficiency),
             "acc_overtime": float(obs.cost.sum()) - delivered_cost,
         }
+
+    def _admission_record(self, care: dict[str, np.ndarray], redirected_cost: float) -> dict[str, float]:
+        """Admissions of this step: discretionary (planned, ACS), redirected, declined emergencies.
+
+        A declined emergency is a patient in the acute (stroke) state with hospital need who
+        got no hospital care; strokes are never declinable, so it must stay 0. Redirected
+        episodes are also counted for the top quartile of patients' risk (frailty).
+        """
+        pop = self.population
+        acute = care["state_before"] == ACUTE
+        declined = acute & (care["need"][:, HOSPITAL] > 0) & (care["delivered"][:, HOSPITAL] <= 0)
+        out = {"declined_emergencies": float(declined.sum())}
+        names = (
+            "planned_admissions",
+            "acs_admissions",
+            "admission_candidates",
+            "acs_hazard",
+            "redirected_planned",
+            "redirected_high_risk",
+            "planned_high_risk",
+        )
+        if "admission_cases" not in care:
+            return {**out, **dict.fromkeys(names, 0.0), "redirected_cost": 0.0}
+        alive = pop.alive | care["dies"]
+        high = pop.frailty >= np.quantile(pop.frailty[alive], 0.75) if alive.any() else np.zeros(pop.size, bool)
+        values = (
+            care["planned_admitted"].sum(),
+            care["acs_admitted"].sum(),
+            care["admission_candidates"].sum(),
+            care["acs_expected"].sum(),
+            care["redirected"].sum(),
+            (care["redirected"] & high).sum(),
+            (care["planned_admitted"] & high).sum(),
+        )
+        return {**out, **{k: float(v) for k, v in zip(names, values, strict=True)}, "redirected_cost": redirected_cost}
 
     def run(self) -> None:
         """Run the scenario's whole horizon."""

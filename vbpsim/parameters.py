@@ -269,6 +269,56 @@ class ClinicalParams(Section):
     qol_care_weight: float = param(
         0.2, "share of QoL", ASSUMPTION, "QoL lost in a month of no care at all.", ge=0, le=1
     )
+    planned_admission_rate: float = param(
+        0.06,
+        "1/person-year",
+        "Dutch hospital discharges about 110 per 1,000 a year, roughly half planned (OECD Health "
+        "Statistics; CBS/LBZ), higher at 40+; order of magnitude",
+        "[discretionary_admissions] Candidates for a planned (elective) admission per living adult "
+        "outside an acute or post-acute episode.",
+        ge=0,
+        le=2,
+    )
+    acs_admission_rate: float = param(
+        0.015,
+        "1/condition-year",
+        "ambulatory-care-sensitive admissions about 10-15% of emergency admissions, chronic ACS "
+        "conditions about 10 per 1,000 population a year (Bardsley et al. 2013, BMJ Open 3:e002007; "
+        "Purdy et al. 2009); order of magnitude",
+        "[discretionary_admissions] Candidates for an ambulatory-care-sensitive admission per chronic "
+        "condition and year at guideline GP care without prevention.",
+        ge=0,
+        le=2,
+    )
+    admission_units: float = param(
+        5.0,
+        "hospital units per admission",
+        "average cost of a Dutch clinical admission, order of magnitude EUR 5,000 (NZa DBC data)",
+        "[discretionary_admissions] Hospital service units of one discretionary admission of an "
+        "average-risk patient (scaled by the patient's risk).",
+        gt=0,
+        le=100,
+    )
+    admission_appropriate_share: float = param(
+        0.75,
+        "share of candidates",
+        "RAND/UCLA appropriateness studies: about a quarter of elective procedures and admissions "
+        "rated inappropriate or uncertain (Brook et al. 1990; Kravitz et al. 1995), order of magnitude",
+        "[discretionary_admissions] Share of admission candidates for whom admission does more good "
+        "than harm: the health-optimal admission share.",
+        gt=0,
+        le=1,
+    )
+    admission_qaly_gain: float = param(
+        0.05,
+        "QALY per admission",
+        ASSUMPTION,
+        "[discretionary_admissions] Mean QALY gain of an admission of an appropriate candidate; "
+        "the gain falls linearly with the candidate's appropriateness rank and is negative beyond "
+        "the appropriate share (harm of unnecessary admission).",
+        ge=0,
+        le=5,
+    )
     willingness_to_pay: float = param(
         50_000.0,
         "EUR per QALY",
@@ -414,6 +464,13 @@ class MechanismParams(Section):
         "issue 12 (treatment by need)",
         "Providers choose how much more care high-need patients get than low-need ones (need tilt).",
     )
+    discretionary_admissions: bool = param(
+        False,
+        "on/off",
+        "issue 12 (admissions are decisions); Cattel et al. 2018, Sections 3.3 and 4.2.4",
+        "Planned and ambulatory-care-sensitive admissions whose threshold hospitals choose; "
+        "hospitals may redirect planned episodes of patients they expect to lose money on.",
+    )
 
 
 class EffortParams(Section):
@@ -522,6 +579,16 @@ class SelectionParams(Section):
         "share of a year's care value",
         ASSUMPTION,
         "Harm to a steered patient (lost continuity) as the provider's altruism sees it.",
+        ge=0,
+        le=1,
+    )
+    redirect_harm: float = param(
+        0.05,
+        "share of an admission's health gain",
+        "ASSUMPTION: the patient is still admitted, elsewhere and later; a few weeks' delay and travel "
+        "cost little of an elective admission's gain",
+        "[discretionary_admissions] Health a patient loses when a hospital redirects its planned "
+        "episode to another hospital (delay, travel, lost continuity), as a share of the admission's gain.",
         ge=0,
         le=1,
     )

@@ -1,0 +1,217 @@
+"""Admissions are decisions (issue 12, item 4): discretionary admissions and hospital-side selection.
+
+Every arm of a seed is forked from one world (``vbpsim.run_arms``: common random numbers),
+so the paired, same-seed difference isolates the contract; each test asserts a direction
+with a two-sided 95% Student-t confidence interval of that difference over the seeds. The
+world is ``tests/data/small_equilibrium.toml`` (practice inertia off) with
+``mechanisms.discretionary_admissions`` on and no status-quo history, 3 years. Each test's
+docstring holds the numbers measured when it was written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import vbpsim
+from vbpsim.errors import ParameterError
+from vbpsim.experiments import run_arms
+from vbpsim.model import VBPModel
+from vbpsim.population import CHRONIC
+
+WORLD = str(Path(__file__).parent / "data" / "small_equilibrium.toml")
+ON = {"mechanisms.discretionary_admissions": True, "simulation.history_years": 0}
+YEARS = 3
+SEEDS = tuple(range(4))
+SELECTION_SEEDS = tuple(range(8))  # redirected episodes are few: more replications
+BUNDLE = {**ON, "groups.composition": "hospital_rehab"}  # the hospital and rehab hold the bundle together
+
+
+def paired_ci(treatment: list[float], control: list[float]) -> tuple[float, float, float]:
+    """Mean of the paired differences with its two-sided 95% Student-t interval."""
+    diff = np.asarray(treatment) - np.asarray(control)
+    half = float(stats.t.ppf(0.975, len(diff) - 1)) * float(diff.std(ddof=1)) / np.sqrt(len(diff))
+    return float(diff.mean()), float(diff.mean()) - half, float(diff.mean()) + half
+
+
+def indicator(results: list[vbpsim.Result], name: str) -> list[float]:
+    return [float(r.indicators[name]) for r in results]
+
+
+# -- volume: per-case payment rewards discretionary admissions, budgets restrain them -------------
+@pytest.fixture(scope="module")
+def volume() -> dict[str, list[vbpsim.Result]]:
+    """FFS, per-case, capitation and per-period arms per seed, solo contracts."""
+    schemes = ("ffs", "per_case", "capitation", "per_period")
+    runs = [run_arms(list(schemes), seed, WORLD, years=YEARS, **ON) for seed in SEEDS]
+    return {s: [arms[i] for arms in runs] for i, s in enumerate(schemes)}
+
+
+@pytest.mark.parametrize("control", ["capitation", "per_period"])
+def test_per_case_raises_discretionary_admissions(volume: dict[str, list[vbpsim.Result]], control: str) -> None:
+    """Per case pays each admission (price 1.05 x its case value), capitation and a budget pay none.
+
+    Measured (seeds 0-3): discretionary admissions per 1,000 person-years per_case - capitation
+    +22.2 [+19.7, +24.7], per_case - per_period +25.4 [+20.9, +29.8] (per_case 50.5, capitation
+    28.3, per_period 25.2); chosen admission share in the last year 0.74 vs 0.39 and 0.33
+    (health optimum 0.75).
+    """
+    metric = "discretionary_admissions_per_1000"
+    mean, low, high = paired_ci(indicator(volume["per_case"], metric), indicator(volume[control], metric))
+    assert low > 0, f"per_case - {control}: {mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+    mean, low, high = paired_ci(
+        indicator(volume["per_case"], "decision_admission"), indicator(volume[control], "decision_admission")
+    )
+    assert low > 0, f"admission share per_case - {control}: {mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def test_capitation_admits_below_the_health_optimum_and_below_ffs(volume: dict[str, list[vbpsim.Result]]) -> None:
+    """Capitation pays nothing per admission: its hospitals admit well below the health optimum (0.75).
+
+    Measured (seeds 0-3, last year): capitation 0.39 (every admission a cost), FFS at the
+    status-quo fees 0.73 (hospital fee 1.04 x cost: a thin margin, against the harm of
+    admitting beyond the optimum and the overtime premium beyond capacity).
+    """
+    optimum = vbpsim.Scenario().clinical.admission_appropriate_share
+    cap = indicator(volume["capitation"], "decision_admission")
+    ffs = indicator(volume["ffs"], "decision_admission")
+    assert max(cap) < optimum - 0.1, cap
+    assert min(ffs) > max(cap), (ffs, cap)
+
+
+def test_no_emergency_is_ever_declined(volume: dict[str, list[vbpsim.Result]]) -> None:
+    """Strokes always get hospital care, whatever the contract."""
+    for results in volume.values():
+        assert indicator(results, "declined_emergencies") == [0.0] * len(results)
+
+
+# -- substitution: better GP chronic care and prevention mean fewer ACS admissions ----------------
+def test_acs_hazard_falls_with_gp_care_and_prevention() -> None:
+    """The mechanism's own function: ACS candidates fall with GP benefit of care and prevention."""
+    model = VBPModel(vbpsim.load_scenario("small").model_copy(deep=True), seed=0)
+    chronic = model.population.state == CHRONIC
+    assert chronic.any()
+    ones = np.ones(model.population.size)
+    rates = [model._admission_rates(ones * b)[1][chronic].sum() for b in (0.6, 0.8, 1.0)]
+    assert rates[0] > rates[1] > rates[2] > 0
+    if model.mechanisms.prevention:
+        model.prevention_stock[:] = 1.0
+        prevented = model._admission_rates(ones)[1][chronic].sum()
+        efficacy = model.config.effort.prevention_efficacy
+        assert prevented == pytest.approx(rates[2] * (1 - efficacy))
+
+
+def test_gp_prevention_bonus_lowers_acs_admissions() -> None:
+    """A contract rewarding avoided strokes raises GP prevention, and the ACS hazard falls with it.
+
+    Capitation + outcome_bonus against capitation, solo contracts. The ACS hazard (expected ACS
+    candidates, what the realised counts estimate) is compared in the last contract year.
+    Measured (seeds 0-3): final-year prevention effort +0.037 [+0.013, +0.061]; last-year ACS
+    hazard per 1,000 person-years -0.13 [-0.20, -0.06] (8.81 vs 8.95).
+    """
+    effort, hazard = [], []
+    for seed in SEEDS:
+        bonus, base = run_arms(["capitation+outcome_bonus", "capitation"], seed, WORLD, years=YEARS, **ON)
+        effort.append((bonus.indicators["effort_prevention"], base.indicators["effort_prevention"]))
+        hazard.append((last_year_rate(bonus.timeseries, "acs_hazard"), last_year_rate(base.timeseries, "acs_hazard")))
+    mean, low, high = paired_ci(*zip(*effort, strict=True))
+    assert low > 0, f"prevention effort: {mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+    mean, low, high = paired_ci(*zip(*hazard, strict=True))
+    assert high < 0, f"ACS hazard per 1,000: {mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def last_year_rate(ts: pd.DataFrame, column: str) -> float:
+    """Per 1,000 person-years in the last year of a run."""
+    last = ts[ts.year == ts.year.max()]
+    return 1000 * float(last[column].sum()) / float(last.alive.sum() / 12)
+
+
+# -- hospital-side selection under a bundle with downside risk ---------------------------------------
+@pytest.fixture(scope="module")
+def selection() -> dict[str, list[vbpsim.Result]]:
+    """FFS and the hospital+rehab bundle, without and with full risk adjustment, per seed."""
+    out: dict[str, list[vbpsim.Result]] = {"ffs": [], "bundle": [], "bundle_adjusted": []}
+    for seed in SELECTION_SEEDS:
+        unadjusted = {**BUNDLE, "purchaser.risk_adjustment": "none"}
+        ffs, bundle = run_arms(["ffs", "bundle"], seed, WORLD, years=YEARS, **unadjusted)
+        (adjusted,) = run_arms(["bundle"], seed, WORLD, years=YEARS, **BUNDLE, **{"purchaser.risk_adjustment": "full"})
+        out["ffs"].append(ffs)
+        out["bundle"].append(bundle)
+        out["bundle_adjusted"].append(adjusted)
+    return out
+
+
+def test_bundle_without_risk_adjustment_redirects_more_than_ffs(selection: dict[str, list[vbpsim.Result]]) -> None:
+    """Hospitals in a bundle without risk adjustment redirect planned episodes; under FFS none pay to.
+
+    Measured (seeds 0-7): redirected planned episodes per 1,000 person-years bundle - FFS
+    +1.11 [+0.47, +1.75] (FFS 0: every billed unit pays 1.04 x its cost); hospitals' redirect
+    share in the last year 0.26 (their ethics bound) vs 0; 2.4% of planned episodes redirected.
+    """
+    mean, low, high = paired_ci(
+        indicator(selection["bundle"], "redirected_per_1000"), indicator(selection["ffs"], "redirected_per_1000")
+    )
+    assert low > 0, f"bundle - ffs: {mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def test_redirected_episodes_are_the_highest_risk(selection: dict[str, list[vbpsim.Result]]) -> None:
+    """Redirected episodes come mostly from the top risk quartile (a quarter if risk did not matter).
+
+    Measured (seeds 0-7, pooled): 43 of 52 redirected episodes (0.83) in the top frailty quartile.
+    """
+    ts = pd.concat([r.timeseries for r in selection["bundle"]])
+    redirected = ts.redirected_planned.sum()
+    high = ts.redirected_high_risk.sum()
+    assert redirected >= 10, redirected
+    test = stats.binomtest(int(high), int(redirected), 0.25, alternative="greater")
+    assert test.pvalue < 0.01, (high, redirected)
+
+
+def test_risk_adjustment_reduces_redirecting(selection: dict[str, list[vbpsim.Result]]) -> None:
+    """With the case price following the patient's risk no planned episode loses money: fewer redirected.
+
+    Measured (seeds 0-7): redirected per 1,000 person-years full - no risk adjustment
+    -1.11 [-1.75, -0.47]; hospitals' redirect share in the last year 0.00 vs 0.26.
+    """
+    mean, low, high = paired_ci(
+        indicator(selection["bundle_adjusted"], "redirected_per_1000"),
+        indicator(selection["bundle"], "redirected_per_1000"),
+    )
+    assert high < 0, f"adjusted - unadjusted: {mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def test_bundle_never_declines_an_emergency(selection: dict[str, list[vbpsim.Result]]) -> None:
+    """Redirecting applies to planned episodes only: no stroke is ever declined."""
+    for results in selection.values():
+        assert indicator(results, "declined_emergencies") == [0.0] * len(results)
+
+
+# -- the switch, the core and bad input ----------------------------------------------------------------
+def test_switch_off_draws_nothing_and_records_zeros() -> None:
+    """Off (the default), no admission is drawn and the indicators are 0."""
+    result = vbpsim.run(scheme="per_case", scenario=WORLD, years=1, seed=0, **{"simulation.history_years": 0})
+    ts = result.timeseries
+    for column in ("planned_admissions", "acs_admissions", "redirected_planned", "declined_emergencies"):
+        assert ts[column].sum() == 0.0
+    assert result.indicators["decision_redirect"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("clinical.admission_appropriate_share", 0.0),
+        ("clinical.admission_units", -1.0),
+        ("clinical.planned_admission_rate", 3.0),
+        ("clinical.acs_admission_rate", -0.1),
+        ("clinical.admission_qaly_gain", "0.05"),
+        ("selection.redirect_harm", 1.5),
+        ("mechanisms.discretionary_admissions", "yes"),
+    ],
+)
+def test_bad_admission_parameters_are_refused(key: str, value: object) -> None:
+    with pytest.raises(ParameterError, match=key.split(".")[-1]):
+        vbpsim.run(scheme="ffs", scenario="small", years=1, seed=0, **{key: value})
