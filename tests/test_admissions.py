@@ -11,6 +11,7 @@ docstring holds the numbers measured when it was written.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import override
 
 import numpy as np
 import pandas as pd
@@ -18,10 +19,13 @@ import pytest
 from scipy import stats
 
 import vbpsim
+from vbpsim.contracts import GlobalBudget, vbp_contract
 from vbpsim.errors import ParameterError
 from vbpsim.experiments import run_arms
 from vbpsim.model import VBPModel
-from vbpsim.population import CHRONIC
+from vbpsim.parameters import DISCIPLINES
+from vbpsim.population import CHRONIC, HOSPITAL
+from vbpsim.schemes import Observation
 
 WORLD = str(Path(__file__).parent / "data" / "small_equilibrium.toml")
 ON = {"mechanisms.discretionary_admissions": True, "simulation.history_years": 0}
@@ -188,6 +192,123 @@ def test_bundle_never_declines_an_emergency(selection: dict[str, list[vbpsim.Res
     """Redirecting applies to planned episodes only: no stroke is ever declined."""
     for results in selection.values():
         assert indicator(results, "declined_emergencies") == [0.0] * len(results)
+
+
+# -- who pays for redirected care: the contract decides ----------------------------------------------
+def _year_with_outside(outside: float) -> Observation:
+    """A yearly observation of one hospital payee with ``outside`` EUR of redirected care."""
+    services = np.zeros((1, len(DISCIPLINES)))
+    services[0, HOSPITAL] = 100.0
+    cost_mix = np.zeros((1, len(DISCIPLINES)))
+    cost_mix[0, HOSPITAL] = 90_000.0
+    zero = Observation.zeros(1, np.full(len(DISCIPLINES), 1000.0), 12.0)
+    return zero.replace(
+        services=services,
+        cases=np.array([20.0]),
+        case_value=np.array([100_000.0]),
+        case_mix=services * 1000.0,
+        member_months=np.array([1200.0]),
+        expected_cost=np.array([100_000.0]),
+        average_cost=np.array([100_000.0]),
+        baseline_cost=np.array([100_000.0]),
+        cost=np.array([90_000.0]),
+        cost_mix=cost_mix,
+        measured_quality=np.array([0.9]),
+        outside_cost=np.array([outside]),
+    )
+
+
+SS = {"shared_savings_loss_rate": 0.5, "shared_savings_min_loss_rate": 0.0, "shared_savings_min_savings_rate": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("scheme", "params", "charged"),
+    [
+        ("capitation", {}, 1.0),  # covers_outside_care: comprehensive capitation covers referred care
+        ("capitation", {"covers_outside_care": False}, 0.0),
+        ("global_budget", {}, 1.0),
+        ("global_budget", {"carve_out": ["hospital"]}, 0.0),  # hospital care is paid outside the contract anyway
+        ("global_budget+shared_savings", SS, 0.5),  # the payee bears its loss share of it, like any cost
+        ("ffs+shared_savings", SS, 0.5),
+        ("vbp_contract", {}, None),  # charged in part (corridors): checked for direction only
+        ("ffs", {}, 0.0),
+        ("per_case", {}, 0.0),
+        ("per_period", {}, 0.0),
+        ("bundle", {}, 0.0),
+    ],
+)
+def test_outside_cost_is_charged_back_only_by_population_contracts(
+    scheme: str, params: dict[str, object], charged: float | None
+) -> None:
+    """Population-based contracts count the payee's redirected care; per case, per period and FFS do not."""
+    contract = vbp_contract() if scheme == "vbp_contract" else vbpsim.make_scheme(scheme, params)
+    before = contract.pay(_year_with_outside(0.0))[0]
+    after = contract.pay(_year_with_outside(10_000.0))[0]
+    if charged is None:
+        assert after < before
+    else:
+        assert before - after == pytest.approx(charged * 10_000.0)
+
+
+def test_capitation_covering_outside_care_takes_away_the_free_lunch() -> None:
+    """Redirecting under capitation falls when the capitation covers the care bought outside.
+
+    Same contract (solo capitation, risk-adjusted), with and without ``covers_outside_care``:
+    without it a redirected planned episode is pure saving (the purchaser pays it), so hospitals
+    redirect up to their ethics bound; with it the payee pays the outside cost and redirecting
+    saves nothing but harms the patient. Measured (seeds 0-7): redirected per 1,000
+    person-years covered - not covered -3.98 [-5.36, -2.59] (covered 0.00 in every seed, not
+    covered 3.98); hospitals' redirect share in the last year 0.00 vs 0.26 (their ethics bound).
+    """
+    covered, uncovered = [], []
+    for seed in SELECTION_SEEDS:
+        arms = run_arms(
+            [
+                vbpsim.make_scheme("capitation", {"covers_outside_care": True}),
+                vbpsim.make_scheme("capitation", {"covers_outside_care": False}),
+            ],
+            seed,
+            WORLD,
+            years=YEARS,
+            **ON,
+        )
+        covered.append(arms[0])
+        uncovered.append(arms[1])
+    mean, low, high = paired_ci(indicator(covered, "redirected_per_1000"), indicator(uncovered, "redirected_per_1000"))
+    assert high < 0, f"covered - not covered: {mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+class _BudgetIgnoringOutsideCare(GlobalBudget):
+    """A global budget whose purchaser pays redirected care on top (a novel scheme, not registered)."""
+
+    @override
+    def outside_cost(self, obs: Observation) -> np.ndarray:
+        return np.zeros(obs.n_payees)
+
+
+def test_global_budget_charging_outside_care_redirects_less() -> None:
+    """The same global budget with and without the charge-back: only the money flow differs.
+
+    Measured (seeds 0-7): redirected per 1,000 person-years charged - not charged
+    -3.87 [-5.24, -2.50] (charged 0.00 in every seed, not charged 3.87); redirect share in the
+    last year 0.00 vs 0.26.
+    """
+    charged, free = [], []
+    for seed in SELECTION_SEEDS:
+        arms = run_arms([GlobalBudget(), _BudgetIgnoringOutsideCare()], seed, WORLD, years=YEARS, **ON)
+        charged.append(arms[0])
+        free.append(arms[1])
+    mean, low, high = paired_ci(indicator(charged, "redirected_per_1000"), indicator(free, "redirected_per_1000"))
+    assert high < 0, f"charged - not charged: {mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def test_outside_cost_is_observed_at_the_redirecting_hospital() -> None:
+    """The observation reports each redirected episode's normative cost at its hospital, and spending counts it."""
+    scheme = vbpsim.make_scheme("capitation", {"covers_outside_care": False})
+    (result,) = run_arms([scheme], 1, WORLD, years=2, **ON)
+    ts = result.timeseries
+    assert ts.redirected_planned.sum() > 0
+    assert ts.redirected_cost.sum() > 0
 
 
 # -- the switch, the core and bad input ----------------------------------------------------------------

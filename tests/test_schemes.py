@@ -69,6 +69,9 @@ class SchemeContract:
     scheme: ClassVar[str]
     linear: ClassVar[bool] = True
     nonnegative: ClassVar[bool] = True  # False for reconciliations, which may charge the payee
+    # population contracts charge back the payee's care bought outside (``outside_cost``): only
+    # the payment before that charge is non-negative
+    charges_outside_care: ClassVar[bool] = False
     # (params, observation, expected payments per payee), each worked out by hand
     table: ClassVar[list[tuple[dict[str, Any], Observation, list[float]]]] = []
 
@@ -85,7 +88,7 @@ class SchemeContract:
         assert np.issubdtype(pay.dtype, np.floating)
         assert np.isfinite(pay).all()
         if self.nonnegative:
-            assert (pay >= 0).all()
+            assert (pay + (observation.outside_cost if self.charges_outside_care else 0.0) >= 0).all()
 
     @given(data=st.data())
     def test_permuting_payees_permutes_payments(self, data: st.DataObject) -> None:
@@ -214,6 +217,7 @@ class TestPerCase(SchemeContract):
 
 class TestCapitation(SchemeContract):
     scheme = "capitation"
+    charges_outside_care = True
     table = [
         ({"rate_to_cost": 1.1}, TWO, [2200.0, 550.0]),  # x risk-adjusted expected cost
         ({"rate_to_cost": 1.1, "risk_adjusted": False}, TWO, [1650.0, 1650.0]),  # x average cost
@@ -286,6 +290,7 @@ class TestPayForPerformance(SchemeContract):
 
 class TestMixed(SchemeContract):
     scheme = "mixed"
+    charges_outside_care = True
     table = [
         # 0.5 x FFS(1.2) + 0.5 x capitation(1.1, risk adjusted)
         ({"fee_to_cost": 1.2, "rate_to_cost": 1.1}, TWO, [0.5 * 600 + 0.5 * 2200, 0.5 * 2280 + 0.5 * 550]),
@@ -378,6 +383,7 @@ class TestOutlierSharing(SchemeContract):
 
 class TestCapitationPlusOutlierPlusP4P(SchemeContract):
     scheme = "capitation+outlier+p4p"
+    charges_outside_care = True
     table = [
         # 1.1 x expected cost + 0.5 x outlier cost + 0.1 x 1500 x score (threshold 0.5)
         (
@@ -391,6 +397,7 @@ class TestCapitationPlusOutlierPlusP4P(SchemeContract):
 # -- value-based contracts (vbpsim.contracts; hand-worked cases in tests/test_contracts.py) ------
 class TestGlobalBudget(SchemeContract):
     scheme = "global_budget"
+    charges_outside_care = True
     # level x benchmark (normative = expected cost; regional = average cost) x (1 + trend) ** year
     table = [
         ({"level": 1.1}, TWO, [2200.0, 550.0]),

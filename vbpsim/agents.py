@@ -543,6 +543,10 @@ class DecisionRule:
             members["cases"] = members["cases"] + extra
             members["case_value"] = members["case_value"] + extra * outlook.admission_value
             members["case_mix"][np.arange(table.n), table.discipline] += extra * outlook.admission_value
+            # redirected planned episodes are a share of the admitted ones: their outside cost moves with the threshold
+            now = table.decision.admission
+            admitted = np.divide(decision.admission, now, out=np.ones_like(now), where=now > 0)
+            members["outside_cost"] = lagged.outside_cost * scale * admitted
         cost_mix = np.zeros_like(services)
         cost_mix[np.arange(table.n), table.discipline] = cost
         return lagged.replace(
@@ -938,6 +942,7 @@ def aggregate(obs: Observation, payee: np.ndarray, n_payees: int, discipline: np
         historical_cost=total(obs.historical_cost),
         stoploss_excess=total(obs.stoploss_excess),
         investment=total(obs.investment),
+        outside_cost=total(obs.outside_cost),
         year=obs.year,
         month_of_year=obs.month_of_year,
         **mixes,

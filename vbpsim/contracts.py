@@ -37,6 +37,11 @@ Conventions (documented in every class, tested by hand in ``tests/test_contracts
   payee cannot move it by shifting care across the carve-out border. Actual cost is
   ``cost`` minus the carved columns of ``cost_mix``. Carved-out care is paid
   fee-for-service by :class:`GlobalBudget`.
+* **Outside care.** The payee answers for its population's total cost, so the cost of
+  planned episodes its hospitals redirected outside the region (``obs.outside_cost``, which
+  the purchaser pays the outside hospital) is deducted from a :class:`GlobalBudget` and
+  counted in the actual cost that :class:`SharedSavings` reconciles (unless hospital care is
+  carved out). The historical benchmark is the payee's own cost only.
 * **Minimum savings/loss rate (MSR/MLR).** As in the Medicare Shared Savings Program,
   by default (``first_dollar=True``) a result below the minimum rate is not shared at
   all, and one at or above it is shared *from the first euro*; with
@@ -195,6 +200,17 @@ class _Benchmarked(PaymentScheme):
         """Actual cost of the care inside the contract: ``cost`` minus the carved-out columns."""
         return np.maximum(obs.cost - self.carved_cost(obs), 0.0)
 
+    def outside_cost(self, obs: Observation) -> np.ndarray:
+        """Cost of the payee's patients' care bought outside the region (``outside_cost``), charged back.
+
+        The payee is accountable for its population's total cost, so hospital care it
+        redirected elsewhere counts as its own cost; nothing when hospital care is carved out
+        (the purchaser pays that outside the contract anyway).
+        """
+        if "hospital" in self.carve_out:
+            return np.zeros(obs.n_payees)
+        return np.asarray(obs.outside_cost, dtype=float)
+
     def carved_share(self, obs: Observation) -> np.ndarray:
         """Carved-out share of each payee's benchmark: its share of expected (else actual) cost."""
         carved = self._carved()
@@ -231,7 +247,10 @@ class GlobalBudget(_Benchmarked):
     paid fee-for-service at ``carve_out_fee_to_cost`` x unit cost instead (Section
     4.2.5.2). Combine with ``shared_savings`` (``basis="budget"``) for risk sharing, with
     ``stop_loss`` for reinsurance, and with ``p4p`` or ``quality_gate`` for the explicit
-    quality component (Section 4.1).
+    quality component (Section 4.1). The budget covers the population's care wherever it is
+    given: the cost of episodes the payee redirected outside the region (``outside_cost``,
+    paid by the purchaser to the outside hospital) is deducted, unless hospital care is
+    carved out.
     """
 
     name = "global_budget"
@@ -259,7 +278,7 @@ class GlobalBudget(_Benchmarked):
 
     @override
     def pay(self, obs: Observation) -> np.ndarray:
-        return self.benchmark_of(obs) + self.carve_out_fees(obs)
+        return self.benchmark_of(obs) + self.carve_out_fees(obs) - self.outside_cost(obs)
 
 
 # -- the reconciliation ---------------------------------------------------------------------
@@ -271,7 +290,9 @@ class SharedSavings(_Benchmarked):
     :class:`GlobalBudget` and ``cost`` the actual cost of the care inside the contract
     (carve-outs removed; minus ``reinsured_share`` of the stop-loss excess and
     ``reinsured_outlier_share`` of the outlier cost, so care the purchaser already reinsures is not
-    counted twice). The payee's share ``phi(R)`` (Cattel et al. 2018, Section 4.2.5):
+    counted twice; plus ``outside_cost``, the payee's patients' care it redirected outside the
+    region, since the payee answers for its population's total cost). The payee's share
+    ``phi(R)`` (Cattel et al. 2018, Section 4.2.5):
 
     * **Savings** (``R > 0``): nothing below ``min_savings_rate x benchmark``; at or above
       it, ``savings_rate`` of the savings from the first euro (MSSP; with
@@ -398,13 +419,13 @@ class SharedSavings(_Benchmarked):
         return self.glide_path[min(max(int(year), 0), len(self.glide_path) - 1)]
 
     def actual_cost(self, obs: Observation) -> np.ndarray:
-        """Cost reconciled: in-scope cost net of the reinsured and outlier-shared parts."""
+        """Cost reconciled: in-scope cost net of the reinsured and outlier-shared parts, plus outside care."""
         in_scope = self.in_scope_cost(obs)
         fraction = np.divide(in_scope, obs.cost, out=np.ones_like(in_scope), where=obs.cost > 0)
         reinsured = fraction * (
             self.reinsured_share * obs.stoploss_excess + self.reinsured_outlier_share * obs.outlier_cost
         )
-        return np.maximum(in_scope - reinsured, 0.0)
+        return np.maximum(in_scope - reinsured, 0.0) + self.outside_cost(obs)
 
     def result(self, obs: Observation) -> np.ndarray:
         """``R = benchmark - actual cost`` (positive: savings; negative: losses)."""

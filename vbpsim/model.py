@@ -431,7 +431,8 @@ class VBPModel(mesa.Model):
         appropriate share). A hospital with selection effort redirects an admitted planned
         episode of a patient it expects to lose money on with probability selection x how
         unprofitable it looks; the episode is treated outside the region (the purchaser pays
-        its cost, the hospital's books do not carry it) and the patient loses
+        its cost, the hospital's books do not carry it, the observation reports it as the
+        hospital's ``outside_cost`` for contracts that charge it back) and the patient loses
         ``selection.redirect_harm`` of its gain (delay, travel). ACS admissions are unplanned
         and strokes are emergencies: neither can be redirected.
         """
@@ -478,9 +479,12 @@ class VBPModel(mesa.Model):
         As in the GPs' appraisal, the payee's marginal payment is read off the contract by
         probing it with its yearly observation plus one more admission, split into its parts:
         one more case; more case value (in ``case_value`` and the hospital's ``case_mix``);
-        more hospital units billed; more cost (in ``cost`` and ``cost_mix``). An episode of a
-        patient of perceived risk r costs ``admission_units`` x r units and is priced by
-        :meth:`_admission_price`. Returns each hospital's yearly profit from redirecting all
+        more hospital units billed; more cost (in ``cost`` and ``cost_mix``); and, for the
+        episode redirected instead, more ``outside_cost`` (what the contract charges back for
+        care bought outside, if it does). An episode of a patient of perceived risk r costs
+        ``admission_units`` x r units and is priced by :meth:`_admission_price`; redirecting
+        it is worth the payment for it here minus its cost minus the payment change from its
+        outside cost. Returns each hospital's yearly profit from redirecting all
         its unprofitable planned episodes, their care value (for the altruistic and moral
         cost of redirecting them) and their number a year.
         """
@@ -493,6 +497,7 @@ class VBPModel(mesa.Model):
             "value": {"case_value": yearly.case_value + step, "case_mix": yearly.case_mix + step * column},
             "units": {"services": yearly.services + c.admission_units * column},
             "cost": {"cost": yearly.cost + step, "cost_mix": yearly.cost_mix + step * column},
+            "outside": {"outside_cost": yearly.outside_cost + step},
         }
         grad = {name: (self.contract.pay(yearly.replace(**bump)) - base) for name, bump in probes.items()}
         hospital = pop.provider[:, HOSPITAL]
@@ -506,7 +511,9 @@ class VBPModel(mesa.Model):
             + grad["units"][payee] * perceived
             + grad["cost"][payee] * cost / step
         )
-        net = share[hospital] * (pay - cost)
+        # what the contract charges the payee if the episode is treated outside instead (<= 0 when charged back)
+        outside = grad["outside"][payee] * cost / step
+        net = share[hospital] * (pay - cost - outside)
         planned_rate, _ = self._admission_rates(np.ones(pop.size))
         eligible = planned_rate > 0
         loss = np.where(eligible & (net < 0), -net, 0.0)
@@ -916,6 +923,11 @@ class VBPModel(mesa.Model):
             hospital = self.population.provider[:, HOSPITAL]
             cases = cases + np.bincount(hospital, weights=care["admission_cases"], minlength=table.n)
             case_value = case_value + np.bincount(hospital, weights=care["admission_value"], minlength=table.n)
+        outside_cost = np.zeros(table.n)
+        if "redirected_units" in care:  # redirected episodes, at the redirecting hospital
+            hospital = self.population.provider[:, HOSPITAL]
+            units_out = np.bincount(hospital, weights=care["redirected_units"], minlength=table.n)
+            outside_cost = units_out * self.unit_cost[HOSPITAL]
         case_mix = np.zeros((table.n, len(DISCIPLINES)))
         case_mix[np.arange(table.n), table.discipline] = case_value
         delivered_cost = delivered * self.unit_cost
@@ -951,6 +963,7 @@ class VBPModel(mesa.Model):
             historical_cost=self.historical_cost.copy(),
             stoploss_excess=self._per_provider(stoploss),
             investment=self._take_investment(),
+            outside_cost=outside_cost,
             year=self.contract_year(),
             month_of_year=((self.step_index - self.contract_start) % self.steps_per_year) * self.months_per_step,
             **self._measured_outcomes(),

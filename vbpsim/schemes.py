@@ -70,6 +70,12 @@ class Observation:
     care. ``prom`` / ``expected_prom``: patient-reported quality of life (a QALY proxy, 0-1
     per patient-month) summed over patient-months / its value at guideline care for the
     same health states; ``prom / expected_prom`` is the risk-adjusted score.
+    ``outside_cost``: the normative cost of the payee's patients' planned episodes its
+    hospitals redirected to a hospital outside the region (issue 12, discretionary
+    admissions), at the redirecting hospital. The purchaser pays that care to the outside
+    hospital; whether the payee is charged for it is the contract's business: population-based
+    contracts (global budget, shared savings, capitation with ``covers_outside_care``) count
+    it in the cost of their population, per-case, per-period and fee-for-service payment do not.
     ``month_of_year``: months of the contract year elapsed before this period (0 in its
     first month). ``ytd_*``: year-to-date totals of the contract year before this period
     (services, cases, cost, acute events, readmissions, deaths); a whole-year projection
@@ -94,6 +100,7 @@ class Observation:
     historical_cost: np.ndarray | None = None  # the payee's own cost in its last base period, same period length
     stoploss_excess: np.ndarray | None = None  # patients' yearly cost above the stop-loss attachment point
     investment: np.ndarray | None = None  # up-front (adoption) costs incurred in the period, outside ``cost``
+    outside_cost: np.ndarray | None = None  # cost of the payee's redirected episodes treated outside the region
     year: int = 0  # years since the contract relationship began (0 = first), across renewals
     acute_events: np.ndarray | None = None  # strokes among the GP's patients
     expected_acute_events: np.ndarray | None = None  # risk-adjusted strokes expected at guideline care
@@ -132,6 +139,7 @@ class Observation:
         "historical_cost",
         "stoploss_excess",
         "investment",
+        "outside_cost",
         "member_months",
         "expected_cost",
         "average_cost",
@@ -158,6 +166,7 @@ class Observation:
             "historical_cost",
             "stoploss_excess",
             "investment",
+            "outside_cost",
             *self.OUTCOMES,
             *self.YEAR_TO_DATE[1:],
         )
@@ -484,6 +493,15 @@ class Capitation(PaymentScheme):
 
     With ``risk_adjusted`` the rate follows the purchaser's risk score of each member
     (Section 4.2.4); without it every member brings the population average.
+
+    With ``covers_outside_care`` (the default) the capitation covers the members' care
+    wherever it is given: the cost of episodes the payee redirected outside the region
+    (``outside_cost``), which the purchaser pays to the outside hospital, is deducted from the
+    capitation. That is how comprehensive capitation of an integrated payee works (an HMO or a
+    capitated medical group pays for its members' referred and out-of-network care: Robinson &
+    Casalino 1995, NEJM 333:1684; Cattel et al. 2018, Section 4.2.2 on accountability for the
+    whole population); without it, a capitated provider could send its members' care elsewhere
+    and keep their capitation, the cost shifting capitation is meant to end.
     """
 
     name = "capitation"
@@ -492,16 +510,20 @@ class Capitation(PaymentScheme):
     prospective = True
     risk_bearing = True
 
-    def __init__(self, *, rate_to_cost: float = 1.05, risk_adjusted: bool = True):
+    def __init__(self, *, rate_to_cost: float = 1.05, risk_adjusted: bool = True, covers_outside_care: bool = True):
         self.rate_to_cost = self._checked("rate_to_cost", rate_to_cost)
         if not isinstance(risk_adjusted, bool):
             raise ParameterError("risk_adjusted", risk_adjusted, "true or false")
         self.risk_adjusted = risk_adjusted
+        if not isinstance(covers_outside_care, bool):
+            raise ParameterError("covers_outside_care", covers_outside_care, "true or false")
+        self.covers_outside_care = covers_outside_care
 
     @override
     def pay(self, obs: Observation) -> np.ndarray:
         base = obs.expected_cost if self.risk_adjusted else obs.average_cost
-        return self.rate_to_cost * base
+        charged = obs.outside_cost if self.covers_outside_care else 0.0
+        return self.rate_to_cost * base - charged
 
 
 @register
@@ -781,6 +803,11 @@ PARAMETER_DOCS: dict[tuple[str, str], tuple[str, str]] = {
     ("capitation", "risk_adjusted"): (
         "true/false",
         "Rate follows the purchaser's risk score (true) or the population average (false).",
+    ),
+    ("capitation", "covers_outside_care"): (
+        "true/false",
+        "The capitation covers members' care outside the region: the cost of episodes the payee "
+        "redirected there (outside_cost) is deducted (true) or paid by the purchaser on top (false).",
     ),
     ("per_period", "budget_to_cost"): (
         "ratio",
