@@ -311,6 +311,23 @@ def test_outside_cost_is_observed_at_the_redirecting_hospital() -> None:
     assert ts.redirected_cost.sum() > 0
 
 
+def test_cost_accounts_add_up_with_admissions() -> None:
+    """Admissions enter the cost accounts: need + overtreatment - withheld + ... = provider cost."""
+    (result,) = run_arms(["per_case"], 0, WORLD, years=1, **ON)
+    ts = result.timeseries
+    assert ts.planned_admissions.sum() > 0
+    parts = (
+        ts.acc_need_cost
+        + ts.acc_overtreatment
+        - ts.acc_withheld
+        + ts.acc_innovation_cost
+        + ts.acc_duplicates
+        + ts.acc_shift_extra
+        + ts.acc_overtime
+    )
+    np.testing.assert_allclose(parts, ts.provider_cost, rtol=1e-9)
+
+
 # -- the switch, the core and bad input ----------------------------------------------------------------
 def test_switch_off_draws_nothing_and_records_zeros() -> None:
     """Off (the default), no admission is drawn and the indicators are 0."""

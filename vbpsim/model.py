@@ -459,6 +459,8 @@ class VBPModel(mesa.Model):
         care["admission_cases"] = here.astype(float)
         care["admission_value"] = np.where(here, self._admission_price(pop.frailty), 0.0)
         care["admission_guideline"] = np.where(candidate & (rank < c.admission_appropriate_share), units, 0.0)
+        care["admission_here_units"] = np.where(here, units, 0.0)
+        care["admission_low_value_units"] = np.where(here & (rank >= c.admission_appropriate_share), units, 0.0)
         care["admission_qalys"] = np.where(admitted, gain * (1 - harm * redirected), 0.0)
         care["redirected"] = redirected
         care["redirected_units"] = np.where(redirected, units, 0.0)
@@ -1712,7 +1714,9 @@ class VBPModel(mesa.Model):
         (shifted care counts at its own cost, not as low value); the overtime premium; and
         the up-front cost of adoptions. ``acc_innovation_health`` values adopted innovations'
         benefit gain as the model values health of care (``benefit_to_cost`` x care cost),
-        the valuation of the ideal adoption set.
+        the valuation of the ideal adoption set. [discretionary_admissions] Appropriate admission
+        candidates' units are need, admissions beyond the appropriate share overtreatment, and
+        appropriate candidates not admitted here (declined or redirected) withheld.
         """
         need_cost = care["need"] * self.unit_cost
         ratio = care["ratio"]
@@ -1720,10 +1724,22 @@ class VBPModel(mesa.Model):
         kappa = self.config.providers.benefit_to_cost
         innovation_health = kappa * float((table.unit_cost * table.need_belief * table.benefit_gain).sum())
         delivered_cost = float((care["delivered"] * self.unit_cost).sum())
+        need, over, withheld = (
+            float(need_cost.sum()),
+            float((np.maximum(ratio - 1.0, 0.0) * need_cost).sum()),
+            float((np.maximum(1.0 - ratio, 0.0) * need_cost).sum()),
+        )
+        if "admission_here_units" in care:  # discretionary admissions, at hospital unit cost
+            c_h = float(self.unit_cost[HOSPITAL])
+            guideline = float(care["admission_guideline"].sum()) * c_h  # appropriate candidates
+            low_value = float(care["admission_low_value_units"].sum()) * c_h  # admitted beyond the appropriate share
+            appropriate_here = float(care["admission_here_units"].sum()) * c_h - low_value
+            need, over = need + guideline, over + low_value
+            withheld += guideline - appropriate_here  # not admitted, or redirected (delivered elsewhere)
         return {
-            "acc_need_cost": float(need_cost.sum()),
-            "acc_overtreatment": float((np.maximum(ratio - 1.0, 0.0) * need_cost).sum()),
-            "acc_withheld": float((np.maximum(1.0 - ratio, 0.0) * need_cost).sum()),
+            "acc_need_cost": need,
+            "acc_overtreatment": over,
+            "acc_withheld": withheld,
             "acc_innovation_cost": float((ratio * need_cost * (care["multiplier"] - 1.0)).sum()),
             "acc_innovation_health": innovation_health,
             "acc_duplicates": float((care["duplicates"] * self.unit_cost).sum()),
