@@ -331,7 +331,8 @@ def test_cost_accounts_add_up_with_admissions() -> None:
 # -- the switch, the core and bad input ----------------------------------------------------------------
 def test_switch_off_draws_nothing_and_records_zeros() -> None:
     """Off (the default), no admission is drawn and the indicators are 0."""
-    result = vbpsim.run(scheme="per_case", scenario=WORLD, years=1, seed=0, **{"simulation.history_years": 0})
+    off = {"simulation.history_years": 0, "mechanisms.discretionary_admissions": False}
+    result = vbpsim.run(scheme="per_case", scenario=WORLD, years=1, seed=0, **off)
     ts = result.timeseries
     for column in ("planned_admissions", "acs_admissions", "redirected_planned", "declined_emergencies"):
         assert ts[column].sum() == 0.0
