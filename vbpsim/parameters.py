@@ -465,7 +465,7 @@ class MechanismParams(Section):
         "Providers choose how much more care high-need patients get than low-need ones (need tilt).",
     )
     discretionary_admissions: bool = param(
-        False,
+        True,
         "on/off",
         "issue 12 (admissions are decisions); Cattel et al. 2018, Sections 3.3 and 4.2.4",
         "Planned and ambulatory-care-sensitive admissions whose threshold hospitals choose; "
