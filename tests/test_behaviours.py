@@ -190,13 +190,12 @@ def test_high_powered_p4p_teaches_to_the_test(runs: RunCache) -> None:
     assert ttt[1] > 0, f"teaching_to_test, p4p 0.3 vs capitation: {fmt(ttt)}"
 
 
-@pytest.mark.xfail(
-    reason="unmeasured_quality, p4p 0.3 - capitation: -0.0107, 95% CI [-0.0237, +0.0023] (seeds 0-4): right "
-    "direction, not significant since providers' probes carry their own books (issue 8); measured quality "
-    "and teaching to the test (above) still emerge",
-    strict=True,
-)
 def test_high_powered_p4p_lowers_unmeasured_quality(runs: RunCache) -> None:
+    """Measured (seeds 0-4): unmeasured_quality, p4p 0.3 - capitation -0.0160 [-0.0240, -0.0081].
+
+    Significant again since discretionary admissions are on (off, after issue 8: -0.0107
+    [-0.0237, +0.0023], a strict xfail).
+    """
     runs.prefetch([("capitation", {}), ("capitation+p4p", P4P_HIGH)], SEEDS)
     with_p4p = runs.values("capitation+p4p", "unmeasured_quality", **P4P_HIGH)
     unmeasured = mean_ci(with_p4p - runs.values("capitation", "unmeasured_quality"))
@@ -307,13 +306,20 @@ def test_effort_falls_with_group_size(runs: RunCache) -> None:
         assert ci[1] > 0, f"GP cost-saving effort, group size {small} - {large}: {fmt(ci)}"
 
 
+@pytest.mark.xfail(
+    reason="elasticity of GP effort to group size -1.37, 95% CI [-1.70, -1.03] (seeds 0-4): the CI leaves "
+    "-1 +- 0.35 on the steep side since discretionary admissions are on (off: -1.16 [-1.30, -1.03]). Mean "
+    "efforts at N = 1, 2, 3, 6: 0.223, 0.112, 0.077, 0.021 (off 0.230, 0.115, 0.075, 0.029): 1/N holds to "
+    "N = 3 and the group of six gives up more than 1/N, where effort is small and relatively noisy; "
+    "mechanism not isolated",
+    strict=True,
+)
 def test_effort_falls_about_like_one_over_n(runs: RunCache) -> None:
     """The elasticity of effort to group size is near -1 (1/N), not -0.5 (1/sqrt N) or 0.
 
     Per seed, the least-squares slope of log effort on log N over N = 1, 2, 3, 6; its CI must
-    lie within -1 +- 0.35 (excludes 1/sqrt N and 1/N^2). And effort(2) / effort(1) must be
-    1/2 +- 0.15 (CI). N * effort(N) / effort(1) is reported but, at N = 6 where effort is
-    small and relatively noisy, not asserted.
+    lie within -1 +- 0.35 (excludes 1/sqrt N and 1/N^2). N * effort(N) / effort(1) is
+    reported but, at N = 6 where effort is small and relatively noisy, not asserted.
     """
     _prefetch_groups(runs)
     efforts = np.array([_gp_effort(runs, n) for n in GROUP_SIZES])  # (sizes, seeds)
@@ -322,7 +328,12 @@ def test_effort_falls_about_like_one_over_n(runs: RunCache) -> None:
     ci = mean_ci(slopes)
     scaled = {n: fmt(mean_ci(n * efforts[i] / efforts[0])) for i, n in enumerate(GROUP_SIZES)}
     assert -1.35 < ci[1] and ci[2] < -0.65, f"elasticity of GP effort to group size: {fmt(ci)}; N e(N)/e(1): {scaled}"
-    half = mean_ci(efforts[1] / efforts[0])
+
+
+def test_effort_of_a_pair_is_about_half_of_solo(runs: RunCache) -> None:
+    """effort(2) / effort(1) must be 1/2 +- 0.15 (CI): the 1/N law where effort is large."""
+    _prefetch_groups(runs)
+    half = mean_ci(_gp_effort(runs, 2) / _gp_effort(runs, 1))
     assert 0.35 < half[1] and half[2] < 0.65, f"GP effort, group of 2 / solo: {fmt(half)}"
 
 
@@ -368,13 +379,13 @@ def _inside(runs: RunCache, scheme: str, **overrides: Any) -> np.ndarray:
     )
 
 
-@pytest.mark.xfail(
-    reason="hospital + rehab spending per capita, bundle - FFS: -27.4 EUR, 95% CI [-55.8, +1.0] (seeds 0-4): "
-    "right direction, not significant over 5 seeds since the calibrated status-quo margins (4% hospital, 15% "
-    "rehab) leave FFS little overprovision for a bundle to remove",
-    strict=True,
-)
 def test_bundle_cuts_spending_inside(runs: RunCache) -> None:
+    """Measured (seeds 0-4): hospital + rehab spending per capita, bundle - FFS -25.8 EUR [-39.9, -11.8].
+
+    Significant since discretionary admissions are on (off: -27.4 [-55.8, +1.0], a strict xfail):
+    FFS pays every admitted unit at 1.04 x cost, so FFS hospitals' care ends above guideline
+    (intensity_hospital 1.03 vs 0.88 in the bundle).
+    """
     _prefetch_bundles(runs)
     inside = mean_ci(_inside(runs, "bundle") - _inside(runs, "ffs"))
     assert inside[2] < 0, f"hospital + rehab spending per capita, bundle - FFS: {fmt(inside)}"
@@ -390,6 +401,12 @@ def test_bundle_pushes_spending_outside(runs: RunCache) -> None:
     assert shifting[1] > 0, f"cost_shifting, bundle - FFS: {fmt(shifting)}"
 
 
+@pytest.mark.xfail(
+    reason="effort_coordination, bundle - FFS: +0.0115, 95% CI [-0.0024, +0.0254] (seeds 0-4): right direction, "
+    "not significant since discretionary admissions are on (off: +0.0219 [+0.0063, +0.0374]); the effect "
+    "halves, mechanism not isolated",
+    strict=True,
+)
 def test_bundle_improves_coordination_inside(runs: RunCache) -> None:
     _prefetch_bundles(runs)
     effort = mean_ci(runs.values("bundle", "effort_coordination") - runs.values("ffs", "effort_coordination"))
@@ -426,13 +443,14 @@ def test_whole_pathway_accountability_removes_the_border(runs: RunCache) -> None
 
 LONG_YEARS = 6
 INNOVATIVE = {"arrival_rate": 4}
-CHAIN = {**INNOVATIVE, "composition": "chain"}
+# (its own name: section 2's CHAIN, read when its tests run, must stay the plain chain)
+INNOVATIVE_CHAIN = {**INNOVATIVE, "composition": "chain"}
 PREVENTION_ARMS = {
     "ffs": ("ffs", INNOVATIVE),
     "capitation solo": ("capitation", INNOVATIVE),
-    "capitation chain": ("capitation", CHAIN),
-    "chain, 1-year contract": ("capitation", {**CHAIN, "length_years": 1}),
-    "chain, 1-year horizon": ("capitation", {**CHAIN, "horizon_years": 1}),
+    "capitation chain": ("capitation", INNOVATIVE_CHAIN),
+    "chain, 1-year contract": ("capitation", {**INNOVATIVE_CHAIN, "length_years": 1}),
+    "chain, 1-year horizon": ("capitation", {**INNOVATIVE_CHAIN, "horizon_years": 1}),
 }
 
 
@@ -493,13 +511,27 @@ def test_prevention_pays_under_capitation_when_altruism_is_low(runs: RunCache) -
         ("capitation", {**LOW_ALTRUISM, "composition": "chain"}),
     ]
     runs.prefetch(arms, SEEDS, years=LONG_YEARS)
-    ffs = runs.values("ffs", "effort_prevention", years=LONG_YEARS, **LOW_ALTRUISM)
     solo = runs.values("capitation", "effort_prevention", years=LONG_YEARS, **LOW_ALTRUISM)
     chain = runs.values("capitation", "effort_prevention", years=LONG_YEARS, composition="chain", **LOW_ALTRUISM)
-    ci = mean_ci(solo - ffs)
-    assert ci[1] > 0, f"final-year prevention effort, altruism 0.15, capitation solo - FFS: {fmt(ci)}"
     ci = mean_ci(chain - solo)
     assert ci[1] > 0, f"final-year prevention effort, altruism 0.15, capitation chain - solo: {fmt(ci)}"
+
+
+@pytest.mark.xfail(
+    reason="final-year prevention effort, altruism 0.15, capitation solo - FFS: +0.0188, 95% CI [-0.0053, "
+    "+0.0428] (seeds 0-4): right direction, not significant since discretionary admissions are on (off: "
+    "+0.0272 [+0.0005, +0.0539], already at the edge). With admissions on FFS prevention effort rose more "
+    "(0.393 to 0.415) than solo capitation's (0.420 to 0.433), mechanism not isolated; the chain still "
+    "prevents clearly more than solo (+0.147 [+0.126, +0.168], tested above)",
+    strict=True,
+)
+def test_prevention_pays_under_solo_capitation_when_altruism_is_low(runs: RunCache) -> None:
+    arms = [("ffs", LOW_ALTRUISM), ("capitation", LOW_ALTRUISM)]
+    runs.prefetch(arms, SEEDS, years=LONG_YEARS)
+    ffs = runs.values("ffs", "effort_prevention", years=LONG_YEARS, **LOW_ALTRUISM)
+    solo = runs.values("capitation", "effort_prevention", years=LONG_YEARS, **LOW_ALTRUISM)
+    ci = mean_ci(solo - ffs)
+    assert ci[1] > 0, f"final-year prevention effort, altruism 0.15, capitation solo - FFS: {fmt(ci)}"
 
 
 # -- 6. mechanism switches --------------------------------------------------------------------------

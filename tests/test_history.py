@@ -62,14 +62,33 @@ def test_budget_effect_builds_up_over_years() -> None:
     assert high < 0, f"year-3 cut deeper than year-1 cut: diff CI [{low:.4f}, {high:.4f}]"
 
 
-def test_without_inertia_the_response_is_immediate() -> None:
-    """With change_cost 0, most of the year-3 effect is there in year 1; with inertia much less."""
+def _year_one_shares() -> tuple[np.ndarray, np.ndarray]:
+    """Year-1 cost change as a share of the year-3 change, without and with practice inertia."""
     fast = np.array([yearly_cost_change(*budget_vs_status_quo(seed, 0.0)) for seed in SEEDS])
     slow = np.array([yearly_cost_change(*budget_vs_status_quo(seed)) for seed in SEEDS])
-    share_fast = fast[:, 0] / fast[:, 2]
-    share_slow = slow[:, 0] / slow[:, 2]
-    assert ci(share_fast)[0] > 0.7, share_fast
+    return fast[:, 0] / fast[:, 2], slow[:, 0] / slow[:, 2]
+
+
+def test_without_inertia_the_response_is_faster() -> None:
+    """With change_cost 0, more of the year-3 effect is there in year 1 than with inertia.
+
+    Measured (seeds 0-5): share in year 1, no inertia - inertia, CI [+0.175, +0.411].
+    """
+    share_fast, share_slow = _year_one_shares()
     assert ci(share_fast - share_slow)[0] > 0, (share_fast, share_slow)
+
+
+@pytest.mark.xfail(
+    reason="year-1 share of the year-3 cost cut without inertia 0.77, 95% CI [0.654, 0.885] (seeds 0-5): most "
+    "of it, but the CI now reaches below 0.7 since discretionary admissions are on (off: 0.837 [0.766, "
+    "0.908]). The hospitals' admission threshold is a decision that moves by effort.effort_step a step "
+    "whatever the practice inertia, so the budget's cut in admissions builds up over the years",
+    strict=True,
+)
+def test_without_inertia_the_response_is_immediate() -> None:
+    """With change_cost 0, most (over 70%) of the year-3 effect is there in year 1."""
+    share_fast, _ = _year_one_shares()
+    assert ci(share_fast)[0] > 0.7, share_fast
 
 
 def test_historical_benchmark_is_the_history_spending() -> None:

@@ -138,6 +138,21 @@ SHARING = {
 }
 
 
+XFAIL_TWO_SIDED_SELECTION = (
+    "risk_selection, loss_rate 0.5 - 0: +0.544, 95% CI [-0.299, +1.387] (chains, seeds 1-8; one-sided 0.27, "
+    "two-sided 0.82): right direction, not significant since discretionary admissions are on. Off, the same "
+    "arms gave +0.99 [+0.44, +1.55] (0.36 vs 1.35): the effect halves and its spread across seeds grows "
+    "(sd of the paired difference 1.01 vs 0.66). Mechanism not isolated; a candidate: the chain's cost "
+    "now also moves with its hospital's admissions (about 50 per 1,000 a year, EUR 5,000 each), so the "
+    "loss share the two-sided contract adds depends on admissions as much as on the GP panels' risk"
+)
+XFAIL_TWO_SIDED_STEERED = (
+    "steered_per_1000, loss_rate 0.5 - 0: +0.181, 95% CI [-0.033, +0.395] (chains, seeds 1-8; 0.07 vs "
+    "0.25): right direction, not significant since discretionary admissions are on (off: +0.29 "
+    "[+0.10, +0.49]); see the risk_selection reason"
+)
+
+
 def sided(loss_rate: float) -> list[vbpsim.Result]:
     return arm("global_budget+shared_savings", shared_savings_loss_rate=loss_rate, **SHARING)
 
@@ -148,8 +163,9 @@ def sided(loss_rate: float) -> list[vbpsim.Result]:
         ("spending_per_capita", -1),  # stronger cost-conscious behaviour ...
         ("intensity_ratio", -1),
         ("cost_consciousness", +1),
-        ("risk_selection", +1),  # ... and, with imperfect risk adjustment, more selection
-        ("steered_per_1000", +1),
+        # ... and, with imperfect risk adjustment, more selection
+        pytest.param("risk_selection", +1, marks=pytest.mark.xfail(reason=XFAIL_TWO_SIDED_SELECTION, strict=True)),
+        pytest.param("steered_per_1000", +1, marks=pytest.mark.xfail(reason=XFAIL_TWO_SIDED_STEERED, strict=True)),
     ],
 )
 def test_two_sided_risk_strengthens_incentives_and_selection(metric: str, sign: int) -> None:
@@ -184,11 +200,6 @@ MITIGATIONS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 SELECTION_SEEDS = tuple(range(1, 17))  # steering events are rare: 16 replications for selection
-XFAIL_TIGHT_SELECTION = (
-    "right direction, not significant: tight corridors, risk_selection 0.128 vs 0.257, -0.128, 95% CI "
-    "[-0.327, +0.070] (solo, seeds 1-16); on chains -0.34 [-1.26, +0.58] (seeds 1-8); stop-loss on chains "
-    "-0.60 [-1.24, +0.05], outlier -0.26 [-0.68, +0.17]"
-)
 
 
 def mitigation_arm(device: str | None, seeds: tuple[int, ...] = SEEDS) -> list[vbpsim.Result]:
@@ -196,9 +207,18 @@ def mitigation_arm(device: str | None, seeds: tuple[int, ...] = SEEDS) -> list[v
     return arm("global_budget+shared_savings" + suffix, seeds=seeds, **MITIGATION_BASE, **extra)
 
 
-XFAIL_CORRIDORS_SELECTION = (
-    "preset corridors (5%/10%): risk_selection 0.256 vs 0.428 per 1,000, difference -0.171, "
-    "95% CI [-0.437, +0.094]: direction right, not significant over 8 seeds"
+XFAIL_OUTLIER_MARGIN = (
+    "outlier 0.8: margin_sd 0.1531 vs 0.1438, difference +0.0094, 95% CI [-0.0133, +0.0320] (solo, seeds "
+    "1-8): no longer narrower since discretionary admissions are on (off: -0.0055 [-0.0080, -0.0030]). "
+    "An admission costs far more than the per-patient-step outlier threshold, so outlier sharing pays 0.8 "
+    "of every admission above it: under the budget admitting now pays, hospitals admit more (47.9 vs "
+    "42.5 per 1,000 person-years; spending 882 vs 753 EUR per capita) and their margins follow their "
+    "admissions, which spreads them (sd of the paired difference 0.027 vs 0.003 off)"
+)
+XFAIL_OUTLIER_VOLATILITY = (
+    "outlier 0.8: margin_volatility 0.1200 vs 0.1227, difference -0.0027, 95% CI [-0.0066, +0.0012] (solo, "
+    "seeds 1-8): right direction, not significant since discretionary admissions are on (off: -0.0054 "
+    "[-0.0069, -0.0039]); outlier sharing also reimburses admissions (see the margin_sd reason)"
 )
 XFAIL_STOP_LOSS_MARGIN = (
     "stop_loss 0.9 (attachment 20,000 EUR): margin_sd 0.0721 vs 0.0748, difference -0.0027, "
@@ -219,23 +239,24 @@ XFAIL_OUTLIER_SELECTION = (
     ("device", "metric"),
     [
         ("corridors", "margin_sd"),
-        pytest.param(
-            "corridors", "risk_selection", marks=pytest.mark.xfail(reason=XFAIL_CORRIDORS_SELECTION, strict=True)
-        ),
+        # emerge since discretionary admissions are on (solo, seeds 1-16): risk_selection 0 with either
+        # corridor vs 0.27 without, -0.270 [-0.508, -0.033] (off: preset corridors -0.17 [-0.44, +0.09],
+        # tight -0.13 [-0.33, +0.07], then strict xfails)
+        ("corridors", "risk_selection"),
         ("tight_corridors", "margin_sd"),
-        pytest.param(
-            "tight_corridors", "risk_selection", marks=pytest.mark.xfail(reason=XFAIL_TIGHT_SELECTION, strict=True)
-        ),
+        ("tight_corridors", "risk_selection"),
         pytest.param("stop_loss", "margin_sd", marks=pytest.mark.xfail(reason=XFAIL_STOP_LOSS_MARGIN, strict=True)),
         pytest.param(
             "stop_loss", "risk_selection", marks=pytest.mark.xfail(reason=XFAIL_STOP_LOSS_SELECTION, strict=True)
         ),
-        ("outlier", "margin_sd"),  # emerges since the status-quo history and calibration
+        pytest.param("outlier", "margin_sd", marks=pytest.mark.xfail(reason=XFAIL_OUTLIER_MARGIN, strict=True)),
         pytest.param("outlier", "risk_selection", marks=pytest.mark.xfail(reason=XFAIL_OUTLIER_SELECTION, strict=True)),
         # Financial risk proper: the spread over years of each contracting group's margin.
         ("corridors", "margin_volatility"),
         ("stop_loss", "margin_volatility"),  # emerges since providers' probes count their own readmissions
-        ("outlier", "margin_volatility"),
+        pytest.param(
+            "outlier", "margin_volatility", marks=pytest.mark.xfail(reason=XFAIL_OUTLIER_VOLATILITY, strict=True)
+        ),
     ],
 )
 def test_risk_mitigation_shrinks_margin_variance_and_selection(device: str, metric: str) -> None:
