@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from test_scorecard import account_total
 
 import vbpsim
 from vbpsim.contracts import GlobalBudget, vbp_contract
@@ -316,16 +317,7 @@ def test_cost_accounts_add_up_with_admissions() -> None:
     (result,) = run_arms(["per_case"], 0, WORLD, years=1, **ON)
     ts = result.timeseries
     assert ts.planned_admissions.sum() > 0
-    parts = (
-        ts.acc_need_cost
-        + ts.acc_overtreatment
-        - ts.acc_withheld
-        + ts.acc_innovation_cost
-        + ts.acc_duplicates
-        + ts.acc_shift_extra
-        + ts.acc_overtime
-    )
-    np.testing.assert_allclose(parts, ts.provider_cost, rtol=1e-9)
+    np.testing.assert_allclose(account_total(ts), ts.provider_cost, rtol=1e-9)
 
 
 # -- the switch, the core and bad input ----------------------------------------------------------------

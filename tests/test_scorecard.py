@@ -53,13 +53,9 @@ def _scores(card, scheme: str) -> pd.DataFrame:
     return t[(t.scheme == scheme) & (t.measure == "score")].set_index("dimension")
 
 
-def test_cost_accounts_add_up_to_provider_cost_every_step():
-    """The cost parts recorded each step (need, overtreatment, withheld, innovation, duplicates,
-    shifting, overtime) add up to what providers actually spent, step by step."""
-    model = build_model("ffs", seed=1, **SMALL)
-    model.run()
-    ts = result_of(model).timeseries
-    parts = (
+def account_total(ts: pd.DataFrame) -> pd.Series:
+    """The recorded cost parts of each step added up (what providers spent, if the accounts are exact)."""
+    return (
         ts.acc_need_cost
         + ts.acc_overtreatment
         - ts.acc_withheld
@@ -68,7 +64,15 @@ def test_cost_accounts_add_up_to_provider_cost_every_step():
         + ts.acc_shift_extra
         + ts.acc_overtime
     )
-    np.testing.assert_allclose(parts, ts.provider_cost, rtol=1e-9)
+
+
+def test_cost_accounts_add_up_to_provider_cost_every_step():
+    """The cost parts recorded each step (need, overtreatment, withheld, innovation, duplicates,
+    shifting, overtime) add up to what providers actually spent, step by step."""
+    model = build_model("ffs", seed=1, **SMALL)
+    model.run()
+    ts = result_of(model).timeseries
+    np.testing.assert_allclose(account_total(ts), ts.provider_cost, rtol=1e-9)
     after = ts[ts.year >= 0]  # cost totals also count the up-front cost of adopted innovations
     assert after.provider_cost.sum() + after.innovation_upfront.sum() == pytest.approx(model.cost_total.sum(), rel=1e-9)
 
