@@ -54,6 +54,7 @@ from .population import (
     REHAB,
     Population,
     care_benefit,
+    qol_by_state,
 )
 from .risk import RiskModel, r_squared
 from .schemes import Observation, PaymentScheme, make_scheme, with_world_defaults
@@ -992,9 +993,7 @@ class VBPModel(mesa.Model):
         shortfall = 1.0 - lead_benefit
         harm = clinical.undertreatment_harm
 
-        qol_table = np.array(
-            [clinical.qol[s] for s in ("healthy", "chronic", "acute", "post_acute", "disabled")] + [0.0]
-        )
+        qol_table = qol_by_state(clinical)
         qol = qol_table[state] * (1 - clinical.qol_care_weight * np.clip(shortfall, 0, 1))
         qalys = float(qol[alive].sum() * dt)
         if "admission_qalys" in care:
@@ -1146,8 +1145,7 @@ class VBPModel(mesa.Model):
         qol = c.qol
         mean_qol = float(np.mean([qol["healthy"], qol["chronic"]])) if not alive.any() else 0.0
         if alive.any():
-            table = np.array([qol[s] for s in ("healthy", "chronic", "acute", "post_acute", "disabled")] + [0.0])
-            mean_qol = float(table[self.population.state[alive]].mean())
+            mean_qol = float(qol_by_state(c)[self.population.state[alive]].mean())
         death = mean_qol * remaining
         months = self.months_per_step
         per_step = 1 - (1 - np.array([c.recovery_rate, c.disability_rate, c.post_acute_mortality])) ** months
@@ -1194,8 +1192,7 @@ class VBPModel(mesa.Model):
         alive = pop.alive
         state = pop.state
         at_risk = alive & ((state == HEALTHY) | (state == CHRONIC))
-        states = ("healthy", "chronic", "acute", "post_acute", "disabled")
-        qol_table = np.array([clinical.qol[s] for s in states] + [0.0])
+        qol_table = qol_by_state(clinical)
         harm = clinical.undertreatment_harm
         prevention = np.ones(pop.size)
         if self.mechanisms.prevention:

@@ -36,6 +36,11 @@ NEED_PER_MONTH = np.array(
 LEAD_DISCIPLINE = np.array([GP, GP, HOSPITAL, REHAB, NURSING, GP])
 
 
+def qol_by_state(clinical: ClinicalParams) -> np.ndarray:
+    """Quality of life at guideline care indexed by health state (0 for the dead)."""
+    return np.array([clinical.qol[s] for s in HEALTH_STATES[:-1]] + [0.0])
+
+
 def care_benefit(ratio: np.ndarray, overtreatment_harm: float) -> np.ndarray:
     """Health benefit of care at ``ratio`` x the patient-optimal intensity, 1 at the optimum.
 
