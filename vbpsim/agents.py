@@ -27,25 +27,23 @@ import mesa
 import numpy as np
 from scipy.special import ndtr
 
+from .care import (  # noqa: F401  (re-exported: providers' constants)
+    COORDINATION,
+    DUPLICATE_SHARE,
+    HANDOFF_FAILURE,
+    MAX_NEED_TILT,
+    MEASURED,
+    PREVENTION,
+    QUALITY_STANDARD,
+    READMISSION_AFTER_FAILURE,
+    UNMEASURED,
+    care_benefit,
+    care_cost,
+    task_value,
+)
 from .errors import ParameterError
 from .parameters import DISCIPLINES, EFFORT_TASKS, Scenario
-from .population import care_benefit
 from .schemes import Observation, PaymentScheme
-
-QUALITY_STANDARD = 0.9  # measured indicator: share of patients getting >= 90% of guideline care
-
-
-MEASURED, UNMEASURED, COORDINATION, PREVENTION = range(len(EFFORT_TASKS))
-HANDOFF_FAILURE = 0.2  # share of hand-offs that fail without coordination effort
-DUPLICATE_SHARE = 0.25  # duplicated work after a failed hand-off, share of a month's need
-READMISSION_AFTER_FAILURE = 0.1  # chance that a failed hand-off ends in readmission
-MAX_NEED_TILT = 0.5  # [need_classes] largest relative difference in care between need classes
-
-
-def task_value(effort: np.ndarray) -> np.ndarray:
-    """Concave return to effort on a task, 0 at no effort and 1 at full effort."""
-    e = np.clip(effort, 0.0, 1.0)
-    return e * (2.0 - e)
 
 
 @dataclass
@@ -199,11 +197,6 @@ class ProviderTable:
         return measured_share * task_value(effort[:, MEASURED]) + (1 - measured_share) * task_value(
             effort[:, UNMEASURED]
         )
-
-
-def care_cost(units: np.ndarray, capacity: np.ndarray, unit_cost: np.ndarray, premium: float) -> np.ndarray:
-    """Cost of delivering ``units``: unit cost, plus an overtime premium beyond capacity."""
-    return unit_cost * (units + premium * np.maximum(units - capacity, 0.0))
 
 
 def expected_indicator(intensity: np.ndarray, delivery_noise: float) -> np.ndarray:

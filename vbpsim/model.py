@@ -17,14 +17,6 @@ import mesa
 import numpy as np
 
 from .agents import (
-    COORDINATION,
-    DUPLICATE_SHARE,
-    HANDOFF_FAILURE,
-    MEASURED,
-    PREVENTION,
-    QUALITY_STANDARD,
-    READMISSION_AFTER_FAILURE,
-    UNMEASURED,
     Decision,
     DecisionRule,
     DistributionRule,
@@ -33,29 +25,37 @@ from .agents import (
     ProviderTable,
     Purchaser,
     aggregate,
+)
+from .care import (
+    ACUTE,
+    CHRONIC,
+    COORDINATION,
+    DEAD,
+    DISABLED,
+    DUPLICATE_SHARE,
+    GP,
+    HANDOFF_FAILURE,
+    HEALTHY,
+    HOSPITAL,
+    LEAD_DISCIPLINE,
+    MEASURED,
+    NEED_PER_MONTH,
+    NURSING,
+    POST_ACUTE,
+    PREVENTION,
+    QUALITY_STANDARD,
+    READMISSION_AFTER_FAILURE,
+    REHAB,
+    UNMEASURED,
+    care_benefit,
     care_cost,
+    qol_by_state,
     task_value,
 )
 from .errors import ParameterError
 from .limits import check_memory
 from .parameters import DISCIPLINES, INNOVATION_TYPES, Scenario, risk_adjustment_r2
-from .population import (
-    ACUTE,
-    CHRONIC,
-    DEAD,
-    DISABLED,
-    GP,
-    HEALTHY,
-    HOSPITAL,
-    LEAD_DISCIPLINE,
-    NEED_PER_MONTH,
-    NURSING,
-    POST_ACUTE,
-    REHAB,
-    Population,
-    care_benefit,
-    qol_by_state,
-)
+from .population import Population
 from .risk import RiskModel, r_squared
 from .schemes import Observation, PaymentScheme, make_scheme, with_world_defaults
 

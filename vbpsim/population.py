@@ -14,42 +14,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .parameters import CONDITIONS, DISCIPLINES, HEALTH_STATES, ClinicalParams, PopulationParams
-
-HEALTHY, CHRONIC, ACUTE, POST_ACUTE, DISABLED, DEAD = range(len(HEALTH_STATES))
-GP, HOSPITAL, REHAB, NURSING = range(len(DISCIPLINES))
-
-# Guideline need in service units per month, by health state and discipline; the chronic
-# row is per condition (plus the healthy check-up). Units priced by ClinicalParams.unit_cost.
-NEED_PER_MONTH = np.array(
-    [
-        #  gp    hospital rehab nursing
-        [0.15, 0.00, 0.0, 0.0],  # healthy
-        [0.20, 0.01, 0.0, 0.0],  # chronic, per condition
-        [0.00, 8.00, 0.0, 0.0],  # acute stroke (admission)
-        [0.30, 0.00, 8.0, 4.0],  # post-acute
-        [0.30, 0.00, 0.0, 20.0],  # disabled
-        [0.00, 0.00, 0.0, 0.0],  # dead
-    ]
+from .care import (  # noqa: F401  (re-exported: the population's states and need table)
+    ACUTE,
+    CHRONIC,
+    DEAD,
+    DISABLED,
+    GP,
+    HEALTHY,
+    HOSPITAL,
+    LEAD_DISCIPLINE,
+    NEED_PER_MONTH,
+    NURSING,
+    POST_ACUTE,
+    REHAB,
+    care_benefit,
+    qol_by_state,
 )
-# Which discipline's care drives health in each state (for QoL and transitions).
-LEAD_DISCIPLINE = np.array([GP, GP, HOSPITAL, REHAB, NURSING, GP])
-
-
-def qol_by_state(clinical: ClinicalParams) -> np.ndarray:
-    """Quality of life at guideline care indexed by health state (0 for the dead)."""
-    return np.array([clinical.qol[s] for s in HEALTH_STATES[:-1]] + [0.0])
-
-
-def care_benefit(ratio: np.ndarray, overtreatment_harm: float) -> np.ndarray:
-    """Health benefit of care at ``ratio`` x the patient-optimal intensity, 1 at the optimum.
-
-    Concave: too little care harms health quadratically (b(0)=0); beyond the optimum care
-    adds cost and a little harm (b(x)=1-h(x-1)^2), so the patient optimum is exactly 1.
-    """
-    below = ratio * (2.0 - ratio)
-    above = 1.0 - overtreatment_harm * (ratio - 1.0) ** 2
-    return np.where(ratio <= 1.0, np.maximum(below, 0.0), above)
+from .parameters import CONDITIONS, DISCIPLINES, ClinicalParams, PopulationParams
 
 
 @dataclass
