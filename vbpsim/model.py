@@ -53,6 +53,16 @@ from .care import (
     task_value,
 )
 from .errors import ParameterError
+from .kernels.accounts import (
+    ADMISSION_RECORDS,
+    RECORD_SLOTS,
+    appraise_admissions_pass,
+    appraise_pass,
+    masked_quantile,
+    outlook_pass,
+    record_pass,
+    steering_pass,
+)
 from .limits import check_memory
 from .parameters import DISCIPLINES, INNOVATION_TYPES, Scenario, risk_adjustment_r2
 from .population import Population
@@ -73,6 +83,8 @@ STREAMS = (
     "outcomes",
     "admissions",
 )
+_NO_FLOATS = np.zeros(0)  # stand-ins for per-patient arrays a pass does not read (mechanism off)
+_NO_FLAGS = np.zeros(0, dtype=bool)
 INNOVATION_RECORDS = ("innovation_nmb", "innovation_upfront", "innovation_realised", "innovation_ideal")
 
 
@@ -233,6 +245,7 @@ class VBPModel(mesa.Model):
         self.year_readmission_risk = np.zeros(2)  # (sum of readmission risk, discharges) this year
         self.patient_tally: dict[str, np.ndarray] = {}  # per patient since the contract began (equity)
         self.patient_groups: dict[str, np.ndarray] = {}
+        self._frailty_order: np.ndarray | None = None  # argsort of frailty, for its quantiles among the living
         context = self.config.context
         lag_months = (
             context.trusted_party_lag_months if context.trusted_data_party else self.config.providers.data_lag_months
@@ -503,33 +516,28 @@ class VBPModel(mesa.Model):
             "outside": {"outside_cost": yearly.outside_cost + step},
         }
         grad = {name: (self.contract.pay(yearly.replace(**bump)) - base) for name, bump in probes.items()}
-        hospital = pop.provider[:, HOSPITAL]
-        payee = table.payee[hospital]
-        perceived = np.exp(pop.log_risk_observable + pop.provider_view_private)
-        units = c.admission_units * perceived
-        cost = units * self.unit_cost[HOSPITAL]
-        pay = (
-            grad["case"][payee]
-            + grad["value"][payee] * self._admission_price(perceived) / step
-            + grad["units"][payee] * perceived
-            + grad["cost"][payee] * cost / step
+        grad_matrix = np.column_stack([grad[name] for name in ("case", "value", "units", "cost", "outside")])
+        alive = pop.alive
+        mean_risk = float(pop.frailty[alive].mean()) if alive.any() else 1.0
+        gain, redirected_cost, episodes = appraise_admissions_pass(
+            pop.provider[:, HOSPITAL],
+            table.payee,
+            pop.state,
+            pop.perceived_risk,
+            share,
+            table.decision.admission,
+            grad_matrix,
+            c.planned_admission_rate,
+            c.admission_units,
+            float(self.unit_cost[HOSPITAL]),
+            mean_risk,
+            self.risk_model.pass_through,
+            step,
+            table.n,
+            self.admission_steer_weight,
         )
-        # what the contract charges the payee if the episode is treated outside instead (<= 0 when charged back)
-        outside = grad["outside"][payee] * cost / step
-        net = share[hospital] * (pay - cost - outside)
-        planned_rate, _ = self._admission_rates(np.ones(pop.size))
-        eligible = planned_rate > 0
-        loss = np.where(eligible & (net < 0), -net, 0.0)
-        n = table.n
-        typical = np.bincount(hospital, weights=cost * eligible, minlength=n) / np.maximum(
-            np.bincount(hospital, weights=eligible.astype(float), minlength=n), 1.0
-        )
-        self.admission_steer_weight = np.clip(loss / np.maximum(typical[hospital], 1e-9), 0.0, 1.0)
-        episodes = planned_rate * table.decision.admission[hospital] * self.admission_steer_weight
         kappa = self.config.providers.benefit_to_cost
-        gain = np.bincount(hospital, weights=episodes * loss, minlength=n)
-        harm = self.config.selection.redirect_harm * kappa * np.bincount(hospital, weights=episodes * cost, minlength=n)
-        return gain, harm, np.bincount(hospital, weights=episodes, minlength=n)
+        return gain, self.config.selection.redirect_harm * kappa * redirected_cost, episodes
 
     # -- helpers ---------------------------------------------------------------------
     def care_need(self) -> dict[str, np.ndarray]:
@@ -662,36 +670,27 @@ class VBPModel(mesa.Model):
     EQUITY_TALLIES: tuple[str, ...] = ("qalys", "guideline_cost", "delivered_cost", "steered", "strokes", "deaths")
     AGE_BANDS: tuple[float, ...] = (50.0, 65.0, 80.0)  # bands < 50, 50-64, 65-79, >= 80
 
-    def _tally_patients(self, care: dict[str, np.ndarray], optimal_cost: np.ndarray) -> None:
-        """Add this step to each patient's tallies since the contract under study began (equity, 7.16).
+    def _start_tallies(self, care: dict[str, np.ndarray]) -> None:
+        """Fix the patients' equity groups when the contract under study begins (7.16).
 
-        Groups are fixed when the contract begins: need class by health state (low: healthy,
-        chronic: chronic conditions, high: after a stroke), quartile of the patient's
-        guideline cost of care (its risk) and age band; the dead then are left out.
+        Groups: need class by health state (low: healthy, chronic: chronic conditions, high:
+        after a stroke), quartile of the patient's guideline cost of care (its risk) and age
+        band; the dead then are left out. Each step then adds to every patient's tallies
+        (:func:`~vbpsim.kernels.accounts.record_pass`).
         """
         pop = self.population
-        if self.step_index == self.contract_start or not self.patient_tally:
-            state = care["state_before"]  # at the start of the step
-            alive = state != DEAD
-            risk = np.where(alive, care["cost"].sum(axis=1), np.nan)
-            bounds = np.nanquantile(risk, [0.25, 0.5, 0.75]) if alive.any() else np.zeros(3)
-            need_class = np.select([state == HEALTHY, state == CHRONIC], [0, 1], 2)
-            self.patient_groups = {
-                "need_class": np.where(alive, need_class, -1),
-                "risk_quartile": np.where(alive, np.digitize(np.nan_to_num(risk), bounds), -1),
-                "age_band": np.where(alive, np.digitize(pop.age, self.AGE_BANDS), -1),
-                "need_level": np.where(alive, self.high_need.astype(int), -1),
-            }
-            self.patient_tally = {name: np.zeros(pop.size) for name in self.EQUITY_TALLIES}
-        tally = self.patient_tally
-        tally["qalys"] += care["qol"] * self.dt_years
-        if "admission_qalys" in care:
-            tally["qalys"] += care["admission_qalys"]
-        tally["guideline_cost"] += optimal_cost.sum(axis=1)
-        tally["delivered_cost"] += (care["delivered"] * self.unit_cost).sum(axis=1)
-        tally["steered"] += self.steered
-        tally["strokes"] += care["strokes"]
-        tally["deaths"] += care["dies"]
+        state = care["state_before"]  # at the start of the step
+        alive = state != DEAD
+        risk = np.where(alive, care["cost"].sum(axis=1), np.nan)
+        bounds = np.nanquantile(risk, [0.25, 0.5, 0.75]) if alive.any() else np.zeros(3)
+        need_class = np.select([state == HEALTHY, state == CHRONIC], [0, 1], 2)
+        self.patient_groups = {
+            "need_class": np.where(alive, need_class, -1),
+            "risk_quartile": np.where(alive, np.digitize(np.nan_to_num(risk), bounds), -1),
+            "age_band": np.where(alive, np.digitize(pop.age, self.AGE_BANDS), -1),
+            "need_level": np.where(alive, self.high_need.astype(int), -1),
+        }
+        self.patient_tally = {name: np.zeros(pop.size) for name in self.EQUITY_TALLIES}
 
     def _measured_outcomes(self) -> dict[str, np.ndarray]:
         """Last step's outcomes as the purchaser sees them: the PROM with measurement noise."""
@@ -1389,21 +1388,18 @@ class VBPModel(mesa.Model):
         n = table.n
         spy = self.steps_per_year
         lagged = self.history[0]
-        if m.need_classes:  # each provider knows how much of its patients' need is high need
-            need = care["need"]
-            table.high_need_share = np.divide(
-                self._per_provider(need * self.high_need[:, None]),
-                self._per_provider(need),
-                out=np.zeros(n),
-                where=self._per_provider(need) > 0,
-            )
         preventable = np.zeros(n)
         at_risk = np.zeros(n)
-        if m.prevention:
-            hazard = care["stroke_hazard"]  # computed this step in update_health (lagged view)
-            preventable = np.bincount(self.population.provider[:, GP], weights=hazard, minlength=n)
-            preventable *= self.config.effort.prevention_efficacy * self.dt_years
-            at_risk = np.bincount(self.population.provider[:, GP], weights=(hazard > 0).astype(float), minlength=n)
+        if m.need_classes or m.prevention:
+            # stroke hazard computed this step in update_health (lagged view)
+            need, high_need, hazard, at_risk_gp = outlook_pass(
+                self.population.provider, care["need"], self.high_need, care["stroke_hazard"], n
+            )
+            if m.need_classes:  # each provider knows how much of its patients' need is high need
+                table.high_need_share = np.divide(high_need, need, out=np.zeros(n), where=need > 0)
+            if m.prevention:
+                preventable = hazard * (self.config.effort.prevention_efficacy * self.dt_years)
+                at_risk = at_risk_gp
         gain, harm, unprofitable_count = np.zeros(n), np.zeros(n), np.zeros(n)
         if m.risk_selection:
             review_every = max(1, self.steps_per_year // 4)
@@ -1501,88 +1497,52 @@ class VBPModel(mesa.Model):
             bump_services[:, d] += 1.0
             services_grad[:, d] = self.contract.pay(yearly.replace(services=bump_services)) - base
 
-        gp = pop.provider[:, GP]
-        payee_of_gp = table.payee[gp]
-        perceived_risk = np.exp(pop.log_risk_observable + pop.provider_view_private)
-        threshold = self.outlier_threshold(need)
-        hazard = need["stroke_hazard"]  # yearly, from age and conditions (zero if not at risk)
-        attachment = self.config.purchaser.stop_loss_attachment
-        case_weights = self._case_weights(need)
-        net = grad["member_months"][payee_of_gp] * self.months_per_step * spy
-        true_net = net.copy()
-        cost = np.zeros(pop.size)
-        for d in range(len(DISCIPLINES)):  # only the disciplines inside the GP's payee count
-            rows = pop.provider[:, d]
-            inside = table.payee[rows] == payee_of_gp
-            if not inside.any():
-                continue
-            g = {name: grad[name][payee_of_gp] for name in grad}
-            priced = (
-                need["scores"][:, d] * g["expected_cost"]
-                + need["mean_cost"][d] * g["average_cost"]
-                + (need["need"][:, d] > 0) * (g["cases"] + case_weights[:, d] * g["case_value"])
-            )
-            per_unit = table.decision.intensity[rows] * table.need_multiplier[rows]
-            # A patient's expected acute episodes (stroke risk from age and conditions) and what
-            # the contract would pay for them: the risk that state-based prices leave unpriced.
-            steps = self.episode_steps[d]
-            episode_value = self.episode_units[d] * self.unit_cost[d]
-            episode_price = episode_value * g["case_value"] + steps * g["cases"]
-            # the risk score passes on a share R^2 of a patient's extra cost (its slope on the truth)
-            pass_through = self.risk_model.pass_through * self.score_level[d]
-            episode_score_price = episode_value * pass_through * g["expected_cost"]
-            for need_units, total, risk in (
-                (need["diagnosis_cost"][:, d] / self.unit_cost[d] * perceived_risk, net, perceived_risk),
-                (need["need"][:, d], true_net, pop.frailty),
-            ):
-                episode_units = hazard * self.episode_units[d] * risk * per_unit
-                episode_cost = episode_units * self.unit_cost[d]
-                per_step_cost = self.episode_units[d] * risk * per_unit * self.unit_cost[d] / max(steps, 1e-9)
-                episode_pay = (
-                    hazard * (episode_price + risk * episode_score_price)
-                    + episode_units * services_grad[payee_of_gp, d]
-                    + episode_cost * g["cost"]
-                    + hazard * steps * np.maximum(per_step_cost - threshold[d], 0.0) * g["outlier_cost"]
-                )
-                total += np.where(inside, episode_pay - episode_cost, 0.0)
-                if total is net:
-                    cost += np.where(inside, episode_cost, 0.0)
-                units = per_unit * need_units
-                unit_cost = units * self.unit_cost[d]
-                pay = (
-                    priced
-                    + units * services_grad[payee_of_gp, d]
-                    + unit_cost * g["cost"]
-                    + np.maximum(unit_cost - threshold[d], 0.0) * g["outlier_cost"]
-                )
-                yearly_cost = unit_cost * spy + episode_cost
-                reinsured = np.maximum(yearly_cost - attachment, 0.0) * g["stoploss_excess"]
-                total += np.where(inside, (pay - unit_cost) * spy + reinsured, 0.0)
-                if total is net:
-                    cost += np.where(inside, unit_cost * spy, 0.0)
-
+        pass_through = self.risk_model.pass_through * self.score_level
+        net, true_net, cost = appraise_pass(
+            pop.provider,
+            table.payee,
+            table.decision.intensity,
+            table.need_multiplier,
+            pop.perceived_risk,
+            pop.frailty,
+            need["stroke_hazard"],  # yearly, from age and conditions (zero if not at risk)
+            need["scores"],
+            need["need"],
+            need["diagnosis_cost"],
+            self._case_weights(need),
+            need["mean_cost"],
+            self.outlier_threshold(need),
+            self.unit_cost,
+            self.episode_units,
+            self.episode_steps,
+            pass_through,
+            np.column_stack([grad[name] for name in fields]),
+            services_grad,
+            self.months_per_step,
+            float(spy),
+            self.config.purchaser.stop_loss_attachment,
+        )
         own = self.contract.pay(rows_yearly) if self.distribution.rule == "contribution" else None
         share = self.distribution.weights(base, rows_yearly, table.payee, own)
-        net = share[gp] * net
         alive = pop.alive
-        self.unprofitable = alive & (net < 0)
-        n = table.n
-        living = alive.astype(float)
-        typical_cost = np.bincount(gp, weights=cost * living, minlength=n) / np.maximum(
-            np.bincount(gp, weights=living, minlength=n), 1.0
-        )
-        loss = np.where(self.unprofitable, -net, 0.0)
-        self.steer_weight = np.clip(loss / np.maximum(typical_cost[gp], 1e-9), 0.0, 1.0)
         if alive.any():
             bounds = np.quantile(-true_net[alive], [0.25, 0.75])
             self.unpriced_band = np.where(alive, np.digitize(-true_net, bounds), 1)
-        kappa = self.config.providers.benefit_to_cost
-        care_value = kappa * need["diagnosis_cost"][:, GP] * perceived_risk * spy
-        gain = np.bincount(gp, weights=loss * self.steer_weight, minlength=n)
-        harm = self.config.selection.steering_harm * np.bincount(
-            gp, weights=care_value * self.steer_weight, minlength=n
+        gain, care_value, count = steering_pass(
+            pop.provider[:, GP],
+            pop.state,
+            net,
+            cost,
+            share,
+            need["diagnosis_cost"][:, GP],
+            pop.perceived_risk,
+            self.config.providers.benefit_to_cost,
+            float(spy),
+            table.n,
+            self.unprofitable,
+            self.steer_weight,
         )
-        count = np.bincount(gp, weights=self.steer_weight, minlength=n)
+        harm = self.config.selection.steering_harm * care_value
         if self.mechanisms.discretionary_admissions:  # hospitals appraise planned episodes the same way
             extra = self.appraise_admissions(yearly, base, share)
             gain, harm, count = gain + extra[0], harm + extra[1], count + extra[2]
@@ -1631,56 +1591,48 @@ class VBPModel(mesa.Model):
         health: dict[str, float],
         innovation: dict[str, float],
     ) -> None:
-        """Store this step's aggregates (one row of the time series)."""
-        need, delivered = care["need"], care["delivered"]
-        valuable = self.providers.need_multiplier / self.low_value_multiplier
-        optimal = need * valuable[self.population.provider]
-        admitting = "admission_cases" in care
-        if admitting:  # appropriate admission candidates are guideline care; redirected care is delivered elsewhere
-            optimal[:, HOSPITAL] += care["admission_guideline"]
-            delivered = delivered.copy()
-            delivered[:, HOSPITAL] += care["redirected_units"]
-        cost_of = optimal * self.unit_cost
-        delivered_cost = delivered * self.unit_cost
+        """Store this step's aggregates (one row of the time series); add it to the patients' tallies."""
+        if self.step_index == self.contract_start or not self.patient_tally:
+            self._start_tallies(care)
+        sums = self._record_sums(care)
         table = self.providers
         decision = table.decision
-        pop = self.population
         weights = np.maximum(table.need_belief * table.unit_cost, 1e-9)
-        excess = delivered_cost - cost_of
-        low_value = float(np.maximum(excess, 0).sum())  # sum(max(0, -e)) = sum(max(0, e)) - sum(e)
-        redirected_cost = float(care["redirected_units"].sum() * self.unit_cost[HOSPITAL]) if admitting else 0.0
+        admitting = "admission_cases" in care
+        redirected_cost = sums["redirected_units"] * float(self.unit_cost[HOSPITAL]) if admitting else 0.0
+        alive = sums["alive"]
         row: dict[str, float] = {
             "step": self.step_index,
             "year": (self.step_index - self.history_steps) // self.steps_per_year,
-            "alive": float(pop.alive.sum()),
+            "alive": alive,
             "spending": float(income.sum()) + redirected_cost,  # the purchaser pays redirected episodes too
             "provider_cost": float(obs.cost.sum()),
             "provider_income": float(income.sum()),
-            "guideline_cost": float(cost_of.sum()),
-            "low_value_cost": low_value,
-            "shortfall_cost": low_value - float(excess.sum()),
-            "duplicate_cost": float((care["duplicates"] * self.unit_cost).sum()),
-            "shifted_cost": float(care["shifted_cost"].sum()),
-            "rehab_guideline_cost": float(cost_of[:, REHAB].sum()),
+            "guideline_cost": sums["guideline_cost"],
+            "low_value_cost": sums["low_value_cost"],
+            "shortfall_cost": sums["shortfall_cost"],
+            "duplicate_cost": sums["duplicate_cost"],
+            "shifted_cost": sums["shifted_cost"],
+            "rehab_guideline_cost": sums["guideline_rehab"],
             "measured_quality": float(np.average(obs.measured_quality, weights=np.maximum(obs.cases, 1e-9))),
             "unmeasured_quality": float(np.average(task_value(decision.effort[:, UNMEASURED]), weights=weights)),
             "insolvent_providers": float((table.reserves < 0).sum()),
-            "steered": float(self.steered.sum()),
-            "steered_high_risk": float((self.steered & (self.unpriced_band == 2)).sum()),
-            "steered_low_risk": float((self.steered & (self.unpriced_band == 0)).sum()),
-            "alive_high_risk": float((pop.alive & (self.unpriced_band == 2)).sum()),
-            "alive_low_risk": float((pop.alive & (self.unpriced_band == 0)).sum()),
-            "steered_frailty": float(pop.frailty[self.steered].sum()),
-            "mean_frailty": float(pop.frailty[pop.alive].mean()) if pop.alive.any() else 1.0,
-            "prevention_stock": float(self.prevention_stock[pop.alive].mean()) if pop.alive.any() else 0.0,
+            "steered": sums["steered"],
+            "steered_high_risk": sums["steered_high_risk"],
+            "steered_low_risk": sums["steered_low_risk"],
+            "alive_high_risk": sums["alive_high_risk"],
+            "alive_low_risk": sums["alive_low_risk"],
+            "steered_frailty": sums["steered_frailty"],
+            "mean_frailty": sums["alive_frailty"] / alive if alive > 0 else 1.0,
+            "prevention_stock": sums["alive_prevention_stock"] / alive if alive > 0 else 0.0,
         }
         for task, name in enumerate(("measured", "unmeasured", "coordination", "prevention")):
             mask = self.active[:, 1 + task]
             row[f"effort_{name}"] = float(decision.effort[mask, task].mean()) if mask.any() else 0.0
-        for cls, name in ((self.high_need, "high"), (~self.high_need, "low")):  # care ratio by need level
-            guideline = cost_of[cls].sum()
-            row[f"intensity_{name}_need"] = float(delivered_cost[cls].sum() / guideline) if guideline > 0 else 1.0
-        row.update(self._admission_record(care, redirected_cost))
+        for name in ("high", "low"):  # care ratio by need level
+            guideline = sums[f"guideline_{name}_need"]
+            row[f"intensity_{name}_need"] = sums[f"delivered_{name}_need"] / guideline if guideline > 0 else 1.0
+        row.update(self._admission_record(sums, admitting, redirected_cost))
         gp = table.discipline == GP  # hospitals' selection (redirecting planned episodes) is decision_redirect
         dims = ((5, "selection", gp), (6, "shift", True), (7, "need_tilt", True), (8, "admission", True))
         for dim, name, who in dims:
@@ -1689,20 +1641,78 @@ class VBPModel(mesa.Model):
         mask = self.active[:, 5] & (table.discipline == HOSPITAL)
         row["decision_redirect"] = float(decision.selection[mask].mean()) if mask.any() else 0.0
         for d, name in enumerate(DISCIPLINES):
-            total_need = cost_of[:, d].sum()
-            row[f"intensity_{name}"] = float(delivered_cost[:, d].sum() / total_need) if total_need > 0 else 1.0
+            total_need = sums[f"guideline_{name}"]
+            row[f"intensity_{name}"] = sums[f"delivered_{name}"] / total_need if total_need > 0 else 1.0
             row[f"chosen_intensity_{name}"] = float(decision.intensity[table.discipline == d].mean())
             row[f"spending_{name}"] = float(income[table.discipline == d].sum())
-            row[f"guideline_{name}"] = float(total_need)
+            row[f"guideline_{name}"] = total_need
             # payments say who is paid; resource cost what care was given
             row[f"resource_cost_{name}"] = float(obs.cost[table.discipline == d].sum())
-        row.update(self._cost_accounts(care, obs))
+        row.update(self._cost_accounts(sums, admitting, obs))
         row.update(health)
         row.update(innovation)
         self.records.append(row)
-        self._tally_patients(care, cost_of)
 
-    def _cost_accounts(self, care: dict[str, np.ndarray], obs: Observation) -> dict[str, float]:
+    def _record_sums(self, care: dict[str, np.ndarray]) -> dict[str, float]:
+        """The step's sums over patients in one compiled pass, which also adds the step to the tallies.
+
+        Guideline care is each patient's need at its providers' valuable intensity (innovations'
+        units count, low-value ones do not) plus appropriate admission candidates; delivered
+        care includes the episodes redirected elsewhere (the purchaser pays them).
+        """
+        pop = self.population
+        valuable = self.providers.need_multiplier / self.low_value_multiplier
+        admitting = "admission_cases" in care
+        high_risk = np.nan
+        if admitting:  # top quartile of risk among those alive at the start of the step
+            if self._frailty_order is None:
+                self._frailty_order = np.argsort(pop.frailty, kind="stable")
+            high_risk = masked_quantile(pop.frailty, self._frailty_order, pop.alive | care["dies"], 0.75)
+        flags, floats = _NO_FLAGS, _NO_FLOATS
+        tally = self.patient_tally
+        values = record_pass(
+            care["need"],
+            care["delivered"],
+            care["ratio"],
+            care["multiplier"],
+            care["duplicates"],
+            care["shifted_cost"],
+            pop.provider,
+            valuable,
+            self.unit_cost,
+            self.high_need,
+            pop.state,
+            care["state_before"],
+            self.steered,
+            self.unpriced_band,
+            pop.frailty,
+            self.prevention_stock,
+            admitting,
+            care["admission_guideline"] if admitting else floats,
+            care["redirected_units"] if admitting else floats,
+            care["admission_here_units"] if admitting else floats,
+            care["admission_low_value_units"] if admitting else floats,
+            care["planned_admitted"] if admitting else flags,
+            care["acs_admitted"] if admitting else flags,
+            care["admission_candidates"] if admitting else flags,
+            care["acs_expected"] if admitting else floats,
+            care["redirected"] if admitting else flags,
+            high_risk,
+            care["qol"],
+            care["admission_qalys"] if admitting else floats,
+            care["strokes"],
+            care["dies"],
+            self.dt_years,
+            tally["qalys"],
+            tally["guideline_cost"],
+            tally["delivered_cost"],
+            tally["steered"],
+            tally["strokes"],
+            tally["deaths"],
+        )
+        return dict(zip(RECORD_SLOTS, values.tolist(), strict=True))
+
+    def _cost_accounts(self, sums: dict[str, float], admitting: bool, obs: Observation) -> dict[str, float]:
         """Provider cost of the step split into exact parts (EUR); they add up to cost plus up-front.
 
         Guideline need at unit cost; care beyond it (overtreatment) and below it (withheld)
@@ -1715,69 +1725,39 @@ class VBPModel(mesa.Model):
         candidates' units are need, admissions beyond the appropriate share overtreatment, and
         appropriate candidates not admitted here (declined or redirected) withheld.
         """
-        need_cost = care["need"] * self.unit_cost
-        ratio = care["ratio"]
         table = self.providers
         kappa = self.config.providers.benefit_to_cost
         innovation_health = kappa * float((table.unit_cost * table.need_belief * table.benefit_gain).sum())
-        delivered_cost = float((care["delivered"] * self.unit_cost).sum())
-        need, over, withheld = (
-            float(need_cost.sum()),
-            float((np.maximum(ratio - 1.0, 0.0) * need_cost).sum()),
-            float((np.maximum(1.0 - ratio, 0.0) * need_cost).sum()),
-        )
-        if "admission_here_units" in care:  # discretionary admissions, at hospital unit cost
+        need, over, withheld = sums["need_cost"], sums["overtreatment"], sums["withheld"]
+        if admitting:  # discretionary admissions, at hospital unit cost
             c_h = float(self.unit_cost[HOSPITAL])
-            guideline = float(care["admission_guideline"].sum()) * c_h  # appropriate candidates
-            low_value = float(care["admission_low_value_units"].sum()) * c_h  # admitted beyond the appropriate share
-            appropriate_here = float(care["admission_here_units"].sum()) * c_h - low_value
+            guideline = sums["admission_guideline"] * c_h  # appropriate candidates
+            low_value = sums["admission_low_value_units"] * c_h  # admitted beyond the appropriate share
+            appropriate_here = sums["admission_here_units"] * c_h - low_value
             need, over = need + guideline, over + low_value
             withheld += guideline - appropriate_here  # not admitted, or redirected (delivered elsewhere)
         return {
             "acc_need_cost": need,
             "acc_overtreatment": over,
             "acc_withheld": withheld,
-            "acc_innovation_cost": float((ratio * need_cost * (care["multiplier"] - 1.0)).sum()),
+            "acc_innovation_cost": sums["innovation_cost"],
             "acc_innovation_health": innovation_health,
-            "acc_duplicates": float((care["duplicates"] * self.unit_cost).sum()),
-            "acc_shift_extra": float(care["shifted_cost"].sum() * self.config.shifting.shift_inefficiency),
-            "acc_overtime": float(obs.cost.sum()) - delivered_cost,
+            "acc_duplicates": sums["duplicate_cost"],
+            "acc_shift_extra": sums["shifted_cost"] * self.config.shifting.shift_inefficiency,
+            "acc_overtime": float(obs.cost.sum()) - sums["delivered_here"],
         }
 
-    def _admission_record(self, care: dict[str, np.ndarray], redirected_cost: float) -> dict[str, float]:
+    def _admission_record(self, sums: dict[str, float], admitting: bool, redirected_cost: float) -> dict[str, float]:
         """Admissions of this step: discretionary (planned, ACS), redirected, declined emergencies.
 
         A declined emergency is a patient in the acute (stroke) state with hospital need who
         got no hospital care; strokes are never declinable, so it must stay 0. Redirected
         episodes are also counted for the top quartile of patients' risk (frailty).
         """
-        pop = self.population
-        acute = care["state_before"] == ACUTE
-        declined = acute & (care["need"][:, HOSPITAL] > 0) & (care["delivered"][:, HOSPITAL] <= 0)
-        out = {"declined_emergencies": float(declined.sum())}
-        names = (
-            "planned_admissions",
-            "acs_admissions",
-            "admission_candidates",
-            "acs_hazard",
-            "redirected_planned",
-            "redirected_high_risk",
-            "planned_high_risk",
-        )
-        if "admission_cases" not in care:
-            return {**out, **dict.fromkeys(names, 0.0), "redirected_cost": 0.0}
-        alive = pop.alive | care["dies"]
-        high = pop.frailty >= np.quantile(pop.frailty[alive], 0.75) if alive.any() else np.zeros(pop.size, bool)
-        values = (
-            care["planned_admitted"].sum(),
-            care["acs_admitted"].sum(),
-            care["admission_candidates"].sum(),
-            care["acs_expected"].sum(),
-            care["redirected"].sum(),
-            (care["redirected"] & high).sum(),
-            (care["planned_admitted"] & high).sum(),
-        )
-        return {**out, **{k: float(v) for k, v in zip(names, values, strict=True)}, "redirected_cost": redirected_cost}
+        out = {"declined_emergencies": sums["declined_emergencies"]}
+        if not admitting:
+            return {**out, **dict.fromkeys(ADMISSION_RECORDS, 0.0), "redirected_cost": 0.0}
+        return {**out, **{k: sums[k] for k in ADMISSION_RECORDS}, "redirected_cost": redirected_cost}
 
     def run(self) -> None:
         """Run the scenario's whole horizon."""

@@ -13,4 +13,4 @@ thread per run keeps every result independent of the machine's core count.
 
 from __future__ import annotations
 
-JIT_OPTIONS = {"nopython": True, "cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
+JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}

@@ -1,0 +1,67 @@
+"""The accounts kernels against plain numpy on random inputs (the whole-run oracle is test_compiled_oracle)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vbpsim.kernels.accounts import masked_quantile, outlook_pass, steering_pass
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 300), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_masked_quantile_is_numpys_linear_quantile(seed: int, n: int, q: float, alive_share: float) -> None:
+    """The quantile among the living from a fixed sort order equals np.quantile of the living (ties included)."""
+    rng = np.random.default_rng(seed)
+    values = np.round(rng.lognormal(0.0, 0.5, n), 1)  # rounding makes ties
+    mask = rng.random(n) < alive_share
+    got = masked_quantile(values, np.argsort(values, kind="stable"), mask, q)
+    if not mask.any():
+        assert np.isnan(got)
+    else:
+        assert got == np.quantile(values[mask], q)
+
+
+def test_outlook_pass_sums_like_bincount() -> None:
+    rng = np.random.default_rng(5)
+    n, n_providers = 5000, 37
+    provider = rng.integers(0, n_providers, (n, 4)).astype(np.int32)
+    need = rng.random((n, 4)) * (rng.random((n, 4)) < 0.7)
+    high = rng.random(n) < 0.5
+    hazard = rng.random(n) * (rng.random(n) < 0.8)
+    total, high_need, gp_hazard, at_risk = outlook_pass(provider, need, high, hazard, n_providers)
+    flat = provider.ravel()
+    np.testing.assert_allclose(total, np.bincount(flat, need.ravel(), n_providers), rtol=1e-12)
+    np.testing.assert_allclose(high_need, np.bincount(flat, (need * high[:, None]).ravel(), n_providers), rtol=1e-12)
+    np.testing.assert_allclose(gp_hazard, np.bincount(provider[:, 0], hazard, n_providers), rtol=1e-12)
+    np.testing.assert_array_equal(at_risk, np.bincount(provider[:, 0], (hazard > 0).astype(float), n_providers))
+
+
+def test_steering_pass_matches_the_numpy_steering_rule() -> None:
+    """Unprofitable = alive and negative share of net; weight = loss / typical cost, clipped to [0, 1]."""
+    rng = np.random.default_rng(9)
+    n, n_providers = 4000, 20
+    gp = rng.integers(0, n_providers, n).astype(np.int32)
+    state = rng.integers(0, 6, n).astype(np.int8)
+    net = rng.normal(0, 100, n)
+    cost = rng.random(n) * 200
+    share = rng.random(n_providers)
+    diag, perceived = rng.random(n) * 10, rng.lognormal(0, 0.3, n)
+    unprofitable, weight = np.zeros(n, bool), np.zeros(n)
+    gain, harm, count = steering_pass(
+        gp, state, net, cost, share, diag, perceived, 2.0, 12.0, n_providers, unprofitable, weight
+    )
+    alive = state != 5
+    value = share[gp] * net
+    expected_unprofitable = alive & (value < 0)
+    living = alive.astype(float)
+    typical = np.bincount(gp, cost * living, n_providers) / np.maximum(np.bincount(gp, living, n_providers), 1.0)
+    loss = np.where(expected_unprofitable, -value, 0.0)
+    expected_weight = np.clip(loss / np.maximum(typical[gp], 1e-9), 0.0, 1.0)
+    np.testing.assert_array_equal(unprofitable, expected_unprofitable)
+    np.testing.assert_allclose(weight, expected_weight, rtol=1e-12)
+    np.testing.assert_allclose(gain, np.bincount(gp, loss * expected_weight, n_providers), rtol=1e-12)
+    np.testing.assert_allclose(
+        harm, np.bincount(gp, 2.0 * diag * perceived * 12.0 * expected_weight, n_providers), rtol=1e-12
+    )
+    np.testing.assert_allclose(count, np.bincount(gp, expected_weight, n_providers), rtol=1e-12)

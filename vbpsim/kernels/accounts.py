@@ -1,0 +1,483 @@
+"""Compiled passes for what the step records and what providers make of their patients.
+
+``record_pass`` sums the step's cost accounts, admission counts and record totals over the
+patients in one loop and adds the step to each patient's equity tallies; ``appraise_pass``
+and ``appraise_admissions_pass`` are the providers' private view of each patient's
+profitability (GPs' panels, hospitals' planned episodes); ``outlook_pass`` the per-provider
+sums of the providers' outlook. Formulas and their order of operations are those of the
+numpy formulation (``tests/oracle_accounts.py``), so results agree to rounding.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ..care import ACUTE, CHRONIC, DEAD, DISABLED, GP, HEALTHY, HOSPITAL
+from . import JIT_OPTIONS
+
+# Admission counts of the step, recorded under these names.
+ADMISSION_RECORDS: tuple[str, ...] = (
+    "planned_admissions",
+    "acs_admissions",
+    "admission_candidates",
+    "acs_hazard",
+    "redirected_planned",
+    "redirected_high_risk",
+    "planned_high_risk",
+)
+# Slots of the vector ``record_pass`` fills (one float each).
+RECORD_SLOTS: tuple[str, ...] = (
+    "alive",
+    "guideline_cost",
+    "low_value_cost",
+    "shortfall_cost",
+    "duplicate_cost",
+    "shifted_cost",
+    "steered",
+    "steered_high_risk",
+    "steered_low_risk",
+    "alive_high_risk",
+    "alive_low_risk",
+    "steered_frailty",
+    "alive_frailty",
+    "alive_prevention_stock",
+    "guideline_high_need",
+    "delivered_high_need",
+    "guideline_low_need",
+    "delivered_low_need",
+    "guideline_gp",
+    "guideline_hospital",
+    "guideline_rehab",
+    "guideline_nursing",
+    "delivered_gp",
+    "delivered_hospital",
+    "delivered_rehab",
+    "delivered_nursing",
+    "need_cost",
+    "overtreatment",
+    "withheld",
+    "innovation_cost",
+    "delivered_here",
+    "admission_guideline",
+    "admission_low_value_units",
+    "admission_here_units",
+    "redirected_units",
+    "declined_emergencies",
+    *ADMISSION_RECORDS,
+)
+SLOT = {name: i for i, name in enumerate(RECORD_SLOTS)}
+
+
+@numba.njit(**JIT_OPTIONS)
+def record_pass(
+    need: np.ndarray,
+    delivered: np.ndarray,
+    ratio: np.ndarray,
+    multiplier: np.ndarray,
+    duplicates: np.ndarray,
+    shifted_cost: np.ndarray,
+    provider: np.ndarray,
+    valuable: np.ndarray,
+    unit_cost: np.ndarray,
+    high_need: np.ndarray,
+    state: np.ndarray,
+    state_before: np.ndarray,
+    steered: np.ndarray,
+    unpriced_band: np.ndarray,
+    frailty: np.ndarray,
+    prevention_stock: np.ndarray,
+    admitting: bool,
+    admission_guideline: np.ndarray,
+    redirected_units: np.ndarray,
+    admission_here_units: np.ndarray,
+    admission_low_value_units: np.ndarray,
+    planned_admitted: np.ndarray,
+    acs_admitted: np.ndarray,
+    admission_candidates: np.ndarray,
+    acs_expected: np.ndarray,
+    redirected: np.ndarray,
+    high_risk_frailty: float,
+    qol: np.ndarray,
+    admission_qalys: np.ndarray,
+    strokes: np.ndarray,
+    dies: np.ndarray,
+    dt_years: float,
+    tally_qalys: np.ndarray,
+    tally_guideline: np.ndarray,
+    tally_delivered: np.ndarray,
+    tally_steered: np.ndarray,
+    tally_strokes: np.ndarray,
+    tally_deaths: np.ndarray,
+) -> np.ndarray:
+    """The step's sums over patients (slots ``RECORD_SLOTS``); adds the step to the tallies.
+
+    Guideline care is the need at the providers' valuable intensity plus appropriate
+    admission candidates; delivered care in the record includes redirected episodes (care
+    bought elsewhere), the cost accounts' ``delivered_here`` does not.
+    """
+    n, n_disc = need.shape
+    out = np.zeros(len(RECORD_SLOTS))
+    guideline_by = np.zeros(n_disc)
+    delivered_by = np.zeros(n_disc)
+    low_value = shortfall = duplicate = need_total = over = withheld = innovation = here_total = 0.0
+    for i in range(n):
+        guideline_i = 0.0
+        delivered_i = 0.0
+        here_i = 0.0
+        for d in range(n_disc):
+            c = unit_cost[d]
+            optimal = need[i, d] * valuable[provider[i, d]]
+            given = delivered[i, d]
+            given_record = given
+            if admitting and d == HOSPITAL:
+                optimal += admission_guideline[i]
+                given_record = given + redirected_units[i]
+            cost_of = optimal * c
+            delivered_cost = given_record * c
+            excess = delivered_cost - cost_of
+            if excess > 0.0:
+                low_value += excess
+            elif excess < 0.0:
+                shortfall -= excess
+            guideline_by[d] += cost_of
+            delivered_by[d] += delivered_cost
+            guideline_i += cost_of
+            delivered_i += delivered_cost
+            here_i += given * c
+            duplicate += duplicates[i, d] * c
+            need_cost = need[i, d] * c
+            r = ratio[i, d]
+            need_total += need_cost
+            if r > 1.0:
+                over += (r - 1.0) * need_cost
+            elif r < 1.0:
+                withheld += (1.0 - r) * need_cost
+            innovation += r * need_cost * (multiplier[i, d] - 1.0)
+        here_total += here_i
+        out[1] += guideline_i
+        out[5] += shifted_cost[i]
+        if high_need[i]:
+            out[14] += guideline_i
+            out[15] += delivered_i
+        else:
+            out[16] += guideline_i
+            out[17] += delivered_i
+        band = unpriced_band[i]
+        if state[i] != DEAD:
+            out[0] += 1.0
+            out[12] += frailty[i]
+            out[13] += prevention_stock[i]
+            if band == 2:
+                out[9] += 1.0
+            elif band == 0:
+                out[10] += 1.0
+        if steered[i]:
+            out[6] += 1.0
+            out[11] += frailty[i]
+            if band == 2:
+                out[7] += 1.0
+            elif band == 0:
+                out[8] += 1.0
+        if state_before[i] == ACUTE and need[i, HOSPITAL] > 0 and delivered[i, HOSPITAL] <= 0:
+            out[35] += 1.0
+        if admitting:
+            out[31] += admission_guideline[i]
+            out[32] += admission_low_value_units[i]
+            out[33] += admission_here_units[i]
+            out[34] += redirected_units[i]
+            out[36] += planned_admitted[i]
+            out[37] += acs_admitted[i]
+            out[38] += admission_candidates[i]
+            out[39] += acs_expected[i]
+            out[40] += redirected[i]
+            if frailty[i] >= high_risk_frailty:
+                out[41] += redirected[i]
+                out[42] += planned_admitted[i]
+        tally_qalys[i] += qol[i] * dt_years
+        if admitting:
+            tally_qalys[i] += admission_qalys[i]
+        tally_guideline[i] += guideline_i
+        tally_delivered[i] += here_i
+        tally_steered[i] += steered[i]
+        tally_strokes[i] += strokes[i]
+        tally_deaths[i] += dies[i]
+    out[2], out[3], out[4] = low_value, shortfall, duplicate
+    out[18 : 18 + n_disc] = guideline_by
+    out[22 : 22 + n_disc] = delivered_by
+    out[26], out[27], out[28], out[29], out[30] = need_total, over, withheld, innovation, here_total
+    return out
+
+
+@numba.njit(**JIT_OPTIONS)
+def masked_quantile(values: np.ndarray, order: np.ndarray, mask: np.ndarray, q: float) -> float:
+    """``np.quantile(values[mask], q)`` (linear interpolation) from a precomputed ``argsort(values)``."""
+    m = 0
+    for i in range(len(mask)):
+        if mask[i]:
+            m += 1
+    if m == 0:
+        return np.nan
+    position = q * (m - 1)
+    lo = int(np.floor(position))
+    hi = min(lo + 1, m - 1)
+    frac = position - lo
+    low_value = np.nan
+    high_value = np.nan
+    k = 0
+    for j in range(len(order)):
+        i = order[j]
+        if mask[i]:
+            if k == lo:
+                low_value = values[i]
+            if k == hi:
+                high_value = values[i]
+                break
+            k += 1
+    diff = high_value - low_value
+    if frac >= 0.5:  # numpy's _lerp: exact at both ends
+        return high_value - diff * (1.0 - frac)
+    return low_value + diff * frac
+
+
+@numba.njit(**JIT_OPTIONS)
+def appraise_pass(
+    provider: np.ndarray,
+    payee: np.ndarray,
+    intensity: np.ndarray,
+    need_multiplier: np.ndarray,
+    perceived_risk: np.ndarray,
+    frailty: np.ndarray,
+    hazard: np.ndarray,
+    scores: np.ndarray,
+    need: np.ndarray,
+    diagnosis_cost: np.ndarray,
+    case_weights: np.ndarray,
+    mean_cost: np.ndarray,
+    threshold: np.ndarray,
+    unit_cost: np.ndarray,
+    episode_units: np.ndarray,
+    episode_steps: np.ndarray,
+    pass_through: np.ndarray,
+    grad: np.ndarray,
+    services_grad: np.ndarray,
+    months_per_step: float,
+    steps_per_year: float,
+    attachment: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each patient's yearly net payment to its GP's payee (GP's view and true), and its cost.
+
+    ``grad`` holds per payee the marginal payment of member months, expected cost, average
+    cost, cases, case value, cost, outlier cost and stop-loss excess (in that order);
+    only the disciplines inside the GP's payee count.
+    """
+    n, n_disc = need.shape
+    net = np.empty(n)
+    true_net = np.empty(n)
+    cost = np.zeros(n)
+    for i in range(n):
+        p = payee[provider[i, GP]]
+        g_mm, g_exp, g_avg, g_cases = grad[p, 0], grad[p, 1], grad[p, 2], grad[p, 3]
+        g_value, g_cost, g_outlier, g_stoploss = grad[p, 4], grad[p, 5], grad[p, 6], grad[p, 7]
+        net_i = g_mm * months_per_step * steps_per_year
+        true_i = net_i
+        cost_i = 0.0
+        for d in range(n_disc):
+            row = provider[i, d]
+            if payee[row] != p:
+                continue
+            priced = (
+                scores[i, d] * g_exp
+                + mean_cost[d] * g_avg
+                + (need[i, d] > 0) * (g_cases + case_weights[i, d] * g_value)
+            )
+            per_unit = intensity[row] * need_multiplier[row]
+            steps = episode_steps[d]
+            episode_value = episode_units[d] * unit_cost[d]
+            episode_price = episode_value * g_value + steps * g_cases
+            episode_score_price = episode_value * pass_through[d] * g_exp
+            sg = services_grad[p, d]
+            for view in range(2):
+                if view == 0:
+                    risk = perceived_risk[i]
+                    need_units = diagnosis_cost[i, d] / unit_cost[d] * risk
+                else:
+                    risk = frailty[i]
+                    need_units = need[i, d]
+                e_units = hazard[i] * episode_units[d] * risk * per_unit
+                e_cost = e_units * unit_cost[d]
+                per_step_cost = episode_units[d] * risk * per_unit * unit_cost[d] / max(steps, 1e-9)
+                e_pay = (
+                    hazard[i] * (episode_price + risk * episode_score_price)
+                    + e_units * sg
+                    + e_cost * g_cost
+                    + hazard[i] * steps * max(per_step_cost - threshold[d], 0.0) * g_outlier
+                )
+                units = per_unit * need_units
+                u_cost = units * unit_cost[d]
+                pay = priced + units * sg + u_cost * g_cost + max(u_cost - threshold[d], 0.0) * g_outlier
+                yearly_cost = u_cost * steps_per_year + e_cost
+                reinsured = max(yearly_cost - attachment, 0.0) * g_stoploss
+                if view == 0:
+                    net_i += e_pay - e_cost
+                    cost_i += e_cost
+                    net_i += (pay - u_cost) * steps_per_year + reinsured
+                    cost_i += u_cost * steps_per_year
+                else:
+                    true_i += e_pay - e_cost
+                    true_i += (pay - u_cost) * steps_per_year + reinsured
+        net[i] = net_i
+        true_net[i] = true_i
+        cost[i] = cost_i
+    return net, true_net, cost
+
+
+@numba.njit(**JIT_OPTIONS)
+def steer_weight_of(loss: float, typical_cost: float) -> float:
+    """How hard a patient is steered: its loss relative to a typical patient's cost, in [0, 1]."""
+    return min(max(loss / max(typical_cost, 1e-9), 0.0), 1.0)
+
+
+@numba.njit(**JIT_OPTIONS)
+def steering_pass(
+    gp: np.ndarray,
+    state: np.ndarray,
+    net: np.ndarray,
+    cost: np.ndarray,
+    share: np.ndarray,
+    gp_diagnosis_cost: np.ndarray,
+    perceived_risk: np.ndarray,
+    care_value_per_cost: float,
+    steps_per_year: float,
+    n_providers: int,
+    unprofitable: np.ndarray,
+    steer_weight: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GPs' unprofitable patients and how hard each is steered; per GP the gain, care value and count.
+
+    Writes ``unprofitable`` and ``steer_weight``; returns per provider the yearly profit from
+    losing them, their steered care value (at ``care_value_per_cost``) and their steered number.
+    """
+    n = len(gp)
+    typical_sum = np.zeros(n_providers)
+    living = np.zeros(n_providers)
+    for i in range(n):
+        if state[i] != DEAD:
+            typical_sum[gp[i]] += cost[i]
+            living[gp[i]] += 1.0
+    gain = np.zeros(n_providers)
+    harm = np.zeros(n_providers)
+    count = np.zeros(n_providers)
+    for i in range(n):
+        g = gp[i]
+        value = share[g] * net[i]
+        bad = state[i] != DEAD and value < 0
+        unprofitable[i] = bad
+        loss = -value if bad else 0.0
+        weight = steer_weight_of(loss, typical_sum[g] / max(living[g], 1.0))
+        steer_weight[i] = weight
+        gain[g] += loss * weight
+        care_value = care_value_per_cost * gp_diagnosis_cost[i] * perceived_risk[i] * steps_per_year
+        harm[g] += care_value * weight
+        count[g] += weight
+    return gain, harm, count
+
+
+@numba.njit(**JIT_OPTIONS)
+def appraise_admissions_pass(
+    hospital: np.ndarray,
+    payee: np.ndarray,
+    state: np.ndarray,
+    perceived: np.ndarray,
+    share: np.ndarray,
+    admission_share: np.ndarray,
+    grad: np.ndarray,
+    planned_rate: float,
+    admission_units: float,
+    unit_cost: float,
+    mean_frailty: float,
+    pass_through: float,
+    step: float,
+    n_providers: int,
+    steer_weight: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hospitals' view of each planned episode's profit; writes ``steer_weight`` per patient.
+
+    ``grad`` holds per payee the payment change for one more case, case value, hospital
+    units, cost and outside cost (in that order); ``step`` is an episode's cost at average
+    risk. Returns per hospital the yearly loss it avoids by redirecting, the cost of the
+    episodes it redirects and their number.
+    """
+    n = len(hospital)
+    loss = np.empty(n)
+    cost = np.empty(n)
+    eligible_cost = np.zeros(n_providers)
+    eligible = np.zeros(n_providers)
+    for i in range(n):
+        h = hospital[i]
+        p = payee[h]
+        units = admission_units * perceived[i]
+        c = units * unit_cost
+        price = step * ((1 - pass_through) * mean_frailty + pass_through * perceived[i])
+        pay = grad[p, 0] + grad[p, 1] * price / step + grad[p, 2] * perceived[i] + grad[p, 3] * c / step
+        outside = grad[p, 4] * c / step
+        value = share[h] * (pay - c - outside)
+        s = state[i]
+        is_eligible = (s == HEALTHY or s == CHRONIC or s == DISABLED) and planned_rate > 0
+        loss[i] = -value if is_eligible and value < 0 else 0.0
+        cost[i] = c
+        if is_eligible:
+            eligible_cost[h] += c
+            eligible[h] += 1.0
+    gain = np.zeros(n_providers)
+    harm = np.zeros(n_providers)
+    count = np.zeros(n_providers)
+    for i in range(n):
+        h = hospital[i]
+        weight = steer_weight_of(loss[i], eligible_cost[h] / max(eligible[h], 1.0))
+        steer_weight[i] = weight
+        s = state[i]
+        rate = planned_rate if (s == HEALTHY or s == CHRONIC or s == DISABLED) else 0.0
+        episodes = rate * admission_share[h] * weight
+        gain[h] += episodes * loss[i]
+        harm[h] += episodes * cost[i]
+        count[h] += episodes
+    return gain, harm, count
+
+
+@numba.njit(**JIT_OPTIONS)
+def outlook_pass(
+    provider: np.ndarray,
+    need: np.ndarray,
+    high_need: np.ndarray,
+    stroke_hazard: np.ndarray,
+    n_providers: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per provider: its patients' need, their high-need part; per GP: stroke hazard and patients at risk."""
+    n, n_disc = need.shape
+    total = np.zeros(n_providers)
+    high = np.zeros(n_providers)
+    hazard = np.zeros(n_providers)
+    at_risk = np.zeros(n_providers)
+    for i in range(n):
+        for d in range(n_disc):
+            row = provider[i, d]
+            total[row] += need[i, d]
+            high[row] += need[i, d] * high_need[i]
+        g = provider[i, GP]
+        hazard[g] += stroke_hazard[i]
+        at_risk[g] += 1.0 if stroke_hazard[i] > 0 else 0.0
+    return total, high, hazard, at_risk
+
+
+__all__ = [
+    "ADMISSION_RECORDS",
+    "RECORD_SLOTS",
+    "SLOT",
+    "appraise_admissions_pass",
+    "appraise_pass",
+    "masked_quantile",
+    "outlook_pass",
+    "record_pass",
+    "steering_pass",
+]
