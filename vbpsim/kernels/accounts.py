@@ -136,10 +136,8 @@ def record_pass(
             cost_of = optimal * c
             delivered_cost = given_record * c
             excess = delivered_cost - cost_of
-            if excess > 0.0:
-                low_value += excess
-            elif excess < 0.0:
-                shortfall -= excess
+            low_value += max(excess, 0.0)
+            shortfall += max(-excess, 0.0)
             guideline_by[d] += cost_of
             delivered_by[d] += delivered_cost
             guideline_i += cost_of
@@ -149,29 +147,26 @@ def record_pass(
             need_cost = need[i, d] * c
             r = ratio[i, d]
             need_total += need_cost
-            if r > 1.0:
-                over += (r - 1.0) * need_cost
-            elif r < 1.0:
-                withheld += (1.0 - r) * need_cost
+            over += max(r - 1.0, 0.0) * need_cost
+            withheld += max(1.0 - r, 0.0) * need_cost
             innovation += r * need_cost * (multiplier[i, d] - 1.0)
         here_total += here_i
         out[1] += guideline_i
         out[5] += shifted_cost[i]
-        if high_need[i]:
-            out[14] += guideline_i
-            out[15] += delivered_i
-        else:
-            out[16] += guideline_i
-            out[17] += delivered_i
+        high = 1.0 if high_need[i] else 0.0  # arithmetic, not branches: need classes and bands are random
+        out[14] += high * guideline_i
+        out[15] += high * delivered_i
+        out[16] += (1.0 - high) * guideline_i
+        out[17] += (1.0 - high) * delivered_i
         band = unpriced_band[i]
+        top = 1.0 if band == 2 else 0.0
+        bottom = 1.0 if band == 0 else 0.0
         if state[i] != DEAD:
             out[0] += 1.0
             out[12] += frailty[i]
             out[13] += prevention_stock[i]
-            if band == 2:
-                out[9] += 1.0
-            elif band == 0:
-                out[10] += 1.0
+            out[9] += top
+            out[10] += bottom
         if steered[i]:
             out[6] += 1.0
             out[11] += frailty[i]
@@ -191,9 +186,9 @@ def record_pass(
             out[38] += admission_candidates[i]
             out[39] += acs_expected[i]
             out[40] += redirected[i]
-            if frailty[i] >= high_risk_frailty:
-                out[41] += redirected[i]
-                out[42] += planned_admitted[i]
+            high_risk = 1.0 if frailty[i] >= high_risk_frailty else 0.0
+            out[41] += high_risk * redirected[i]
+            out[42] += high_risk * planned_admitted[i]
         tally_qalys[i] += qol[i] * dt_years
         if admitting:
             tally_qalys[i] += admission_qalys[i]
