@@ -65,3 +65,14 @@ def test_steering_pass_matches_the_numpy_steering_rule() -> None:
         harm, np.bincount(gp, 2.0 * diag * perceived * 12.0 * expected_weight, n_providers), rtol=1e-12
     )
     np.testing.assert_allclose(count, np.bincount(gp, expected_weight, n_providers), rtol=1e-12)
+
+
+def test_an_empty_compile_cache_is_seen(tmp_path) -> None:  # noqa: ANN001
+    """The first run after install is recognised (the CLI then says it compiles once)."""
+    import subprocess
+    import sys
+
+    code = "from vbpsim.kernels import compiled_on_disk; print(compiled_on_disk())"
+    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

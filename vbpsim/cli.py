@@ -172,6 +172,12 @@ class _Ticker:
         self.task: Any = None
 
     def __enter__(self) -> _Ticker:
+        from .kernels import compiled_on_disk
+
+        if not compiled_on_disk():
+            self.console.print(
+                "[dim]first run after install: compiling the patient passes (once, about 10 s)[/dim]", highlight=False
+            )
         self.start = time.perf_counter()
         return self
 

@@ -14,3 +14,32 @@ thread per run keeps every result independent of the machine's core count.
 from __future__ import annotations
 
 JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
+
+PASS_MODULES = ("accounts", "delivery", "health")
+
+
+def compiled_on_disk() -> bool:
+    """Whether every compiled pass is in numba's on-disk cache (False on the first run after install).
+
+    Reads numba's cache index of each pass; a pass not yet called in any process has none.
+    Used to tell the user that the first run compiles (once, some seconds).
+    """
+    import importlib
+    import os
+
+    import numba.core.registry
+
+    for name in PASS_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError:
+            continue
+        for kernel in vars(module).values():
+            if isinstance(kernel, numba.core.registry.CPUDispatcher):
+                try:
+                    index = kernel._cache._cache_file._index_path  # numba's private layout: be lenient
+                except AttributeError:
+                    return True
+                if not os.path.exists(index):
+                    return False
+    return True
