@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -67,12 +72,9 @@ def test_steering_pass_matches_the_numpy_steering_rule() -> None:
     np.testing.assert_allclose(count, np.bincount(gp, expected_weight, n_providers), rtol=1e-12)
 
 
-def test_an_empty_compile_cache_is_seen(tmp_path) -> None:  # noqa: ANN001
+def test_an_empty_compile_cache_is_seen(tmp_path: Path) -> None:
     """The first run after install is recognised (the CLI then says it compiles once)."""
-    import subprocess
-    import sys
-
     code = "from vbpsim.kernels import compiled_on_disk; print(compiled_on_disk())"
-    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
