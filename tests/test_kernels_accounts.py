@@ -52,10 +52,11 @@ def test_steering_pass_matches_the_numpy_steering_rule() -> None:
     cost = rng.random(n) * 200
     share = rng.random(n_providers)
     diag, perceived = rng.random(n) * 10, rng.lognormal(0, 0.3, n)
-    unprofitable, weight = np.zeros(n, bool), np.zeros(n)
-    gain, harm, count = steering_pass(
-        gp, state, net, cost, share, diag, perceived, 2.0, 12.0, n_providers, unprofitable, weight
-    )
+    true_net = net + rng.normal(0, 50, n)
+    unprofitable, weight, band = np.zeros(n, bool), np.zeros(n), np.zeros(n, np.int64)
+    bounds = np.quantile(-true_net[state != 5], [0.25, 0.75])
+    args = (gp, state, net, cost, share, diag, perceived, 2.0, 12.0, n_providers, true_net, bounds, True)
+    gain, harm, count = steering_pass(*args, unprofitable, weight, band)
     alive = state != 5
     value = share[gp] * net
     expected_unprofitable = alive & (value < 0)
@@ -64,6 +65,7 @@ def test_steering_pass_matches_the_numpy_steering_rule() -> None:
     loss = np.where(expected_unprofitable, -value, 0.0)
     expected_weight = np.clip(loss / np.maximum(typical[gp], 1e-9), 0.0, 1.0)
     np.testing.assert_array_equal(unprofitable, expected_unprofitable)
+    np.testing.assert_array_equal(band, np.where(alive, np.digitize(-true_net, bounds), 1))
     np.testing.assert_allclose(weight, expected_weight, rtol=1e-12)
     np.testing.assert_allclose(gain, np.bincount(gp, loss * expected_weight, n_providers), rtol=1e-12)
     np.testing.assert_allclose(

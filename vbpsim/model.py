@@ -1525,9 +1525,7 @@ class VBPModel(mesa.Model):
         own = self.contract.pay(rows_yearly) if self.distribution.rule == "contribution" else None
         share = self.distribution.weights(base, rows_yearly, table.payee, own)
         alive = pop.alive
-        if alive.any():
-            bounds = np.quantile(-true_net[alive], [0.25, 0.75])
-            self.unpriced_band = np.where(alive, np.digitize(-true_net, bounds), 1)
+        bounds = np.quantile(-true_net[alive], [0.25, 0.75]) if alive.any() else np.zeros(2)
         gain, care_value, count = steering_pass(
             pop.provider[:, GP],
             pop.state,
@@ -1539,8 +1537,12 @@ class VBPModel(mesa.Model):
             self.config.providers.benefit_to_cost,
             float(spy),
             table.n,
+            true_net,
+            bounds,
+            bool(alive.any()),
             self.unprofitable,
             self.steer_weight,
+            self.unpriced_band,  # quartile of unpriced risk among the living
         )
         harm = self.config.selection.steering_harm * care_value
         if self.mechanisms.discretionary_admissions:  # hospitals appraise planned episodes the same way

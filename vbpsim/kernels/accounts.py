@@ -345,13 +345,20 @@ def steering_pass(
     care_value_per_cost: float,
     steps_per_year: float,
     n_providers: int,
+    true_net: np.ndarray,
+    band_bounds: np.ndarray,
+    rank_bands: bool,
     unprofitable: np.ndarray,
     steer_weight: np.ndarray,
+    unpriced_band: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """GPs' unprofitable patients and how hard each is steered; per GP the gain, care value and count.
 
-    Writes ``unprofitable`` and ``steer_weight``; returns per provider the yearly profit from
-    losing them, their steered care value (at ``care_value_per_cost``) and their steered number.
+    Writes ``unprofitable``, ``steer_weight`` and, if ``rank_bands``, ``unpriced_band``
+    (``np.digitize(-true_net, band_bounds)`` for the living: 0 below the first bound, 2 from
+    the second; 1 for the dead);
+    returns per provider the yearly profit from losing them, their steered care value (at
+    ``care_value_per_cost``) and their steered number.
     """
     n = len(gp)
     typical_sum = np.zeros(n_providers)
@@ -365,6 +372,10 @@ def steering_pass(
     count = np.zeros(n_providers)
     for i in range(n):
         g = gp[i]
+        if rank_bands:
+            unpriced = -true_net[i]
+            band = (unpriced >= band_bounds[0]) + (unpriced >= band_bounds[1])
+            unpriced_band[i] = band if state[i] != DEAD else 1
         value = share[g] * net[i]
         bad = state[i] != DEAD and value < 0
         unprofitable[i] = bad
