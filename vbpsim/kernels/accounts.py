@@ -14,7 +14,7 @@ import numba
 import numpy as np
 
 from ..care import ACUTE, CHRONIC, DEAD, DISABLED, GP, HEALTHY, HOSPITAL
-from . import JIT_OPTIONS
+from . import JIT_OPTIONS, SUM_BLOCK
 
 # Admission counts of the step, recorded under these names.
 ADMISSION_RECORDS: tuple[str, ...] = (
@@ -118,89 +118,96 @@ def record_pass(
     """
     n, n_disc = need.shape
     out = np.zeros(len(RECORD_SLOTS))
+    block = np.zeros(len(RECORD_SLOTS))  # one block's sums: added to ``out`` block by block, as pairwise sums do
     guideline_by = np.zeros(n_disc)
     delivered_by = np.zeros(n_disc)
-    low_value = shortfall = duplicate = need_total = over = withheld = innovation = here_total = 0.0
-    for i in range(n):
-        guideline_i = 0.0
-        delivered_i = 0.0
-        here_i = 0.0
-        for d in range(n_disc):
-            c = unit_cost[d]
-            optimal = need[i, d] * valuable[provider[i, d]]
-            given = delivered[i, d]
-            given_record = given
-            if admitting and d == HOSPITAL:
-                optimal += admission_guideline[i]
-                given_record = given + redirected_units[i]
-            cost_of = optimal * c
-            delivered_cost = given_record * c
-            excess = delivered_cost - cost_of
-            low_value += max(excess, 0.0)
-            shortfall += max(-excess, 0.0)
-            guideline_by[d] += cost_of
-            delivered_by[d] += delivered_cost
-            guideline_i += cost_of
-            delivered_i += delivered_cost
-            here_i += given * c
-            duplicate += duplicates[i, d] * c
-            need_cost = need[i, d] * c
-            r = ratio[i, d]
-            need_total += need_cost
-            over += max(r - 1.0, 0.0) * need_cost
-            withheld += max(1.0 - r, 0.0) * need_cost
-            innovation += r * need_cost * (multiplier[i, d] - 1.0)
-        here_total += here_i
-        out[1] += guideline_i
-        out[5] += shifted_cost[i]
-        high = 1.0 if high_need[i] else 0.0  # arithmetic, not branches: need classes and bands are random
-        out[14] += high * guideline_i
-        out[15] += high * delivered_i
-        out[16] += (1.0 - high) * guideline_i
-        out[17] += (1.0 - high) * delivered_i
-        band = unpriced_band[i]
-        top = 1.0 if band == 2 else 0.0
-        bottom = 1.0 if band == 0 else 0.0
-        if state[i] != DEAD:
-            out[0] += 1.0
-            out[12] += frailty[i]
-            out[13] += prevention_stock[i]
-            out[9] += top
-            out[10] += bottom
-        if steered[i]:
-            out[6] += 1.0
-            out[11] += frailty[i]
-            if band == 2:
-                out[7] += 1.0
-            elif band == 0:
-                out[8] += 1.0
-        if state_before[i] == ACUTE and need[i, HOSPITAL] > 0 and delivered[i, HOSPITAL] <= 0:
-            out[35] += 1.0
-        if admitting:
-            out[31] += admission_guideline[i]
-            out[32] += admission_low_value_units[i]
-            out[33] += admission_here_units[i]
-            out[34] += redirected_units[i]
-            out[36] += planned_admitted[i]
-            out[37] += acs_admitted[i]
-            out[38] += admission_candidates[i]
-            out[39] += acs_expected[i]
-            out[40] += redirected[i]
-            high_risk = 1.0 if frailty[i] >= high_risk_frailty else 0.0
-            out[41] += high_risk * redirected[i]
-            out[42] += high_risk * planned_admitted[i]
-        tally_qalys[i] += qol[i] * dt_years
-        if admitting:
-            tally_qalys[i] += admission_qalys[i]
-        tally_guideline[i] += guideline_i
-        tally_delivered[i] += here_i
-        tally_steered[i] += steered[i]
-        tally_strokes[i] += strokes[i]
-        tally_deaths[i] += dies[i]
-    out[2], out[3], out[4] = low_value, shortfall, duplicate
-    out[18 : 18 + n_disc] = guideline_by
-    out[22 : 22 + n_disc] = delivered_by
-    out[26], out[27], out[28], out[29], out[30] = need_total, over, withheld, innovation, here_total
+    for start in range(0, n, SUM_BLOCK):
+        low_value = shortfall = duplicate = need_total = over = withheld = innovation = here_total = 0.0
+        guideline_by[:] = 0.0
+        delivered_by[:] = 0.0
+        for i in range(start, min(start + SUM_BLOCK, n)):
+            guideline_i = 0.0
+            delivered_i = 0.0
+            here_i = 0.0
+            for d in range(n_disc):
+                c = unit_cost[d]
+                optimal = need[i, d] * valuable[provider[i, d]]
+                given = delivered[i, d]
+                given_record = given
+                if admitting and d == HOSPITAL:
+                    optimal += admission_guideline[i]
+                    given_record = given + redirected_units[i]
+                cost_of = optimal * c
+                delivered_cost = given_record * c
+                excess = delivered_cost - cost_of
+                low_value += max(excess, 0.0)
+                shortfall += max(-excess, 0.0)
+                guideline_by[d] += cost_of
+                delivered_by[d] += delivered_cost
+                guideline_i += cost_of
+                delivered_i += delivered_cost
+                here_i += given * c
+                duplicate += duplicates[i, d] * c
+                need_cost = need[i, d] * c
+                r = ratio[i, d]
+                need_total += need_cost
+                over += max(r - 1.0, 0.0) * need_cost
+                withheld += max(1.0 - r, 0.0) * need_cost
+                innovation += r * need_cost * (multiplier[i, d] - 1.0)
+            here_total += here_i
+            block[1] += guideline_i
+            block[5] += shifted_cost[i]
+            high = 1.0 if high_need[i] else 0.0  # arithmetic, not branches: need classes and bands are random
+            block[14] += high * guideline_i
+            block[15] += high * delivered_i
+            block[16] += (1.0 - high) * guideline_i
+            block[17] += (1.0 - high) * delivered_i
+            band = unpriced_band[i]
+            top = 1.0 if band == 2 else 0.0
+            bottom = 1.0 if band == 0 else 0.0
+            if state[i] != DEAD:
+                block[0] += 1.0
+                block[12] += frailty[i]
+                block[13] += prevention_stock[i]
+                block[9] += top
+                block[10] += bottom
+            if steered[i]:
+                block[6] += 1.0
+                block[11] += frailty[i]
+                if band == 2:
+                    block[7] += 1.0
+                elif band == 0:
+                    block[8] += 1.0
+            if state_before[i] == ACUTE and need[i, HOSPITAL] > 0 and delivered[i, HOSPITAL] <= 0:
+                block[35] += 1.0
+            if admitting:
+                block[31] += admission_guideline[i]
+                block[32] += admission_low_value_units[i]
+                block[33] += admission_here_units[i]
+                block[34] += redirected_units[i]
+                block[36] += planned_admitted[i]
+                block[37] += acs_admitted[i]
+                block[38] += admission_candidates[i]
+                block[39] += acs_expected[i]
+                block[40] += redirected[i]
+                high_risk = 1.0 if frailty[i] >= high_risk_frailty else 0.0
+                block[41] += high_risk * redirected[i]
+                block[42] += high_risk * planned_admitted[i]
+            tally_qalys[i] += qol[i] * dt_years
+            if admitting:
+                tally_qalys[i] += admission_qalys[i]
+            tally_guideline[i] += guideline_i
+            tally_delivered[i] += here_i
+            tally_steered[i] += steered[i]
+            tally_strokes[i] += strokes[i]
+            tally_deaths[i] += dies[i]
+        block[2], block[3], block[4] = low_value, shortfall, duplicate
+        block[18 : 18 + n_disc] = guideline_by
+        block[22 : 22 + n_disc] = delivered_by
+        block[26], block[27], block[28], block[29], block[30] = need_total, over, withheld, innovation, here_total
+        for k in range(len(block)):
+            out[k] += block[k]
+            block[k] = 0.0
     return out
 
 
