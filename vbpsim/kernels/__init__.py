@@ -9,6 +9,12 @@ exactly as in the numpy formulation, which the tests keep as the oracle
 
 Passes run on one core (``parallel=False``): sweeps parallelise across runs, and one
 thread per run keeps every result independent of the machine's core count.
+
+Developers: numba freezes the module-level constants a pass reads (state and discipline
+indices, ``SUM_BLOCK``) into its compiled code and re-validates its disk cache only against
+the pass's own source file. After editing such a constant elsewhere, clear the cache
+(``find vbpsim -name '*.nbi' -delete``) or touch the pass's file. Numbers a scenario can
+change are always passed in as arguments.
 """
 
 from __future__ import annotations
