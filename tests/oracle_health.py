@@ -216,6 +216,24 @@ class HealthOracle:
             "true_quality": float(lead_benefit[alive].mean()) if alive.any() else 0.0,
         }
 
+    def _route_readmissions(self, readmitted: np.ndarray, rng: np.random.Generator) -> None:
+        """A share of readmissions is admitted by another region's hospital, which keeps the follow-up.
+
+        Part of the coordination mechanism: with it off, readmissions return to the patient's
+        own hospital (the core model).
+        """
+        share = self.config.effort.readmission_elsewhere
+        hospitals = np.flatnonzero(self.providers.discipline == HOSPITAL)
+        if not self.mechanisms.coordination or share <= 0 or len(hospitals) < 2 or not readmitted.any():
+            return
+        who = np.flatnonzero(readmitted)
+        elsewhere = who[rng.random(len(who)) < share]
+        if len(elsewhere) == 0:
+            return
+        current = np.searchsorted(hospitals, self.population.provider[elsewhere, HOSPITAL])
+        offset = rng.integers(1, len(hospitals), len(elsewhere))
+        self.population.provider[elsewhere, HOSPITAL] = hospitals[(current + offset) % len(hospitals)]
+
     def event_values(self) -> dict[str, float]:
         """Health (QALYs within the run's remaining horizon) and care cost (EUR) of one event.
 

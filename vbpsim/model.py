@@ -37,7 +37,6 @@ from .care import (
     HANDOFF_FAILURE,
     HEALTHY,
     HOSPITAL,
-    LEAD_DISCIPLINE,
     MEASURED,
     NEED_PER_MONTH,
     NURSING,
@@ -53,6 +52,7 @@ from .care import (
     task_value,
 )
 from .errors import ParameterError
+from .kernels import health as health_kernels
 from .kernels.accounts import (
     ADMISSION_RECORDS,
     RECORD_SLOTS,
@@ -64,7 +64,7 @@ from .kernels.accounts import (
     steering_pass,
 )
 from .limits import check_memory
-from .parameters import DISCIPLINES, INNOVATION_TYPES, Scenario, risk_adjustment_r2
+from .parameters import CONDITIONS, DISCIPLINES, INNOVATION_TYPES, Scenario, risk_adjustment_r2
 from .population import Population
 from .risk import RiskModel, r_squared
 from .schemes import Observation, PaymentScheme, make_scheme, with_world_defaults
@@ -607,6 +607,13 @@ class VBPModel(mesa.Model):
 
     def _provider_benefit(self, benefit: np.ndarray) -> np.ndarray:
         """Patients' benefit of care (n, 4) after their providers' quality, innovation and shifting."""
+        factor = self._benefit_factor()
+        if np.all(factor == 1.0):
+            return benefit
+        return benefit * factor[self.population.provider]
+
+    def _benefit_factor(self) -> np.ndarray:
+        """Each provider's factor on its patients' benefit of care (quality, innovation, shifting)."""
         table = self.providers
         factor = np.ones(table.n)
         if self.mechanisms.multitasking:
@@ -616,9 +623,7 @@ class VBPModel(mesa.Model):
             factor = factor * (1.0 + table.benefit_gain)
         if self.mechanisms.care_shifting:
             factor = factor * (1.0 - self.config.shifting.shift_health_penalty * table.decision.shift)
-        if np.all(factor == 1.0):
-            return benefit
-        return benefit * factor[self.population.provider]
+        return factor
 
     def _no_outcomes(self) -> dict[str, np.ndarray]:
         return {name: np.zeros(self.providers.n) for name in Observation.OUTCOMES}
@@ -629,42 +634,26 @@ class VBPModel(mesa.Model):
         return ytd
 
     def _count_outcomes(
-        self,
-        lead: np.ndarray,
-        strokes: np.ndarray,
-        expected_strokes: np.ndarray,
-        dies: np.ndarray,
-        expected_deaths: np.ndarray,
-        qol: np.ndarray,
-        expected_qol: np.ndarray,
-        handoff: np.ndarray,
-        readmitted: np.ndarray,
-        readmission_risk: np.ndarray,
+        self, per_sender: np.ndarray, per_lead: np.ndarray, readmission_risk: float, handoffs: float
     ) -> None:
         """Outcomes of this step per responsible provider, reported with next step's claims.
 
         Strokes count at the patient's GP, deaths and patient-reported quality of life at
         the provider of the patient's lead discipline, readmissions at the discharging
-        provider (see :class:`~vbpsim.schemes.Observation`).
+        provider (see :class:`~vbpsim.schemes.Observation`). ``per_sender`` and ``per_lead``:
+        the per-provider sums of the health pass (:mod:`vbpsim.kernels.health`).
         """
-        pop, n = self.population, self.providers.n
-        self.year_readmission_risk += (float(readmission_risk[handoff].sum()), float(handoff.sum()))
-        lead_row = pop.provider[np.arange(pop.size), lead]
-        gp_row = pop.provider[:, GP]
-        months = self.months_per_step
-
-        def at(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
-            return np.bincount(rows, weights=np.asarray(values, dtype=float), minlength=n)
-
+        k = health_kernels
+        self.year_readmission_risk += (readmission_risk, handoffs)
         self.reported_outcomes = {
-            "acute_events": at(gp_row, strokes),
-            "expected_acute_events": at(gp_row, expected_strokes),
-            "readmissions": at(lead_row, readmitted),
-            "expected_readmissions": at(lead_row, handoff * self.reference_readmission_rate),
-            "deaths": at(lead_row, dies),
-            "expected_deaths": at(lead_row, expected_deaths),
-            "prom": at(lead_row, qol * months),
-            "expected_prom": at(lead_row, expected_qol * months),
+            "acute_events": per_sender[k.ACUTE_EVENTS],
+            "expected_acute_events": per_sender[k.EXPECTED_ACUTE_EVENTS],
+            "readmissions": per_lead[k.READMISSIONS],
+            "expected_readmissions": per_lead[k.EXPECTED_READMISSIONS],
+            "deaths": per_lead[k.DEATHS],
+            "expected_deaths": per_lead[k.EXPECTED_DEATHS],
+            "prom": per_lead[k.PROM],
+            "expected_prom": per_lead[k.EXPECTED_PROM],
         }
 
     EQUITY_TALLIES: tuple[str, ...] = ("qalys", "guideline_cost", "delivered_cost", "steered", "strokes", "deaths")
@@ -978,149 +967,126 @@ class VBPModel(mesa.Model):
         return investment
 
     def update_health(self, care: dict[str, np.ndarray]) -> dict[str, float]:
-        """Health transitions, with the care received changing the hazards (vectorised)."""
+        """Health transitions, with the care received changing the hazards (compiled passes).
+
+        The pass is split where the random draws depend on its first half: the step's two
+        bulk draws feed :func:`~vbpsim.kernels.health.transitions`; readmissions are then
+        routed and condition onsets drawn (same calls on the ``health`` stream as ever),
+        and :func:`~vbpsim.kernels.health.after_routing` finishes the step.
+        """
         pop, clinical = self.population, self.config.clinical
         dt, months = self.dt_years, self.months_per_step
         rng = self.streams["health"]
         table = self.providers
-        benefit = self._provider_benefit(care_benefit(care["ratio"], clinical.overtreatment_harm))
-        care["benefit"] = benefit
-        lead = LEAD_DISCIPLINE[pop.state]
-        lead_benefit = benefit[np.arange(pop.size), lead]
-        state = pop.state
-        alive = pop.alive
-        shortfall = 1.0 - lead_benefit
-        harm = clinical.undertreatment_harm
-
+        n = pop.size
         qol_table = qol_by_state(clinical)
-        qol = qol_table[state] * (1 - clinical.qol_care_weight * np.clip(shortfall, 0, 1))
-        qalys = float(qol[alive].sum() * dt)
-        if "admission_qalys" in care:
-            qalys += float(care["admission_qalys"].sum())
-
-        base_stroke = pop.stroke_hazard(clinical)
-        care["stroke_hazard"] = base_stroke
-        gp_shortfall = 1.0 - benefit[:, GP]
-        stroke_h = base_stroke * (1 + harm * gp_shortfall)
-        if self.mechanisms.prevention:
-            stroke_h = stroke_h * (1 - self.config.effort.prevention_efficacy * self.prevention_stock)
-        p_stroke = 1 - np.exp(-stroke_h * dt)
-        p_background = 1 - np.exp(-pop.background_mortality(clinical) * dt)
-        monthly = (
-            1
-            - (
-                1
-                - np.array(
-                    [
-                        clinical.case_fatality,
-                        clinical.post_acute_mortality,
-                        clinical.disabled_mortality,
-                        clinical.recovery_rate,
-                        clinical.disability_rate,
-                    ]
-                )
-            )
-            ** months
+        rates = np.array(
+            [
+                clinical.case_fatality,
+                clinical.post_acute_mortality,
+                clinical.disabled_mortality,
+                clinical.recovery_rate,
+                clinical.disability_rate,
+            ]
         )
-        fatality = np.minimum(monthly[0] * (1 + harm * shortfall), 1.0)
-        p_death = np.select(
-            [state == ACUTE, state == POST_ACUTE, state == DISABLED],
-            [fatality, monthly[1] * (1 + harm * shortfall), monthly[2] * (1 + harm * shortfall)],
-            0.0,
-        )
-        p_death = 1 - (1 - np.clip(p_death, 0.0, 1.0)) * (1 - p_background)
-        p_recover = np.where(state == POST_ACUTE, monthly[3] * np.maximum(lead_benefit, 0), 0.0)
-        p_disabled = np.where(state == POST_ACUTE, np.maximum(monthly[4] * (1 + harm * shortfall), 0), 0.0)
-
-        u = rng.random(pop.size)
-        dies = alive & (u < p_death)
-        u2 = (u - p_death) / np.maximum(1 - p_death, 1e-12)
-        survivor = alive & ~dies
-        strokes = survivor & ((state == HEALTHY) | (state == CHRONIC)) & (u2 < p_stroke)
-        discharged = survivor & (state == ACUTE)
-        recovers = survivor & (state == POST_ACUTE) & (u2 < p_recover)
-        disabled = survivor & (state == POST_ACUTE) & ~recovers & (u2 < p_recover + p_disabled)
-
-        new_state = state.copy()
-        new_state[strokes] = ACUTE
-        new_state[discharged] = POST_ACUTE
-        new_state[recovers] = CHRONIC
-        new_state[disabled] = DISABLED
-        new_state[dies] = DEAD
-
-        handoff = discharged | disabled
-        sender = pop.provider[np.arange(pop.size), lead]
-        p_fail = np.full(pop.size, HANDOFF_FAILURE)
+        monthly = 1 - (1 - rates) ** months  # per step
+        p_fail = np.full(table.n, HANDOFF_FAILURE)  # by sender
         if self.mechanisms.coordination:
             effect = (
                 self.timeliness
                 * self.config.effort.coordination_effect
                 * task_value(table.decision.effort[:, COORDINATION])
             )
-            p_fail = HANDOFF_FAILURE * (1 - effect[sender])
-        u_handoff = rng.random(pop.size)
-        failed = handoff & (u_handoff < p_fail)
-        readmitted = failed & (u_handoff < p_fail * READMISSION_AFTER_FAILURE)
-        new_state[readmitted] = ACUTE
-        self._route_readmissions(readmitted, rng)
-        receiving_need = NEED_PER_MONTH[new_state] * pop.frailty[:, None] * months
-        self.pending_duplicates[failed] = DUPLICATE_SHARE * receiving_need[failed]
-        self._learn_handoffs(handoff, failed, sender, receiving_need)
-
-        self._onset_conditions(new_state, rng)
-        pop.state = new_state
-        pop.age = np.where(new_state != DEAD, pop.age + dt, pop.age)
-        if self.mechanisms.prevention:
-            target = task_value(table.decision.effort[pop.provider[:, GP], PREVENTION])
-            buildup = 1 - np.exp(-self.config.effort.prevention_buildup * dt)
-            self.prevention_stock += buildup * (target - self.prevention_stock)
-        untreated = base_stroke * (1 + harm)
-        at_risk = survivor & ((state == HEALTHY) | (state == CHRONIC))
-        guideline_death = np.select(
-            [state == ACUTE, state == POST_ACUTE, state == DISABLED], [monthly[0], monthly[1], monthly[2]], 0.0
-        )
-        care["qol"], care["strokes"], care["dies"] = np.where(alive, qol, 0.0), strokes, dies
+            p_fail = HANDOFF_FAILURE * (1 - effect)
+        u = rng.random(n)
+        u_handoff = rng.random(n)
+        state = pop.state
+        new_state = np.empty_like(state)
+        strokes, dies = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
+        benefit = self._scratch("benefit", (n, len(DISCIPLINES)))
+        qol, base_stroke = self._scratch("qol", (n,)), self._scratch("stroke_hazard", (n,))
+        expected_death, events = self._scratch("expected_death", (n,)), self._scratch("events", (n,), np.uint8)
+        readmitted = self._scratch("readmitted", (n,), np.int64)
+        per_sender = np.zeros((5, table.n))
+        first = health_kernels.transitions(
+            state, pop.age, pop.conditions, pop.provider, pop.frailty, care["ratio"], self.prevention_stock,
+            u, u_handoff, self._benefit_factor(), p_fail, self.handoff_receiver, table.discipline,
+            clinical.overtreatment_harm, clinical.undertreatment_harm, qol_table, clinical.qol_care_weight,
+            clinical.stroke_rate_60, clinical.stroke_hr_per_decade,
+            np.array([clinical.stroke_hr[c] for c in CONDITIONS]),
+            clinical.background_mortality_60, clinical.mortality_gompertz_slope, monthly, dt, months,
+            self.mechanisms.prevention, self.config.effort.prevention_efficacy,
+            benefit, qol, base_stroke, strokes, dies, new_state, events, expected_death,
+            self.pending_duplicates, readmitted, per_sender,
+        )  # fmt: skip
+        totals = dict(zip(health_kernels.TRANSITION_TOTALS, first[1:], strict=True))
+        care.update(benefit=benefit, stroke_hazard=base_stroke, qol=qol, strokes=strokes, dies=dies)
         care["state_before"] = state
-        self._count_outcomes(
-            lead,
-            strokes,
-            np.where(alive, 1 - np.exp(-base_stroke * dt), 0.0),
-            dies,
-            np.where(alive, 1 - (1 - guideline_death) * (1 - p_background), 0.0),
-            np.where(alive, qol, 0.0),
-            np.where(alive, qol_table[state], 0.0),
-            handoff,
-            readmitted,
-            p_fail * READMISSION_AFTER_FAILURE,
+        self._route_readmissions(readmitted[: first[0]], rng)
+        self._learn_handoffs(
+            per_sender[health_kernels.HANDOFFS],
+            per_sender[health_kernels.FAILURE_UNITS],
+            per_sender[health_kernels.FAILURES],
         )
-        accounts = self._health_accounts(benefit, base_stroke, monthly, handoff & alive, p_fail)
+        onset_draws = rng.random(pop.conditions.shape)
+        target = np.zeros(table.n)
+        buildup = 0.0
+        if self.mechanisms.prevention:
+            target = task_value(table.decision.effort[:, PREVENTION])
+            buildup = 1 - np.exp(-self.config.effort.prevention_buildup * dt)
+        per_lead = np.zeros((6, table.n))
+        second = health_kernels.after_routing(
+            state, new_state, pop.age, pop.conditions, onset_draws, pop.provider, benefit, base_stroke, qol,
+            expected_death, dies, events, self.prevention_stock,
+            self.config.population.condition_incidence, self.config.population.condition_odds_per_decade,
+            dt, months, self.mechanisms.prevention, buildup, target, self.config.effort.prevention_efficacy,
+            self.mechanisms.innovation, table.benefit_gain, qol_table, clinical.qol_care_weight,
+            clinical.undertreatment_harm, monthly, float(self.reference_readmission_rate), per_lead,
+        )  # fmt: skip
+        pop.state = new_state
+        self._count_outcomes(per_sender, per_lead, totals["readmission_risk"], totals["handoffs"])
+        accounts = self._health_accounts(dict(zip(health_kernels.ROUTED_TOTALS, second, strict=True)), totals)
+        qalys = totals["qol"] * dt
+        if "admission_qalys" in care:
+            qalys += float(care["admission_qalys"].sum())
         return {
             **accounts,
             "qalys": qalys,
-            "strokes": float(strokes.sum()),
-            "deaths": float(dies.sum()),
-            "stroke_hazard": float(stroke_h[at_risk].sum()),
-            "stroke_hazard_untreated": float(untreated[at_risk].sum()),
-            "stroke_hazard_guideline": float(base_stroke[at_risk].sum()),
-            "handoffs": float(handoff.sum()),
-            "handoff_failures": float(failed.sum()),
-            "readmissions": float(readmitted.sum()),
-            "readmission_risk": float((p_fail * READMISSION_AFTER_FAILURE)[handoff].sum()),
-            "prom_score": float(qol[alive].sum() / max(qol_table[state][alive].sum(), 1e-12)),
-            "true_quality": float(lead_benefit[alive].mean()) if alive.any() else 0.0,
+            "strokes": totals["strokes"],
+            "deaths": totals["deaths"],
+            "stroke_hazard": totals["stroke_hazard"],
+            "stroke_hazard_untreated": totals["stroke_hazard_untreated"],
+            "stroke_hazard_guideline": totals["stroke_hazard_guideline"],
+            "handoffs": totals["handoffs"],
+            "handoff_failures": totals["handoff_failures"],
+            "readmissions": totals["readmissions"],
+            "readmission_risk": totals["readmission_risk"],
+            "prom_score": totals["qol"] / max(totals["guideline_qol"], 1e-12),
+            "true_quality": totals["lead_benefit"] / totals["alive"] if totals["alive"] > 0 else 0.0,
         }
 
-    def _route_readmissions(self, readmitted: np.ndarray, rng: np.random.Generator) -> None:
+    def _scratch(self, name: str, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
+        """A work array reused from step to step (its contents are only valid within the step).
+
+        Saves allocating (and the kernel faulting in) patient-sized arrays every step; only
+        arrays that nothing keeps beyond the step (``care`` is rebuilt every step) use it.
+        """
+        buffers = self.__dict__.setdefault("_scratch_arrays", {})
+        array = buffers.get(name)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = buffers[name] = np.empty(shape, dtype=dtype)
+        return array
+
+    def _route_readmissions(self, who: np.ndarray, rng: np.random.Generator) -> None:
         """A share of readmissions is admitted by another region's hospital, which keeps the follow-up.
 
-        Part of the coordination mechanism: with it off, readmissions return to the patient's
-        own hospital (the core model).
+        ``who``: the readmitted patients' indices, ascending. Part of the coordination
+        mechanism: with it off, readmissions return to the patient's own hospital (the core model).
         """
         share = self.config.effort.readmission_elsewhere
         hospitals = np.flatnonzero(self.providers.discipline == HOSPITAL)
-        if not self.mechanisms.coordination or share <= 0 or len(hospitals) < 2 or not readmitted.any():
+        if not self.mechanisms.coordination or share <= 0 or len(hospitals) < 2 or len(who) == 0:
             return
-        who = np.flatnonzero(readmitted)
         elsewhere = who[rng.random(len(who)) < share]
         if len(elsewhere) == 0:
             return
@@ -1128,7 +1094,7 @@ class VBPModel(mesa.Model):
         offset = rng.integers(1, len(hospitals), len(elsewhere))
         self.population.provider[elsewhere, HOSPITAL] = hospitals[(current + offset) % len(hospitals)]
 
-    def event_values(self) -> dict[str, float]:
+    def event_values(self, mean_qol: float | None = None) -> dict[str, float]:
         """Health (QALYs within the run's remaining horizon) and care cost (EUR) of one event.
 
         Used to value expected events in the NMB accounts: a death loses the mean quality
@@ -1137,14 +1103,17 @@ class VBPModel(mesa.Model):
         deaths; a readmission loses an acute month against the post-acute one plus the
         case fatality's deaths. Costs are the expected episode units at unit cost.
         These are approximations: what they miss stays in the accounts' remainder.
+        ``mean_qol``: the living's mean quality of life at guideline care when the caller
+        has summed it already (computed from the population otherwise).
         """
         c = self.config.clinical
         remaining = max((self.n_steps - self.step_index) * self.dt_years, 0.0)
-        alive = self.population.alive
         qol = c.qol
-        mean_qol = float(np.mean([qol["healthy"], qol["chronic"]])) if not alive.any() else 0.0
-        if alive.any():
-            mean_qol = float(qol_by_state(c)[self.population.state[alive]].mean())
+        if mean_qol is None:
+            alive = self.population.alive
+            mean_qol = float(np.mean([qol["healthy"], qol["chronic"]])) if not alive.any() else 0.0
+            if alive.any():
+                mean_qol = float(qol_by_state(c)[self.population.state[alive]].mean())
         death = mean_qol * remaining
         months = self.months_per_step
         per_step = 1 - (1 - np.array([c.recovery_rate, c.disability_rate, c.post_acute_mortality])) ** months
@@ -1167,14 +1136,7 @@ class VBPModel(mesa.Model):
             "readmission_cost": float(NEED_PER_MONTH[ACUTE, HOSPITAL] * months * self.unit_cost[HOSPITAL]),
         }
 
-    def _health_accounts(
-        self,
-        benefit: np.ndarray,
-        base_stroke: np.ndarray,
-        monthly: np.ndarray,
-        handoff: np.ndarray,
-        p_fail: np.ndarray,
-    ) -> dict[str, float]:
+    def _health_accounts(self, routed: dict[str, float], totals: dict[str, float]) -> dict[str, float]:
         """Expected health and cost consequences of the step by value dimension (NMB accounts, EUR).
 
         ``acc_care_harm``: health lost to care below (or beyond) the optimum, innovations'
@@ -1182,108 +1144,70 @@ class VBPModel(mesa.Model):
         ``acc_prevented``: strokes the prevention stock averts at guideline GP care (its
         interaction with inadequate GP care is left to the remainder); ``acc_readmission``:
         expected readmissions after failed hand-offs. Each values QALYs at the willingness
-        to pay and adds the care cost of the events it causes or averts.
+        to pay and adds the care cost of the events it causes or averts. ``routed``: the
+        sums of :func:`~vbpsim.kernels.health.after_routing` (over the states after the
+        step); ``totals``: those of :func:`~vbpsim.kernels.health.transitions`.
         """
-        pop, clinical = self.population, self.config.clinical
+        clinical = self.config.clinical
         wtp, dt = clinical.willingness_to_pay, self.dt_years
-        values = self.event_values()
+        alive = routed["alive"]
+        values = self.event_values(routed["guideline_qol"] / alive if alive > 0 else None)
         stroke_value = wtp * values["stroke"] + values["stroke_cost"]
-        alive = pop.alive
-        state = pop.state
-        at_risk = alive & ((state == HEALTHY) | (state == CHRONIC))
-        qol_table = qol_by_state(clinical)
-        harm = clinical.undertreatment_harm
-        prevention = np.ones(pop.size)
-        if self.mechanisms.prevention:
-            prevention = 1 - self.config.effort.prevention_efficacy * self.prevention_stock
-        base_death = np.select(
-            [state == ACUTE, state == POST_ACUTE, state == DISABLED], [monthly[0], monthly[1], monthly[2]], 0.0
-        )
-        lead = LEAD_DISCIPLINE[state]
 
-        def care_harm(b: np.ndarray) -> float:
-            shortfall = 1.0 - b[np.arange(pop.size), lead]
-            gp_shortfall = 1.0 - b[:, GP]
-            direct = float((qol_table[state] * clinical.qol_care_weight * np.clip(shortfall, 0, 1))[alive].sum() * dt)
-            deaths = float((base_death * harm * shortfall)[alive].sum())
-            strokes = float((base_stroke * harm * gp_shortfall * prevention * dt)[at_risk].sum())
-            return wtp * (direct + deaths * values["death"]) + strokes * stroke_value
+        def care_harm(direct: float, deaths: float, strokes: float) -> float:
+            return wtp * (direct * dt + deaths * values["death"]) + strokes * stroke_value
 
-        without = benefit
-        if self.mechanisms.innovation:
-            without = benefit / (1.0 + self.providers.benefit_gain)[pop.provider]
-        prevented = 0.0
-        if self.mechanisms.prevention:  # at guideline GP care: what care adequacy adds belongs to quality
-            prevented = float((base_stroke * (1.0 - prevention))[at_risk].sum() * dt)
-        readmissions = float(p_fail[handoff].sum()) * READMISSION_AFTER_FAILURE
+        prevented = routed["prevented"] * dt if self.mechanisms.prevention else 0.0
+        readmissions = totals["handoff_failure_risk"] * READMISSION_AFTER_FAILURE
         return {
-            "acc_care_harm": care_harm(without),
-            "acc_care_harm_innovated": care_harm(benefit),
+            "acc_care_harm": care_harm(routed["direct_without"], routed["deaths_without"], routed["strokes_without"]),
+            "acc_care_harm_innovated": care_harm(routed["direct"], routed["deaths"], routed["strokes"]),
             "acc_prevented": prevented * stroke_value,
             "strokes_prevented": prevented,
             "acc_readmission": readmissions * (wtp * values["readmission"] + values["readmission_cost"]),
             "expected_readmissions": readmissions,
         }
 
-    def _learn_handoffs(
-        self, handoff: np.ndarray, failed: np.ndarray, sender: np.ndarray, receiving_need: np.ndarray
-    ) -> None:
-        """Senders' beliefs about their hand-off volume and the work a failure duplicates."""
-        n = self.providers.n
-        rate = self.config.providers.learning_rate
-        counts = np.bincount(sender[handoff], minlength=n).astype(float)
-        self.handoff_belief += rate * (counts - self.handoff_belief)
-        if failed.any():
-            receiver = self.handoff_receiver[sender[failed]]
-            receiver_discipline = np.where(receiver >= 0, self.providers.discipline[np.maximum(receiver, 0)], 0)
-            dup = DUPLICATE_SHARE * receiving_need[failed, receiver_discipline] * (receiver >= 0)
-            n_failed = np.bincount(sender[failed], minlength=n)
-            per_failure = np.divide(
-                np.bincount(sender[failed], weights=dup, minlength=n),
-                n_failed,
-                out=self.failure_units_belief.copy(),
-                where=n_failed > 0,
-            )
-            self.failure_units_belief += rate * (per_failure - self.failure_units_belief)
+    def _learn_handoffs(self, counts: np.ndarray, failure_units: np.ndarray, failures: np.ndarray) -> None:
+        """Senders' beliefs about their hand-off volume and the work a failure duplicates.
 
-    def _onset_conditions(self, new_state: np.ndarray, rng: np.random.Generator) -> None:
-        """New chronic conditions arise with age; a healthy patient becomes chronic."""
-        pop = self.population
-        rate = self.config.population.condition_incidence
-        factor = self.config.population.condition_odds_per_decade ** ((pop.age - 60) / 10)
-        p_onset = 1 - np.exp(-rate * factor * self.dt_years)
-        draws = rng.random(pop.conditions.shape)
-        onset = (draws < p_onset[:, None]) & (new_state != DEAD)[:, None]
-        pop.conditions |= onset
-        new_state[(new_state == HEALTHY) & pop.conditions.any(axis=1)] = CHRONIC
+        ``counts``, ``failure_units`` and ``failures``: this step's hand-offs, the units their
+        failures duplicated at the receiver, and the failures, by sender.
+        """
+        rate = self.config.providers.learning_rate
+        self.handoff_belief += rate * (counts - self.handoff_belief)
+        if failures.any():
+            per_failure = np.divide(failure_units, failures, out=self.failure_units_belief.copy(), where=failures > 0)
+            self.failure_units_belief += rate * (per_failure - self.failure_units_belief)
 
     def patients_choose(self, care: dict[str, np.ndarray]) -> None:
         """Patients update their experience of GP care, may switch GP, or are steered away."""
         pop = self.population
         rng = self.streams["choice"]
-        benefit = care["benefit"][:, GP]
-        seen = care["need"][:, GP] > 0
-        pop.experience = np.where(seen, 0.9 * pop.experience + 0.1 * benefit, pop.experience)
-        p_switch = self.config.population.switch_rate * (1 - pop.experience) * (12 / self.steps_per_year)
-        switching = pop.alive & (rng.random(pop.size) < p_switch)
-        self.steered = np.zeros(pop.size, dtype=bool)
+        table = self.providers
+        u_switch = rng.random(pop.size)
+        u_steer, p_steer = u_switch, np.zeros(table.n)  # (not read without risk selection)
         if self.mechanisms.risk_selection:
             sel = self.config.selection
-            effort = self.providers.decision.selection[pop.provider[:, GP]]
-            p_steer = effort * sel.steer_rate * sel.steer_success * self.dt_years
-            draws = self.streams["selection"].random(pop.size)
-            self.steered = pop.alive & self.unprofitable & (draws < p_steer * self.steer_weight) & ~switching
-        moving = switching | self.steered
-        gps = np.flatnonzero(self.providers.discipline == GP)
-        if moving.any() and len(gps) > 1:
-            living = pop.alive.astype(float)
-            reputation = np.bincount(pop.provider[:, GP], weights=pop.experience * living, minlength=self.providers.n)
-            panel = np.bincount(pop.provider[:, GP], weights=living, minlength=self.providers.n)[gps]
+            p_steer = table.decision.selection * sel.steer_rate * sel.steer_success * self.dt_years
+            u_steer = self.streams["selection"].random(pop.size)
+        self.steered = np.empty(pop.size, dtype=bool)
+        moving = self._scratch("moving", (pop.size,), np.int64)
+        reputation, panel = np.zeros(table.n), np.zeros(table.n)
+        n_moving, n_steered = health_kernels.choose(
+            pop.state, pop.provider, pop.experience, care["benefit"], care["need"], u_switch,
+            self.config.population.switch_rate, 12 / self.steps_per_year, self.mechanisms.risk_selection,
+            p_steer, self.steer_weight, self.unprofitable, u_steer, self.steered, moving, reputation, panel,
+        )  # fmt: skip
+        moving = moving[:n_moving]
+        gps = np.flatnonzero(table.discipline == GP)
+        if n_moving > 0 and len(gps) > 1:
+            panel = panel[gps]
             score = np.divide(reputation[gps], panel, out=np.full(len(gps), 0.8), where=panel > 0)
             weights = np.exp(20 * (score - score.max()))
             cumulative = np.cumsum(weights / weights.sum())
-            choice = np.minimum(np.searchsorted(cumulative, rng.random(int(moving.sum()))), len(gps) - 1)
-            if self.steered.any():  # a steered patient goes elsewhere: never back to the GP who steered
+            choice = np.minimum(np.searchsorted(cumulative, rng.random(n_moving)), len(gps) - 1)
+            if n_steered > 0:  # a steered patient goes elsewhere: never back to the GP who steered
                 stay = self.steered[moving] & (gps[choice] == pop.provider[moving, GP])
                 choice = np.where(stay, (choice + 1) % len(gps), choice)
             pop.provider[moving] = self.gp_chains[choice]

@@ -1,0 +1,126 @@
+"""The compiled health pass (``vbpsim.kernels.health``) against its numpy oracle.
+
+``update_health`` and ``patients_choose`` of the compiled model and of the numpy oracle
+(``tests/oracle_health.py``) run on the same scrambled patients: random states (all six),
+ages, conditions, care ratios below, at and above the optimum, prevention stocks,
+innovations and efforts, so every branch of the kernels is taken. They must return the
+same numbers and leave the model in the same state, within 1e-12. A run of twin models
+then checks, step by step, the state the health pass keeps between steps (outcomes
+reported with the next claims, hand-off beliefs, experience), which records alone miss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy_oracle import NumpyModel, close
+
+from vbpsim.care import ACUTE, DEAD, DISCIPLINES, GP, HOSPITAL, POST_ACUTE
+from vbpsim.experiments import _scenario_and_contract
+from vbpsim.model import VBPModel
+from vbpsim.parameters import MechanismParams
+
+MECHANISMS = tuple(MechanismParams.model_fields)
+CARE_OUT = ("benefit", "qol", "strokes", "dies", "state_before", "stroke_hazard")
+MODEL_STATE = (
+    "prevention_stock",
+    "pending_duplicates",
+    "handoff_belief",
+    "failure_units_belief",
+    "year_readmission_risk",
+    "steered",
+)
+PATIENTS = ("state", "age", "conditions", "provider", "experience")
+
+
+def pair(seed: int, mechanisms_on: bool, **overrides: object) -> tuple[VBPModel, VBPModel]:
+    """A compiled model and its numpy oracle on the same small world and seed."""
+    over: dict[str, object] = {"population.n_patients": 6000, **overrides}
+    if not mechanisms_on:
+        over.update({f"mechanisms.{m}": False for m in MECHANISMS})
+    scenario, contract = _scenario_and_contract("ffs", "small", 1, **over)
+    return VBPModel(scenario, scheme=contract, seed=seed), NumpyModel(scenario, scheme=contract, seed=seed)
+
+
+def scramble(model: VBPModel, seed: int) -> dict[str, np.ndarray]:
+    """Random patients and providers (the same for the same seed); returns this step's care."""
+    rng = np.random.default_rng(seed)
+    pop, table = model.population, model.providers
+    n = pop.size
+    pop.state = rng.integers(0, 6, n).astype(np.int8)
+    pop.age = rng.uniform(20, 100, n)
+    pop.conditions = rng.random(pop.conditions.shape) < 0.3
+    pop.experience = rng.random(n)
+    model.prevention_stock[:] = rng.random(n)
+    model.unprofitable = rng.random(n) < 0.5
+    model.steer_weight = rng.random(n)
+    table.benefit_gain = rng.uniform(0.0, 0.4, table.n) * (rng.random(table.n) < 0.5)
+    table.decision.effort[:] = rng.random(table.decision.effort.shape)
+    table.decision.selection[:] = rng.random(table.n)
+    care = model.deliver_care()
+    ratio = rng.uniform(0.0, 2.0, (n, len(DISCIPLINES)))
+    ratio[rng.random(ratio.shape) < 0.1] = 1.0
+    ratio[rng.random(ratio.shape) < 0.05] = 0.0
+    care["ratio"] = ratio
+    return care
+
+
+def compare(compiled: VBPModel, oracle: VBPModel) -> list[str]:
+    """What the health pass left different in two models."""
+    bad = [f"population.{k}" for k in PATIENTS if not close(getattr(compiled.population, k), getattr(oracle.population, k))]
+    bad += [k for k in MODEL_STATE if not close(getattr(compiled, k), getattr(oracle, k))]
+    a, b = compiled.reported_outcomes, oracle.reported_outcomes
+    bad += [f"reported_outcomes.{k}" for k in b if not close(a[k], b[k])]
+    return bad
+
+
+@pytest.mark.parametrize("mechanisms_on", [True, False], ids=["mechanisms", "core"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_health_pass_equals_numpy_on_scrambled_patients(seed: int, mechanisms_on: bool) -> None:
+    """Same records, care outputs and state as numpy on random patients, with every branch taken."""
+    compiled, oracle = pair(seed, mechanisms_on, **{"effort.readmission_elsewhere": 0.9})
+    care_c, care_o = scramble(compiled, seed), scramble(oracle, seed)
+    hospital_before = compiled.population.provider[:, HOSPITAL].copy()
+    state_before = compiled.population.state.copy()
+    health_c, health_o = compiled.update_health(care_c), oracle.update_health(care_o)
+    assert health_c.keys() == health_o.keys()
+    assert [k for k in health_o if not close(health_c[k], health_o[k])] == []
+    assert [k for k in CARE_OUT if not close(care_c[k], care_o[k])] == []
+    assert compare(compiled, oracle) == []
+    # the scrambled step reached every branch: each transition, failed hand-offs, readmissions
+    new = compiled.population.state
+    assert health_c["strokes"] > 0 and health_c["deaths"] > 0 and health_c["handoff_failures"] > 0
+    assert health_c["readmissions"] > 0
+    assert ((state_before == POST_ACUTE) & (new != POST_ACUTE) & (new != DEAD)).sum() > 0
+    assert ((state_before == ACUTE) & (new == ACUTE)).sum() > 0  # readmitted
+    if mechanisms_on:  # readmissions routed to another region's hospital
+        assert (compiled.population.provider[:, HOSPITAL] != hospital_before).any()
+        assert health_c["acc_care_harm"] != health_c["acc_care_harm_innovated"]
+        assert health_c["strokes_prevented"] > 0
+    provider_before = compiled.population.provider[:, GP].copy()
+    compiled.patients_choose(care_c)
+    oracle.patients_choose(care_o)
+    assert compare(compiled, oracle) == []
+    assert (compiled.population.provider[:, GP] != provider_before).any()
+    assert compiled.steered.any() == mechanisms_on
+
+
+@pytest.mark.parametrize("mechanisms_on", [True, False], ids=["mechanisms", "core"])
+def test_health_state_between_steps_equals_numpy(mechanisms_on: bool) -> None:
+    """Stepped side by side, the models keep the same outcomes, beliefs and patients every step."""
+    compiled, oracle = pair(4, mechanisms_on, **{"population.n_patients": 2000, "simulation.history_years": 1})
+    for step in range(compiled.n_steps):
+        compiled.step()
+        oracle.step()
+        assert compare(compiled, oracle) == [], f"step {step}"
+        assert close(np.array(list(compiled.records[-1].values())), np.array(list(oracle.records[-1].values())))
+
+
+def test_health_pass_keeps_the_health_stream() -> None:
+    """The compiled pass draws the same numbers from the health stream as numpy (same calls)."""
+    compiled, oracle = pair(5, True)
+    care_c, care_o = scramble(compiled, 5), scramble(oracle, 5)
+    compiled.update_health(care_c)
+    oracle.update_health(care_o)
+    for name in ("health", "choice", "selection"):
+        assert compiled.streams[name].random() == oracle.streams[name].random(), name

@@ -1,0 +1,443 @@
+"""The health pass compiled: transitions, outcome counts, health accounts and patient choice.
+
+``update_health`` walks the patients twice, split where the numpy formulation draws random
+numbers that depend on the first half: :func:`transitions` (care benefit, quality of life,
+deaths, strokes, discharges, hand-offs and their failures, counted per provider) runs on
+the step's two bulk draws; the model then routes the readmissions (drawing as many numbers
+as there are readmissions) and draws the condition onsets; :func:`after_routing` applies
+the onsets, ages the living, updates the prevention stock and sums what needs the routed
+providers and the new states (outcomes at the lead provider, the NMB health accounts).
+:func:`choose` is ``patients_choose``'s pass: experience, switching, steering, the GPs'
+reputations. Each function computes the numpy formulation's formulas in the same order
+(``tests/oracle_health.py``) and adds per-provider sums in patient order, as ``np.bincount``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ..care import (
+    ACUTE,
+    CHRONIC,
+    DEAD,
+    DISABLED,
+    DUPLICATE_SHARE,
+    GP,
+    HEALTHY,
+    LEAD_DISCIPLINE,
+    NEED_PER_MONTH,
+    POST_ACUTE,
+    READMISSION_AFTER_FAILURE,
+)
+from . import JIT_OPTIONS
+
+# Bits of the per-patient event flags written by ``transitions``.
+HANDOFF, FAILED, READMITTED = 1, 2, 4
+
+# Rows of the per-provider sums of ``transitions`` (at the sender or the GP) ...
+ACUTE_EVENTS, EXPECTED_ACUTE_EVENTS, HANDOFFS, FAILURE_UNITS, FAILURES = range(5)
+# ... and of ``after_routing`` (at the provider of the lead discipline, after routing).
+READMISSIONS, EXPECTED_READMISSIONS, DEATHS, EXPECTED_DEATHS, PROM, EXPECTED_PROM = range(6)
+
+#: Names of the totals ``transitions`` returns, in order.
+TRANSITION_TOTALS = (
+    "qol",  # quality of life of the living (x dt: QALYs)
+    "stroke_hazard",
+    "stroke_hazard_untreated",
+    "stroke_hazard_guideline",
+    "handoffs",
+    "handoff_failures",
+    "readmissions",
+    "readmission_risk",  # sum of p_fail x READMISSION_AFTER_FAILURE over hand-offs
+    "handoff_failure_risk",  # sum of p_fail over hand-offs
+    "guideline_qol",  # quality of life of the living at guideline care
+    "lead_benefit",
+    "alive",
+    "strokes",
+    "deaths",
+)
+#: Names of the totals ``after_routing`` returns, in order.
+ROUTED_TOTALS = (
+    "direct",  # QoL lost to care off the optimum (before x dt), innovations' benefit included
+    "deaths",  # deaths caused by care off the optimum
+    "strokes",  # strokes caused by GP care off the optimum (x dt)
+    "direct_without",  # the same three with innovations' benefit excluded
+    "deaths_without",
+    "strokes_without",
+    "prevented",  # strokes the prevention stock averts (before x dt)
+    "guideline_qol",  # quality of life at guideline care of the living after the step
+    "alive",
+)
+
+_LEAD = LEAD_DISCIPLINE.astype(np.int64)
+_NEED = NEED_PER_MONTH.copy()
+
+
+@numba.njit(**JIT_OPTIONS)
+def _clip01(x: float) -> float:
+    """``np.clip(x, 0, 1)`` (NaN stays NaN)."""
+    if x < 0.0:
+        return 0.0
+    if x > 1.0:
+        return 1.0
+    return x
+
+
+@numba.njit(**JIT_OPTIONS)
+def _max0(x: float) -> float:
+    """``np.maximum(x, 0.0)`` (NaN stays NaN)."""
+    return 0.0 if x < 0.0 else x
+
+
+@numba.njit(**JIT_OPTIONS)
+def _state_death(state: int, monthly: np.ndarray) -> float:
+    """Probability of dying this step at guideline care by state, before background mortality."""
+    if state == ACUTE:
+        return monthly[0]
+    if state == POST_ACUTE:
+        return monthly[1]
+    if state == DISABLED:
+        return monthly[2]
+    return 0.0
+
+
+@numba.njit(**JIT_OPTIONS)
+def transitions(
+    state: np.ndarray,
+    age: np.ndarray,
+    conditions: np.ndarray,
+    provider: np.ndarray,
+    frailty: np.ndarray,
+    ratio: np.ndarray,
+    prevention_stock: np.ndarray,
+    u: np.ndarray,
+    u_handoff: np.ndarray,
+    benefit_factor: np.ndarray,
+    p_fail_of: np.ndarray,
+    handoff_receiver: np.ndarray,
+    discipline: np.ndarray,
+    overtreatment_harm: float,
+    harm: float,
+    qol_table: np.ndarray,
+    qol_care_weight: float,
+    stroke_rate_60: float,
+    stroke_hr_per_decade: float,
+    condition_hr: np.ndarray,
+    background_60: float,
+    gompertz_slope: float,
+    monthly: np.ndarray,
+    dt: float,
+    months: float,
+    prevention: bool,
+    prevention_efficacy: float,
+    benefit: np.ndarray,
+    qol_out: np.ndarray,
+    base_stroke: np.ndarray,
+    strokes: np.ndarray,
+    dies: np.ndarray,
+    new_state: np.ndarray,
+    events: np.ndarray,
+    expected_death: np.ndarray,
+    pending_duplicates: np.ndarray,
+    readmitted: np.ndarray,
+    per_provider: np.ndarray,
+) -> tuple:
+    """One step's health transitions of every patient, on the step's bulk draws ``u`` and ``u_handoff``.
+
+    Writes the care benefit (after providers' factors), quality of life (0 for the dead),
+    yearly stroke hazard before care, strokes, deaths, the new state (readmissions acute),
+    hand-off event bits, the expected deaths at guideline care, the failed hand-offs'
+    duplicated work, and the readmitted patients' indices (returned count first). Adds per
+    provider (rows of ``per_provider``): strokes and expected strokes at the GP, hand-offs,
+    failures and their duplicated units at the sender. Returns the count, then the totals
+    named in :data:`TRANSITION_TOTALS`.
+    """
+    n = state.shape[0]
+    n_disciplines = ratio.shape[1]
+    n_readmitted = 0
+    qalys = stroke_h_sum = untreated_sum = guideline_sum = 0.0
+    handoffs = failures = readmissions = risk_sum = p_fail_sum = 0.0
+    guideline_qol = lead_sum = n_alive = n_strokes = n_deaths = 0.0
+    for i in range(n):
+        s = state[i]
+        for d in range(n_disciplines):
+            r = ratio[i, d]
+            if r <= 1.0:
+                b = _max0(r * (2.0 - r))
+            else:
+                x = r - 1.0
+                b = 1.0 - overtreatment_harm * (x * x)
+            benefit[i, d] = b * benefit_factor[provider[i, d]]
+        lead = _LEAD[s]
+        lead_benefit = benefit[i, lead]
+        shortfall = 1.0 - lead_benefit
+        qol = qol_table[s] * (1.0 - qol_care_weight * _clip01(shortfall))
+        at_risk = s == HEALTHY or s == CHRONIC
+        bs = 0.0
+        if at_risk:
+            by_conditions = 1.0
+            for c in range(conditions.shape[1]):
+                if conditions[i, c]:
+                    by_conditions = by_conditions * condition_hr[c]
+            by_age = stroke_hr_per_decade ** ((age[i] - 60.0) / 10.0)
+            bs = stroke_rate_60 * by_age * by_conditions
+        base_stroke[i] = bs
+        gp = provider[i, GP]
+        ns = s
+        flags = 0
+        stroke = False
+        died = False
+        if s == DEAD:
+            qol_out[i] = 0.0
+            expected_death[i] = 0.0
+        else:
+            n_alive += 1.0
+            qalys += qol
+            guideline_qol += qol_table[s]
+            lead_sum += lead_benefit
+            qol_out[i] = qol
+            stroke_h = bs * (1.0 + harm * (1.0 - benefit[i, GP]))
+            if prevention:
+                stroke_h = stroke_h * (1.0 - prevention_efficacy * prevention_stock[i])
+            background = background_60 * np.exp(gompertz_slope * (age[i] - 60.0))
+            p_background = 1.0 - np.exp(-background * dt)
+            worse = 1.0 + harm * shortfall
+            if s == ACUTE:
+                p_death = monthly[0] * worse
+                if p_death > 1.0:
+                    p_death = 1.0
+            elif s == POST_ACUTE:
+                p_death = monthly[1] * worse
+            elif s == DISABLED:
+                p_death = monthly[2] * worse
+            else:
+                p_death = 0.0
+            p_death = 1.0 - (1.0 - _clip01(p_death)) * (1.0 - p_background)
+            expected_death[i] = 1.0 - (1.0 - _state_death(s, monthly)) * (1.0 - p_background)
+            if bs != 0.0:
+                per_provider[EXPECTED_ACUTE_EVENTS, gp] += 1.0 - np.exp(-bs * dt)
+            ui = u[i]
+            if ui < p_death:
+                died = True
+                ns = DEAD
+                n_deaths += 1.0
+            else:
+                u2 = (ui - p_death) / max(1.0 - p_death, 1e-12)
+                handoff = False
+                if at_risk:
+                    stroke_h_sum += stroke_h
+                    untreated_sum += bs * (1.0 + harm)
+                    guideline_sum += bs
+                    if u2 < 1.0 - np.exp(-stroke_h * dt):
+                        stroke = True
+                        ns = ACUTE
+                        n_strokes += 1.0
+                        per_provider[ACUTE_EVENTS, gp] += 1.0
+                elif s == ACUTE:
+                    handoff = True
+                    ns = POST_ACUTE
+                elif s == POST_ACUTE:
+                    p_recover = monthly[3] * _max0(lead_benefit)
+                    p_disabled = _max0(monthly[4] * worse)
+                    if u2 < p_recover:
+                        ns = CHRONIC
+                    elif u2 < p_recover + p_disabled:
+                        handoff = True
+                        ns = DISABLED
+                if handoff:
+                    sender = provider[i, lead]
+                    p_fail = p_fail_of[sender]
+                    flags = HANDOFF
+                    handoffs += 1.0
+                    risk_sum += p_fail * READMISSION_AFTER_FAILURE
+                    p_fail_sum += p_fail
+                    per_provider[HANDOFFS, sender] += 1.0
+                    uh = u_handoff[i]
+                    if uh < p_fail:
+                        flags |= FAILED
+                        failures += 1.0
+                        if uh < p_fail * READMISSION_AFTER_FAILURE:
+                            flags |= READMITTED
+                            readmissions += 1.0
+                            ns = ACUTE
+                            readmitted[n_readmitted] = i
+                            n_readmitted += 1
+                        for d in range(n_disciplines):
+                            pending_duplicates[i, d] = DUPLICATE_SHARE * (_NEED[ns, d] * frailty[i] * months)
+                        receiver = handoff_receiver[sender]
+                        duplicated = 0.0
+                        if receiver >= 0:
+                            duplicated = DUPLICATE_SHARE * (_NEED[ns, discipline[receiver]] * frailty[i] * months)
+                        per_provider[FAILURE_UNITS, sender] += duplicated
+                        per_provider[FAILURES, sender] += 1.0
+        strokes[i] = stroke
+        dies[i] = died
+        new_state[i] = ns
+        events[i] = flags
+    return (
+        n_readmitted,
+        qalys,
+        stroke_h_sum,
+        untreated_sum,
+        guideline_sum,
+        handoffs,
+        failures,
+        readmissions,
+        risk_sum,
+        p_fail_sum,
+        guideline_qol,
+        lead_sum,
+        n_alive,
+        n_strokes,
+        n_deaths,
+    )
+
+
+@numba.njit(**JIT_OPTIONS)
+def after_routing(
+    state_before: np.ndarray,
+    new_state: np.ndarray,
+    age: np.ndarray,
+    conditions: np.ndarray,
+    onset_draws: np.ndarray,
+    provider: np.ndarray,
+    benefit: np.ndarray,
+    base_stroke: np.ndarray,
+    qol_out: np.ndarray,
+    expected_death: np.ndarray,
+    dies: np.ndarray,
+    events: np.ndarray,
+    prevention_stock: np.ndarray,
+    condition_incidence: float,
+    condition_odds_per_decade: float,
+    dt: float,
+    months: float,
+    prevention: bool,
+    buildup: float,
+    prevention_target: np.ndarray,
+    prevention_efficacy: float,
+    innovation: bool,
+    benefit_gain: np.ndarray,
+    qol_table: np.ndarray,
+    qol_care_weight: float,
+    harm: float,
+    monthly: np.ndarray,
+    reference_readmission_rate: float,
+    per_provider: np.ndarray,
+) -> tuple:
+    """The rest of the step's health pass, once readmissions are routed and onsets drawn.
+
+    New chronic conditions (``onset_draws``) for the living, who age by ``dt``; the
+    prevention stock moves toward the GP's target; outcomes are added (rows of
+    ``per_provider``) at the patient's provider of the lead discipline before the step,
+    as routed; and the NMB health accounts are summed over the states after the step.
+    Returns the totals named in :data:`ROUTED_TOTALS`.
+    """
+    n = new_state.shape[0]
+    direct = deaths = strokes = direct_without = deaths_without = strokes_without = 0.0
+    prevented = guideline_qol = n_alive = 0.0
+    for i in range(n):
+        ns = new_state[i]
+        if ns != DEAD:
+            factor = condition_odds_per_decade ** ((age[i] - 60.0) / 10.0)
+            p_onset = 1.0 - np.exp(-condition_incidence * factor * dt)
+            any_condition = False
+            for c in range(conditions.shape[1]):
+                if onset_draws[i, c] < p_onset:
+                    conditions[i, c] = True
+                if conditions[i, c]:
+                    any_condition = True
+            if ns == HEALTHY and any_condition:
+                ns = CHRONIC
+                new_state[i] = ns
+            age[i] = age[i] + dt
+        gp = provider[i, GP]
+        if prevention:
+            prevention_stock[i] += buildup * (prevention_target[gp] - prevention_stock[i])
+        s = state_before[i]
+        row = provider[i, _LEAD[s]]
+        flags = events[i]
+        per_provider[READMISSIONS, row] += 1.0 if flags & READMITTED else 0.0
+        per_provider[EXPECTED_READMISSIONS, row] += reference_readmission_rate if flags & HANDOFF else 0.0
+        per_provider[DEATHS, row] += 1.0 if dies[i] else 0.0
+        per_provider[EXPECTED_DEATHS, row] += expected_death[i]
+        per_provider[PROM, row] += qol_out[i] * months
+        per_provider[EXPECTED_PROM, row] += (qol_table[s] if s != DEAD else 0.0) * months
+        if ns == DEAD:
+            continue
+        n_alive += 1.0
+        guideline_qol += qol_table[ns]
+        lead = _LEAD[ns]
+        b = benefit[i, lead]
+        state_death = _state_death(ns, monthly)
+        direct += qol_table[ns] * qol_care_weight * _clip01(1.0 - b)
+        deaths += state_death * harm * (1.0 - b)
+        if innovation:
+            w = b / (1.0 + benefit_gain[provider[i, lead]])
+            direct_without += qol_table[ns] * qol_care_weight * _clip01(1.0 - w)
+            deaths_without += state_death * harm * (1.0 - w)
+        if ns == HEALTHY or ns == CHRONIC:
+            bs = base_stroke[i]
+            kept = 1.0
+            if prevention:
+                kept = 1.0 - prevention_efficacy * prevention_stock[i]
+                prevented += bs * (1.0 - kept)
+            strokes += bs * harm * (1.0 - benefit[i, GP]) * kept * dt
+            if innovation:
+                w = benefit[i, GP] / (1.0 + benefit_gain[gp])
+                strokes_without += bs * harm * (1.0 - w) * kept * dt
+    if not innovation:
+        direct_without, deaths_without, strokes_without = direct, deaths, strokes
+    return (direct, deaths, strokes, direct_without, deaths_without, strokes_without, prevented, guideline_qol, n_alive)
+
+
+@numba.njit(**JIT_OPTIONS)
+def choose(
+    state: np.ndarray,
+    provider: np.ndarray,
+    experience: np.ndarray,
+    benefit: np.ndarray,
+    need: np.ndarray,
+    u_switch: np.ndarray,
+    switch_scale: float,
+    per_year: float,
+    steering: bool,
+    p_steer_of: np.ndarray,
+    steer_weight: np.ndarray,
+    unprofitable: np.ndarray,
+    u_steer: np.ndarray,
+    steered: np.ndarray,
+    moving: np.ndarray,
+    reputation: np.ndarray,
+    panel: np.ndarray,
+) -> tuple:
+    """Patients' experience of GP care, switching and steering, on the step's bulk draws.
+
+    Updates ``experience`` in place (patients seen by their GP), writes who is steered and
+    the indices of the patients who move (switching or steered), and adds each GP's panel
+    and summed experience of its living patients. Returns (movers, steered).
+    """
+    n = state.shape[0]
+    n_moving = 0
+    n_steered = 0
+    for i in range(n):
+        if need[i, GP] > 0:
+            experience[i] = 0.9 * experience[i] + 0.1 * benefit[i, GP]
+        e = experience[i]
+        alive = state[i] != DEAD
+        gp = provider[i, GP]
+        switching = alive and u_switch[i] < switch_scale * (1.0 - e) * per_year
+        steer = False
+        if steering:
+            steer = alive and unprofitable[i] and u_steer[i] < p_steer_of[gp] * steer_weight[i] and not switching
+        steered[i] = steer
+        if steer:
+            n_steered += 1
+        if switching or steer:
+            moving[n_moving] = i
+            n_moving += 1
+        living = 1.0 if alive else 0.0
+        reputation[gp] += e * living
+        panel[gp] += living
+    return n_moving, n_steered
