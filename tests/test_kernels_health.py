@@ -67,7 +67,9 @@ def scramble(model: VBPModel, seed: int) -> dict[str, np.ndarray]:
 
 def compare(compiled: VBPModel, oracle: VBPModel) -> list[str]:
     """What the health pass left different in two models."""
-    bad = [f"population.{k}" for k in PATIENTS if not close(getattr(compiled.population, k), getattr(oracle.population, k))]
+    bad = [
+        f"population.{k}" for k in PATIENTS if not close(getattr(compiled.population, k), getattr(oracle.population, k))
+    ]
     bad += [k for k in MODEL_STATE if not close(getattr(compiled, k), getattr(oracle, k))]
     a, b = compiled.reported_outcomes, oracle.reported_outcomes
     bad += [f"reported_outcomes.{k}" for k in b if not close(a[k], b[k])]
