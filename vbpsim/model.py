@@ -1039,7 +1039,7 @@ class VBPModel(mesa.Model):
             state, new_state, pop.age, pop.conditions, onset_draws, pop.provider, benefit, base_stroke, qol,
             expected_death, dies, events, self.prevention_stock,
             self.config.population.condition_incidence, self.config.population.condition_odds_per_decade,
-            dt, months, self.mechanisms.prevention, buildup, target, self.config.effort.prevention_efficacy,
+            totals["youngest"], totals["oldest"], dt, months, self.mechanisms.prevention, buildup, target, self.config.effort.prevention_efficacy,
             self.mechanisms.innovation, table.benefit_gain, qol_table, clinical.qol_care_weight,
             clinical.undertreatment_harm, monthly, float(self.reference_readmission_rate), per_lead,
         )  # fmt: skip

@@ -56,6 +56,8 @@ TRANSITION_TOTALS = (
     "alive",
     "strokes",
     "deaths",
+    "youngest",  # the youngest and oldest patient's age (bounds of the onset probabilities)
+    "oldest",
 )
 #: Names of the totals ``after_routing`` returns, in order.
 ROUTED_TOTALS = (
@@ -100,6 +102,19 @@ def _state_death(state: int, monthly: np.ndarray) -> float:
     if state == DISABLED:
         return monthly[2]
     return 0.0
+
+
+@numba.njit(**JIT_OPTIONS)
+def _below_event_probability(draw: float, hazard: float) -> bool:
+    """``draw < 1 - exp(-hazard)``, without the exponential when the draw is clearly above it.
+
+    For a hazard >= 0 the probability is at most the hazard (and its computed value at
+    most a few units of 1e-16 above it), so a draw above the hazard by a safe margin
+    decides the comparison exactly as computing the exponential would.
+    """
+    if hazard >= 0.0 and draw >= hazard * (1.0 + 1e-9) + 1e-15:
+        return False
+    return draw < 1.0 - np.exp(-hazard)
 
 
 @numba.njit(**JIT_OPTIONS)
@@ -159,16 +174,17 @@ def transitions(
     qalys = stroke_h_sum = untreated_sum = guideline_sum = 0.0
     handoffs = failures = readmissions = risk_sum = p_fail_sum = 0.0
     guideline_qol = lead_sum = n_alive = n_strokes = n_deaths = 0.0
+    youngest, oldest = np.inf, -np.inf
     for i in range(n):
         s = state[i]
+        youngest = min(youngest, age[i])
+        oldest = max(oldest, age[i])
         for d in range(n_disciplines):
-            r = ratio[i, d]
-            if r <= 1.0:
-                b = _max0(r * (2.0 - r))
-            else:
-                x = r - 1.0
-                b = 1.0 - overtreatment_harm * (x * x)
-            benefit[i, d] = b * benefit_factor[provider[i, d]]
+            r = ratio[i, d]  # both branches computed: a select, not a jump the CPU mispredicts
+            below = _max0(r * (2.0 - r))
+            x = r - 1.0
+            above = 1.0 - overtreatment_harm * (x * x)
+            benefit[i, d] = (below if r <= 1.0 else above) * benefit_factor[provider[i, d]]
         lead = _LEAD[s]
         lead_benefit = benefit[i, lead]
         shortfall = 1.0 - lead_benefit
@@ -177,9 +193,8 @@ def transitions(
         bs = 0.0
         if at_risk:
             by_conditions = 1.0
-            for c in range(conditions.shape[1]):
-                if conditions[i, c]:
-                    by_conditions = by_conditions * condition_hr[c]
+            for c in range(conditions.shape[1]):  # x 1.0 is exact: the product of the patient's ratios
+                by_conditions = by_conditions * (condition_hr[c] if conditions[i, c] else 1.0)
             by_age = stroke_hr_per_decade ** ((age[i] - 60.0) / 10.0)
             bs = stroke_rate_60 * by_age * by_conditions
         base_stroke[i] = bs
@@ -229,7 +244,7 @@ def transitions(
                     stroke_h_sum += stroke_h
                     untreated_sum += bs * (1.0 + harm)
                     guideline_sum += bs
-                    if u2 < 1.0 - np.exp(-stroke_h * dt):
+                    if _below_event_probability(u2, stroke_h * dt):
                         stroke = True
                         ns = ACUTE
                         n_strokes += 1.0
@@ -291,6 +306,8 @@ def transitions(
         n_alive,
         n_strokes,
         n_deaths,
+        youngest,
+        oldest,
     )
 
 
@@ -311,6 +328,8 @@ def after_routing(
     prevention_stock: np.ndarray,
     condition_incidence: float,
     condition_odds_per_decade: float,
+    youngest: float,
+    oldest: float,
     dt: float,
     months: float,
     prevention: bool,
@@ -332,22 +351,32 @@ def after_routing(
     prevention stock moves toward the GP's target; outcomes are added (rows of
     ``per_provider``) at the patient's provider of the lead discipline before the step,
     as routed; and the NMB health accounts are summed over the states after the step.
-    Returns the totals named in :data:`ROUTED_TOTALS`.
+    ``youngest`` and ``oldest``: bounds of the ages, which bound the onset probability:
+    a patient whose draws all lie above that bound gets no new condition, known without
+    computing the probability. Returns the totals named in :data:`ROUTED_TOTALS`.
     """
     n = new_state.shape[0]
+    highest = max(
+        condition_odds_per_decade ** ((youngest - 60.0) / 10.0), condition_odds_per_decade ** ((oldest - 60.0) / 10.0)
+    )
+    onset_bound = min(condition_incidence * highest * dt * (1.0 + 1e-9) + 1e-15, 1.0)
     direct = deaths = strokes = direct_without = deaths_without = strokes_without = 0.0
     prevented = guideline_qol = n_alive = 0.0
     for i in range(n):
         ns = new_state[i]
         if ns != DEAD:
-            factor = condition_odds_per_decade ** ((age[i] - 60.0) / 10.0)
-            p_onset = 1.0 - np.exp(-condition_incidence * factor * dt)
+            lowest_draw = onset_draws[i, 0]
+            for c in range(1, conditions.shape[1]):
+                lowest_draw = min(lowest_draw, onset_draws[i, c])
+            if lowest_draw < onset_bound:
+                factor = condition_odds_per_decade ** ((age[i] - 60.0) / 10.0)
+                p_onset = 1.0 - np.exp(-condition_incidence * factor * dt)
+                for c in range(conditions.shape[1]):
+                    if onset_draws[i, c] < p_onset:
+                        conditions[i, c] = True
             any_condition = False
             for c in range(conditions.shape[1]):
-                if onset_draws[i, c] < p_onset:
-                    conditions[i, c] = True
-                if conditions[i, c]:
-                    any_condition = True
+                any_condition = any_condition or conditions[i, c]
             if ns == HEALTHY and any_condition:
                 ns = CHRONIC
                 new_state[i] = ns
