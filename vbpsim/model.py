@@ -1008,17 +1008,47 @@ class VBPModel(mesa.Model):
         expected_death, events = self._scratch("expected_death", (n,)), self._scratch("events", (n,), np.uint8)
         readmitted = self._scratch("readmitted", (n,), np.int64)
         per_sender = np.zeros((5, table.n))
+        eff = self.config.effort
         first = health_kernels.transitions(
-            state, pop.age, pop.conditions, pop.provider, pop.frailty, care["ratio"], self.prevention_stock,
-            u, u_handoff, self._benefit_factor(), p_fail, self.handoff_receiver, table.discipline,
-            clinical.overtreatment_harm, clinical.undertreatment_harm, qol_table, clinical.qol_care_weight,
-            clinical.stroke_rate_60, clinical.stroke_hr_per_decade,
-            np.array([clinical.stroke_hr[c] for c in CONDITIONS]),
-            clinical.background_mortality_60, clinical.mortality_gompertz_slope, monthly, dt, months,
-            self.mechanisms.prevention, self.config.effort.prevention_efficacy,
-            benefit, qol, base_stroke, strokes, dies, new_state, events, expected_death,
-            self.pending_duplicates, readmitted, per_sender,
-        )  # fmt: skip
+            state=state,
+            age=pop.age,
+            conditions=pop.conditions,
+            provider=pop.provider,
+            frailty=pop.frailty,
+            ratio=care["ratio"],
+            prevention_stock=self.prevention_stock,
+            u=u,
+            u_handoff=u_handoff,
+            benefit_factor=self._benefit_factor(),
+            p_fail_of=p_fail,
+            handoff_receiver=self.handoff_receiver,
+            discipline=table.discipline,
+            overtreatment_harm=clinical.overtreatment_harm,
+            harm=clinical.undertreatment_harm,
+            qol_table=qol_table,
+            qol_care_weight=clinical.qol_care_weight,
+            stroke_rate_60=clinical.stroke_rate_60,
+            stroke_hr_per_decade=clinical.stroke_hr_per_decade,
+            condition_hr=np.array([clinical.stroke_hr[c] for c in CONDITIONS]),
+            background_60=clinical.background_mortality_60,
+            gompertz_slope=clinical.mortality_gompertz_slope,
+            monthly=monthly,
+            dt=dt,
+            months=months,
+            prevention=self.mechanisms.prevention,
+            prevention_efficacy=eff.prevention_efficacy,
+            benefit=benefit,
+            qol_out=qol,
+            base_stroke=base_stroke,
+            strokes=strokes,
+            dies=dies,
+            new_state=new_state,
+            events=events,
+            expected_death=expected_death,
+            pending_duplicates=self.pending_duplicates,
+            readmitted=readmitted,
+            per_provider=per_sender,
+        )
         totals = dict(zip(health_kernels.TRANSITION_TOTALS, first[1:], strict=True))
         care.update(benefit=benefit, stroke_hazard=base_stroke, qol=qol, strokes=strokes, dies=dies)
         care["state_before"] = state
@@ -1033,16 +1063,41 @@ class VBPModel(mesa.Model):
         buildup = 0.0
         if self.mechanisms.prevention:
             target = task_value(table.decision.effort[:, PREVENTION])
-            buildup = 1 - np.exp(-self.config.effort.prevention_buildup * dt)
+            buildup = 1 - np.exp(-eff.prevention_buildup * dt)
         per_lead = np.zeros((6, table.n))
         second = health_kernels.after_routing(
-            state, new_state, pop.age, pop.conditions, onset_draws, pop.provider, benefit, base_stroke, qol,
-            expected_death, dies, events, self.prevention_stock,
-            self.config.population.condition_incidence, self.config.population.condition_odds_per_decade,
-            totals["youngest"], totals["oldest"], dt, months, self.mechanisms.prevention, buildup, target, self.config.effort.prevention_efficacy,
-            self.mechanisms.innovation, table.benefit_gain, qol_table, clinical.qol_care_weight,
-            clinical.undertreatment_harm, monthly, float(self.reference_readmission_rate), per_lead,
-        )  # fmt: skip
+            state_before=state,
+            new_state=new_state,
+            age=pop.age,
+            conditions=pop.conditions,
+            onset_draws=onset_draws,
+            provider=pop.provider,
+            benefit=benefit,
+            base_stroke=base_stroke,
+            qol_out=qol,
+            expected_death=expected_death,
+            dies=dies,
+            events=events,
+            prevention_stock=self.prevention_stock,
+            condition_incidence=self.config.population.condition_incidence,
+            condition_odds_per_decade=self.config.population.condition_odds_per_decade,
+            youngest=totals["youngest"],
+            oldest=totals["oldest"],
+            dt=dt,
+            months=months,
+            prevention=self.mechanisms.prevention,
+            buildup=buildup,
+            prevention_target=target,
+            prevention_efficacy=eff.prevention_efficacy,
+            innovation=self.mechanisms.innovation,
+            benefit_gain=table.benefit_gain,
+            qol_table=qol_table,
+            qol_care_weight=clinical.qol_care_weight,
+            harm=clinical.undertreatment_harm,
+            monthly=monthly,
+            reference_readmission_rate=float(self.reference_readmission_rate),
+            per_provider=per_lead,
+        )
         pop.state = new_state
         self._count_outcomes(per_sender, per_lead, totals["readmission_risk"], totals["handoffs"])
         accounts = self._health_accounts(dict(zip(health_kernels.ROUTED_TOTALS, second, strict=True)), totals)
@@ -1195,10 +1250,24 @@ class VBPModel(mesa.Model):
         moving = self._scratch("moving", (pop.size,), np.int64)
         reputation, panel = np.zeros(table.n), np.zeros(table.n)
         n_moving, n_steered = health_kernels.choose(
-            pop.state, pop.provider, pop.experience, care["benefit"], care["need"], u_switch,
-            self.config.population.switch_rate, 12 / self.steps_per_year, self.mechanisms.risk_selection,
-            p_steer, self.steer_weight, self.unprofitable, u_steer, self.steered, moving, reputation, panel,
-        )  # fmt: skip
+            state=pop.state,
+            provider=pop.provider,
+            experience=pop.experience,
+            benefit=care["benefit"],
+            need=care["need"],
+            u_switch=u_switch,
+            switch_scale=self.config.population.switch_rate,
+            per_year=12 / self.steps_per_year,
+            steering=self.mechanisms.risk_selection,
+            p_steer_of=p_steer,
+            steer_weight=self.steer_weight,
+            unprofitable=self.unprofitable,
+            u_steer=u_steer,
+            steered=self.steered,
+            moving=moving,
+            reputation=reputation,
+            panel=panel,
+        )
         moving = moving[:n_moving]
         gps = np.flatnonzero(table.discipline == GP)
         if n_moving > 0 and len(gps) > 1:
