@@ -11,12 +11,14 @@ reported with the next claims, hand-off beliefs, experience), which records alon
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 from numpy_oracle import NumpyModel, close
 
 from vbpsim.care import ACUTE, DEAD, DISCIPLINES, GP, HOSPITAL, POST_ACUTE
 from vbpsim.experiments import _scenario_and_contract
+from vbpsim.kernels import health as kernels
 from vbpsim.model import VBPModel
 from vbpsim.parameters import MechanismParams
 
@@ -126,3 +128,53 @@ def test_health_pass_keeps_the_health_stream() -> None:
     oracle.update_health(care_o)
     for name in ("health", "choice", "selection"):
         assert compiled.streams[name].random() == oracle.streams[name].random(), name
+
+
+@numba.njit
+def _below_exactly(draws: np.ndarray, hazard: np.ndarray) -> np.ndarray:
+    """``draws < 1 - exp(-hazard)`` with the exponential the kernels use (libm's, not numpy's SIMD one)."""
+    return draws < 1.0 - np.exp(-hazard)
+
+
+def test_event_shortcut_decides_as_the_exponential() -> None:
+    """``_below_event_probability`` equals ``draw < 1 - exp(-hazard)``, draws close to it included."""
+    rng = np.random.default_rng(11)
+    hazard = np.concatenate([rng.exponential(1e-3, 20_000), rng.uniform(-0.01, 3.0, 5_000), [0.0, -0.0, 1e-300]])
+    p = 1.0 - np.exp(-hazard)
+    near = p * (1.0 + rng.normal(0.0, 1e-12, hazard.size)) + rng.normal(0.0, 1e-17, hazard.size)
+    for draws in (rng.random(hazard.size), near, np.nextafter(p, 1.0), np.nextafter(p, -1.0), p, hazard):
+        got = np.array([kernels._below_event_probability(d, h) for d, h in zip(draws, hazard, strict=True)])
+        assert np.array_equal(got, _below_exactly(draws, hazard))
+
+
+def test_onset_bound_skips_only_patients_without_onsets() -> None:
+    """Condition onsets are the same with the age bound as when every probability is computed."""
+    compiled, _ = pair(6, True)
+    care = scramble(compiled, 6)
+    rng = np.random.default_rng(6)
+    pop, n = compiled.population, compiled.population.size
+    params = compiled.config.population
+    for incidence in (params.condition_incidence, 0.5):
+        p_onset = 1 - np.exp(-incidence * params.condition_odds_per_decade ** ((pop.age - 60) / 10) * compiled.dt_years)
+        draws = p_onset[:, None] * rng.uniform(0.999, 1.001, pop.conditions.shape)  # about half below
+        draws[: n // 2] = rng.random((n // 2, pop.conditions.shape[1]))
+
+        def onsets(
+            youngest: float, oldest: float, draws: np.ndarray = draws, incidence: float = incidence
+        ) -> tuple[np.ndarray, np.ndarray]:
+            conditions, new_state = pop.conditions.copy(), pop.state.copy()
+            kernels.after_routing(
+                pop.state, new_state, pop.age.copy(), conditions, draws, pop.provider, care["ratio"],
+                np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=np.uint8),
+                np.zeros(n), incidence, params.condition_odds_per_decade, youngest, oldest, compiled.dt_years,
+                1.0, False, 0.0, np.zeros(compiled.providers.n), 0.0, False, np.zeros(compiled.providers.n),
+                np.ones(6), 0.0, 0.0, np.zeros(5), 0.0, np.zeros((6, compiled.providers.n)),
+            )  # fmt: skip
+            return conditions, new_state
+
+        bounded, unbounded = onsets(pop.age.min(), pop.age.max()), onsets(-np.inf, np.inf)
+        assert np.array_equal(bounded[0], unbounded[0]) and np.array_equal(bounded[1], unbounded[1])
+        new = unbounded[0] & ~pop.conditions
+        assert 0 < new.sum() < (~pop.conditions).sum()
+        alive = pop.state != DEAD
+        assert np.array_equal(new, (draws < p_onset[:, None]) & ~pop.conditions & alive[:, None])
