@@ -1009,6 +1009,18 @@ class VBPModel(mesa.Model):
         readmitted = self._scratch("readmitted", (n,), np.int64)
         per_sender = np.zeros((5, table.n))
         eff = self.config.effort
+        # Powers and exponentials of age in bulk, by the formulas of Population.stroke_hazard and
+        # background_mortality: numpy's vectorised ones cost a fraction of a loop's scalar calls.
+        years = np.subtract(pop.age, 60, out=self._scratch("age_terms", (n,)))
+        by_age = self._scratch("by_age", (n,))
+        np.power(clinical.stroke_hr_per_decade, np.divide(years, 10, out=by_age), out=by_age)
+        p_background = years  # 1 - exp(-background_mortality * dt), in place
+        np.multiply(clinical.mortality_gompertz_slope, years, out=p_background)
+        np.exp(p_background, out=p_background)
+        np.multiply(clinical.background_mortality_60, p_background, out=p_background)
+        np.multiply(p_background, -dt, out=p_background)  # = -(background) * dt exactly
+        np.exp(p_background, out=p_background)
+        np.subtract(1, p_background, out=p_background)
         first = health_kernels.transitions(
             state=state,
             age=pop.age,
@@ -1016,6 +1028,8 @@ class VBPModel(mesa.Model):
             provider=pop.provider,
             frailty=pop.frailty,
             ratio=care["ratio"],
+            by_age=by_age,
+            p_background=p_background,
             prevention_stock=self.prevention_stock,
             u=u,
             u_handoff=u_handoff,
@@ -1028,10 +1042,7 @@ class VBPModel(mesa.Model):
             qol_table=qol_table,
             qol_care_weight=clinical.qol_care_weight,
             stroke_rate_60=clinical.stroke_rate_60,
-            stroke_hr_per_decade=clinical.stroke_hr_per_decade,
             condition_hr=np.array([clinical.stroke_hr[c] for c in CONDITIONS]),
-            background_60=clinical.background_mortality_60,
-            gompertz_slope=clinical.mortality_gompertz_slope,
             monthly=monthly,
             dt=dt,
             months=months,

@@ -125,6 +125,8 @@ def transitions(
     provider: np.ndarray,
     frailty: np.ndarray,
     ratio: np.ndarray,
+    by_age: np.ndarray,
+    p_background: np.ndarray,
     prevention_stock: np.ndarray,
     u: np.ndarray,
     u_handoff: np.ndarray,
@@ -137,10 +139,7 @@ def transitions(
     qol_table: np.ndarray,
     qol_care_weight: float,
     stroke_rate_60: float,
-    stroke_hr_per_decade: float,
     condition_hr: np.ndarray,
-    background_60: float,
-    gompertz_slope: float,
     monthly: np.ndarray,
     dt: float,
     months: float,
@@ -160,6 +159,9 @@ def transitions(
 ) -> tuple:
     """One step's health transitions of every patient, on the step's bulk draws ``u`` and ``u_handoff``.
 
+    ``by_age`` (the stroke hazard ratio of age) and ``p_background`` (the step's probability
+    of other-cause death) come computed in bulk: numpy's vectorised powers and exponentials
+    cost a fraction of the scalar ones a loop calls.
     Writes the care benefit (after providers' factors), quality of life (0 for the dead),
     yearly stroke hazard before care, strokes, deaths, the new state (readmissions acute),
     hand-off event bits, the expected deaths at guideline care, the failed hand-offs'
@@ -195,8 +197,7 @@ def transitions(
             by_conditions = 1.0
             for c in range(conditions.shape[1]):  # x 1.0 is exact: the product of the patient's ratios
                 by_conditions = by_conditions * (condition_hr[c] if conditions[i, c] else 1.0)
-            by_age = stroke_hr_per_decade ** ((age[i] - 60.0) / 10.0)
-            bs = stroke_rate_60 * by_age * by_conditions
+            bs = stroke_rate_60 * by_age[i] * by_conditions
         base_stroke[i] = bs
         gp = provider[i, GP]
         ns = s
@@ -215,8 +216,6 @@ def transitions(
             stroke_h = bs * (1.0 + harm * (1.0 - benefit[i, GP]))
             if prevention:
                 stroke_h = stroke_h * (1.0 - prevention_efficacy * prevention_stock[i])
-            background = background_60 * np.exp(gompertz_slope * (age[i] - 60.0))
-            p_background = 1.0 - np.exp(-background * dt)
             worse = 1.0 + harm * shortfall
             if s == ACUTE:
                 p_death = monthly[0] * worse
@@ -228,8 +227,8 @@ def transitions(
                 p_death = monthly[2] * worse
             else:
                 p_death = 0.0
-            p_death = 1.0 - (1.0 - _clip01(p_death)) * (1.0 - p_background)
-            expected_death[i] = 1.0 - (1.0 - _state_death(s, monthly)) * (1.0 - p_background)
+            p_death = 1.0 - (1.0 - _clip01(p_death)) * (1.0 - p_background[i])
+            expected_death[i] = 1.0 - (1.0 - _state_death(s, monthly)) * (1.0 - p_background[i])
             if bs != 0.0:
                 per_provider[EXPECTED_ACUTE_EVENTS, gp] += 1.0 - np.exp(-bs * dt)
             ui = u[i]
