@@ -11,6 +11,8 @@ reported with the next claims, hand-off beliefs, experience), which records alon
 
 from __future__ import annotations
 
+import copy
+
 import numba
 import numpy as np
 import pytest
@@ -178,3 +180,19 @@ def test_onset_bound_skips_only_patients_without_onsets() -> None:
         assert 0 < new.sum() < (~pop.conditions).sum()
         alive = pop.state != DEAD
         assert np.array_equal(new, (draws < p_onset[:, None]) & ~pop.conditions & alive[:, None])
+
+
+def test_copies_of_a_model_start_without_its_work_arrays() -> None:
+    """A deep copy (compare's arms) shares no work array and continues exactly like the original."""
+    original, _ = pair(7, True, **{"population.n_patients": 1000, "simulation.history_years": 1})
+    for _ in range(2):
+        original.step()
+    assert original._scratch_arrays
+    twin = copy.deepcopy(original)
+    assert not twin._scratch_arrays
+    for _ in range(3):
+        original.step()
+        twin.step()
+    assert original.records[-1] == twin.records[-1]
+    shared = [k for k, v in twin._scratch_arrays.items() if np.shares_memory(v, original._scratch_arrays[k])]
+    assert shared == []

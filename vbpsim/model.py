@@ -147,6 +147,20 @@ def check_seed(seed: Any) -> int:
     return int(seed)
 
 
+class ScratchArrays(dict):
+    """Work arrays the patient passes reuse from step to step, by name.
+
+    Their contents are only valid within a step, so a copy of the model (the arms of
+    ``compare``, the app's forks) or a pickled one starts without them.
+    """
+
+    def __deepcopy__(self, memo: dict) -> ScratchArrays:
+        return ScratchArrays()
+
+    def __reduce__(self) -> tuple:
+        return (ScratchArrays, ())
+
+
 class VBPModel(mesa.Model):
     """Agent-based model of provider behaviour under a payment contract.
 
@@ -203,6 +217,7 @@ class VBPModel(mesa.Model):
         # need level: individual need above the median (treatment by need class, equity)
         self.high_need = pop.frailty > np.median(pop.frailty)
         self.pending_duplicates = np.zeros((pop.size, len(DISCIPLINES)))
+        self._scratch_arrays = ScratchArrays()  # work arrays of the patient passes (_scratch)
         self.prevention_stock = np.zeros(pop.size)
         self.unprofitable = np.zeros(pop.size, dtype=bool)
         self.unpriced_band = np.ones(pop.size, dtype=np.int64)  # quartile of unpriced risk: 0 low, 2 high
@@ -1009,18 +1024,11 @@ class VBPModel(mesa.Model):
         readmitted = self._scratch("readmitted", (n,), np.int64)
         per_sender = np.zeros((5, table.n))
         eff = self.config.effort
-        # Powers and exponentials of age in bulk, by the formulas of Population.stroke_hazard and
-        # background_mortality: numpy's vectorised ones cost a fraction of a loop's scalar calls.
-        years = np.subtract(pop.age, 60, out=self._scratch("age_terms", (n,)))
-        by_age = self._scratch("by_age", (n,))
-        np.power(clinical.stroke_hr_per_decade, np.divide(years, 10, out=by_age), out=by_age)
-        p_background = years  # 1 - exp(-background_mortality * dt), in place
-        np.multiply(clinical.mortality_gompertz_slope, years, out=p_background)
-        np.exp(p_background, out=p_background)
-        np.multiply(clinical.background_mortality_60, p_background, out=p_background)
-        np.multiply(p_background, -dt, out=p_background)  # = -(background) * dt exactly
-        np.exp(p_background, out=p_background)
-        np.subtract(1, p_background, out=p_background)
+        # The age terms in bulk: numpy's vectorised power and exp cost a fraction of a loop's calls.
+        by_age = pop.stroke_age_factor(clinical, out=self._scratch("by_age", (n,)))
+        p_background = pop.background_mortality(clinical, out=self._scratch("p_background", (n,)))
+        np.multiply(p_background, -dt, out=p_background)  # 1 - exp(-hazard * dt), in place
+        np.subtract(1, np.exp(p_background, out=p_background), out=p_background)
         first = health_kernels.transitions(
             state=state,
             age=pop.age,
@@ -1137,10 +1145,9 @@ class VBPModel(mesa.Model):
         Saves allocating (and the kernel faulting in) patient-sized arrays every step; only
         arrays that nothing keeps beyond the step (``care`` is rebuilt every step) use it.
         """
-        buffers = self.__dict__.setdefault("_scratch_arrays", {})
-        array = buffers.get(name)
+        array = self._scratch_arrays.get(name)
         if array is None or array.shape != shape or array.dtype != dtype:
-            array = buffers[name] = np.empty(shape, dtype=dtype)
+            array = self._scratch_arrays[name] = np.empty(shape, dtype=dtype)
         return array
 
     def _route_readmissions(self, who: np.ndarray, rng: np.random.Generator) -> None:

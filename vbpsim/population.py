@@ -124,10 +124,16 @@ class Population:
         """Yearly stroke hazard before care effects, for those who can have one."""
         hr = np.array([clinical.stroke_hr[c] for c in CONDITIONS])
         by_conditions = np.prod(np.where(self.conditions, hr[None, :], 1.0), axis=1)
-        by_age = clinical.stroke_hr_per_decade ** ((self.age - 60) / 10)
         at_risk = (self.state == HEALTHY) | (self.state == CHRONIC)
-        return np.where(at_risk, clinical.stroke_rate_60 * by_age * by_conditions, 0.0)
+        return np.where(at_risk, clinical.stroke_rate_60 * self.stroke_age_factor(clinical) * by_conditions, 0.0)
 
-    def background_mortality(self, clinical: ClinicalParams) -> np.ndarray:
-        """Yearly other-cause mortality hazard (Gompertz)."""
-        return clinical.background_mortality_60 * np.exp(clinical.mortality_gompertz_slope * (self.age - 60))
+    def stroke_age_factor(self, clinical: ClinicalParams, out: np.ndarray | None = None) -> np.ndarray:
+        """Stroke hazard ratio of each patient's age against age 60 (into ``out`` if given)."""
+        years = np.subtract(self.age, 60, out=out)
+        return np.power(clinical.stroke_hr_per_decade, np.divide(years, 10, out=years), out=years)
+
+    def background_mortality(self, clinical: ClinicalParams, out: np.ndarray | None = None) -> np.ndarray:
+        """Yearly other-cause mortality hazard (Gompertz; into ``out`` if given)."""
+        hazard = np.subtract(self.age, 60, out=out)
+        np.multiply(clinical.mortality_gompertz_slope, hazard, out=hazard)
+        return np.multiply(clinical.background_mortality_60, np.exp(hazard, out=hazard), out=hazard)

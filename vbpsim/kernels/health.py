@@ -159,16 +159,15 @@ def transitions(
 ) -> tuple:
     """One step's health transitions of every patient, on the step's bulk draws ``u`` and ``u_handoff``.
 
-    ``by_age`` (the stroke hazard ratio of age) and ``p_background`` (the step's probability
-    of other-cause death) come computed in bulk: numpy's vectorised powers and exponentials
-    cost a fraction of the scalar ones a loop calls.
     Writes the care benefit (after providers' factors), quality of life (0 for the dead),
     yearly stroke hazard before care, strokes, deaths, the new state (readmissions acute),
     hand-off event bits, the expected deaths at guideline care, the failed hand-offs'
     duplicated work, and the readmitted patients' indices (returned count first). Adds per
     provider (rows of ``per_provider``): strokes and expected strokes at the GP, hand-offs,
     failures and their duplicated units at the sender. Returns the count, then the totals
-    named in :data:`TRANSITION_TOTALS`.
+    named in :data:`TRANSITION_TOTALS`. ``by_age`` (the stroke hazard ratio of age) and
+    ``p_background`` (the step's probability of other-cause death) come computed in bulk:
+    numpy's vectorised powers and exponentials cost a fraction of a loop's scalar calls.
     """
     n = state.shape[0]
     n_disciplines = ratio.shape[1]
