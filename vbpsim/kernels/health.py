@@ -10,6 +10,9 @@ providers and the new states (outcomes at the lead provider, the NMB health acco
 :func:`choose` is ``patients_choose``'s pass: experience, switching, steering, the GPs'
 reputations. Each function computes the numpy formulation's formulas in the same order
 (``tests/oracle_health.py``) and adds per-provider sums in patient order, as ``np.bincount``.
+Two shortcuts keep the decisions exact: powers and exponentials of age come in bulk from
+numpy (its vectorised versions are the oracle's own), and a stroke or condition onset whose
+draw lies safely above a bound of its probability is decided without the exponential.
 """
 
 from __future__ import annotations
