@@ -1068,10 +1068,11 @@ class VBPModel(mesa.Model):
             readmitted=readmitted,
             per_provider=per_sender,
         )
-        totals = dict(zip(health_kernels.TRANSITION_TOTALS, first[1:], strict=True))
+        n_readmitted, youngest, oldest, sums = first
+        totals = {k: float(v) for k, v in zip(health_kernels.TRANSITION_TOTALS, sums, strict=True)}
         care.update(benefit=benefit, stroke_hazard=base_stroke, qol=qol, strokes=strokes, dies=dies)
         care["state_before"] = state
-        self._route_readmissions(readmitted[: first[0]], rng)
+        self._route_readmissions(readmitted[:n_readmitted], rng)
         self._learn_handoffs(
             per_sender[health_kernels.HANDOFFS],
             per_sender[health_kernels.FAILURE_UNITS],
@@ -1100,8 +1101,8 @@ class VBPModel(mesa.Model):
             prevention_stock=self.prevention_stock,
             condition_incidence=self.config.population.condition_incidence,
             condition_odds_per_decade=self.config.population.condition_odds_per_decade,
-            youngest=totals["youngest"],
-            oldest=totals["oldest"],
+            youngest=youngest,
+            oldest=oldest,
             dt=dt,
             months=months,
             prevention=self.mechanisms.prevention,
@@ -1119,7 +1120,8 @@ class VBPModel(mesa.Model):
         )
         pop.state = new_state
         self._count_outcomes(per_sender, per_lead, totals["readmission_risk"], totals["handoffs"])
-        accounts = self._health_accounts(dict(zip(health_kernels.ROUTED_TOTALS, second, strict=True)), totals)
+        routed = {k: float(v) for k, v in zip(health_kernels.ROUTED_TOTALS, second, strict=True)}
+        accounts = self._health_accounts(routed, totals)
         qalys = totals["qol"] * dt
         if "admission_qalys" in care:
             qalys += float(care["admission_qalys"].sum())
