@@ -73,10 +73,10 @@ ROUTED_TOTALS = (
     "alive",
 )
 
-# Totals over the patients are summed by blocks of _BLOCK patients, then over the blocks:
+# Totals over the patients are summed by blocks of 1024 patients, then over the blocks:
 # adding a million similar numbers one by one to one sum drifts by up to ~1e-11 (relative),
-# as numpy's pairwise sums do not; by blocks the drift stays near 1e-13.
-_BLOCK = 1024
+# where numpy's pairwise sums do not; by blocks the drift stays near 1e-14.
+_BLOCK_MASK = 1023
 
 _LEAD = LEAD_DISCIPLINE.astype(np.int64)
 _NEED = NEED_PER_MONTH.copy()
@@ -96,6 +96,13 @@ def _clip01(x: float) -> float:
 def _max0(x: float) -> float:
     """``np.maximum(x, 0.0)`` (NaN stays NaN)."""
     return 0.0 if x < 0.0 else x
+
+
+@numba.njit(**JIT_OPTIONS)
+def _add(totals: np.ndarray, block: tuple) -> None:
+    """Add a block's sums to the totals."""
+    for k in range(len(block)):
+        totals[k] += block[k]
 
 
 @numba.njit(**JIT_OPTIONS)
@@ -179,142 +186,131 @@ def transitions(
     n = state.shape[0]
     n_disciplines = ratio.shape[1]
     n_readmitted = 0
-    totals = np.zeros(len(TRANSITION_TOTALS))
+    qalys = stroke_h_sum = untreated_sum = guideline_sum = 0.0
+    handoffs = failures = readmissions = risk_sum = p_fail_sum = 0.0
+    guideline_qol = lead_sum = n_alive = n_strokes = n_deaths = 0.0
     youngest, oldest = np.inf, -np.inf
-    for start in range(0, n, _BLOCK):  # sums by block, then of the blocks: see _BLOCK
-        qalys = stroke_h_sum = untreated_sum = guideline_sum = 0.0
-        handoffs = failures = readmissions = risk_sum = p_fail_sum = 0.0
-        guideline_qol = lead_sum = n_alive = n_strokes = n_deaths = 0.0
-        for i in range(start, min(start + _BLOCK, n)):
-            s = state[i]
-            youngest = min(youngest, age[i])
-            oldest = max(oldest, age[i])
-            for d in range(n_disciplines):
-                r = ratio[i, d]  # both branches computed: a select, not a jump the CPU mispredicts
-                below = _max0(r * (2.0 - r))
-                x = r - 1.0
-                above = 1.0 - overtreatment_harm * (x * x)
-                benefit[i, d] = (below if r <= 1.0 else above) * benefit_factor[provider[i, d]]
-            lead = _LEAD[s]
-            lead_benefit = benefit[i, lead]
-            shortfall = 1.0 - lead_benefit
-            qol = qol_table[s] * (1.0 - qol_care_weight * _clip01(shortfall))
-            at_risk = s == HEALTHY or s == CHRONIC
-            bs = 0.0
-            if at_risk:
-                by_conditions = 1.0
-                for c in range(conditions.shape[1]):  # x 1.0 is exact: the product of the patient's ratios
-                    by_conditions = by_conditions * (condition_hr[c] if conditions[i, c] else 1.0)
-                bs = stroke_rate_60 * by_age[i] * by_conditions
-            base_stroke[i] = bs
-            gp = provider[i, GP]
-            ns = s
-            flags = 0
-            stroke = False
-            died = False
-            if s == DEAD:
-                qol_out[i] = 0.0
-                expected_death[i] = 0.0
+    totals = np.zeros(len(TRANSITION_TOTALS))
+    for i in range(n):
+        if (i & _BLOCK_MASK) == 0:  # a new block: its predecessor's sums go to the totals
+            _add(totals, (qalys, stroke_h_sum, untreated_sum, guideline_sum, handoffs, failures, readmissions,
+                          risk_sum, p_fail_sum, guideline_qol, lead_sum, n_alive, n_strokes, n_deaths))  # fmt: skip
+            qalys = stroke_h_sum = untreated_sum = guideline_sum = 0.0
+            handoffs = failures = readmissions = risk_sum = p_fail_sum = 0.0
+            guideline_qol = lead_sum = n_alive = n_strokes = n_deaths = 0.0
+        s = state[i]
+        youngest = min(youngest, age[i])
+        oldest = max(oldest, age[i])
+        for d in range(n_disciplines):
+            r = ratio[i, d]  # both branches computed: a select, not a jump the CPU mispredicts
+            below = _max0(r * (2.0 - r))
+            x = r - 1.0
+            above = 1.0 - overtreatment_harm * (x * x)
+            benefit[i, d] = (below if r <= 1.0 else above) * benefit_factor[provider[i, d]]
+        lead = _LEAD[s]
+        lead_benefit = benefit[i, lead]
+        shortfall = 1.0 - lead_benefit
+        qol = qol_table[s] * (1.0 - qol_care_weight * _clip01(shortfall))
+        at_risk = s == HEALTHY or s == CHRONIC
+        bs = 0.0
+        if at_risk:
+            by_conditions = 1.0
+            for c in range(conditions.shape[1]):  # x 1.0 is exact: the product of the patient's ratios
+                by_conditions = by_conditions * (condition_hr[c] if conditions[i, c] else 1.0)
+            bs = stroke_rate_60 * by_age[i] * by_conditions
+        base_stroke[i] = bs
+        gp = provider[i, GP]
+        ns = s
+        flags = 0
+        stroke = False
+        died = False
+        if s == DEAD:
+            qol_out[i] = 0.0
+            expected_death[i] = 0.0
+        else:
+            n_alive += 1.0
+            qalys += qol
+            guideline_qol += qol_table[s]
+            lead_sum += lead_benefit
+            qol_out[i] = qol
+            stroke_h = bs * (1.0 + harm * (1.0 - benefit[i, GP]))
+            if prevention:
+                stroke_h = stroke_h * (1.0 - prevention_efficacy * prevention_stock[i])
+            worse = 1.0 + harm * shortfall
+            if s == ACUTE:
+                p_death = monthly[0] * worse
+                if p_death > 1.0:
+                    p_death = 1.0
+            elif s == POST_ACUTE:
+                p_death = monthly[1] * worse
+            elif s == DISABLED:
+                p_death = monthly[2] * worse
             else:
-                n_alive += 1.0
-                qalys += qol
-                guideline_qol += qol_table[s]
-                lead_sum += lead_benefit
-                qol_out[i] = qol
-                stroke_h = bs * (1.0 + harm * (1.0 - benefit[i, GP]))
-                if prevention:
-                    stroke_h = stroke_h * (1.0 - prevention_efficacy * prevention_stock[i])
-                worse = 1.0 + harm * shortfall
-                if s == ACUTE:
-                    p_death = monthly[0] * worse
-                    if p_death > 1.0:
-                        p_death = 1.0
+                p_death = 0.0
+            p_death = 1.0 - (1.0 - _clip01(p_death)) * (1.0 - p_background[i])
+            expected_death[i] = 1.0 - (1.0 - _state_death(s, monthly)) * (1.0 - p_background[i])
+            if bs != 0.0:
+                per_provider[EXPECTED_ACUTE_EVENTS, gp] += 1.0 - np.exp(-bs * dt)
+            ui = u[i]
+            if ui < p_death:
+                died = True
+                ns = DEAD
+                n_deaths += 1.0
+            else:
+                u2 = (ui - p_death) / max(1.0 - p_death, 1e-12)
+                handoff = False
+                if at_risk:
+                    stroke_h_sum += stroke_h
+                    untreated_sum += bs * (1.0 + harm)
+                    guideline_sum += bs
+                    if _below_event_probability(u2, stroke_h * dt):
+                        stroke = True
+                        ns = ACUTE
+                        n_strokes += 1.0
+                        per_provider[ACUTE_EVENTS, gp] += 1.0
+                elif s == ACUTE:
+                    handoff = True
+                    ns = POST_ACUTE
                 elif s == POST_ACUTE:
-                    p_death = monthly[1] * worse
-                elif s == DISABLED:
-                    p_death = monthly[2] * worse
-                else:
-                    p_death = 0.0
-                p_death = 1.0 - (1.0 - _clip01(p_death)) * (1.0 - p_background[i])
-                expected_death[i] = 1.0 - (1.0 - _state_death(s, monthly)) * (1.0 - p_background[i])
-                if bs != 0.0:
-                    per_provider[EXPECTED_ACUTE_EVENTS, gp] += 1.0 - np.exp(-bs * dt)
-                ui = u[i]
-                if ui < p_death:
-                    died = True
-                    ns = DEAD
-                    n_deaths += 1.0
-                else:
-                    u2 = (ui - p_death) / max(1.0 - p_death, 1e-12)
-                    handoff = False
-                    if at_risk:
-                        stroke_h_sum += stroke_h
-                        untreated_sum += bs * (1.0 + harm)
-                        guideline_sum += bs
-                        if _below_event_probability(u2, stroke_h * dt):
-                            stroke = True
-                            ns = ACUTE
-                            n_strokes += 1.0
-                            per_provider[ACUTE_EVENTS, gp] += 1.0
-                    elif s == ACUTE:
+                    p_recover = monthly[3] * _max0(lead_benefit)
+                    p_disabled = _max0(monthly[4] * worse)
+                    if u2 < p_recover:
+                        ns = CHRONIC
+                    elif u2 < p_recover + p_disabled:
                         handoff = True
-                        ns = POST_ACUTE
-                    elif s == POST_ACUTE:
-                        p_recover = monthly[3] * _max0(lead_benefit)
-                        p_disabled = _max0(monthly[4] * worse)
-                        if u2 < p_recover:
-                            ns = CHRONIC
-                        elif u2 < p_recover + p_disabled:
-                            handoff = True
-                            ns = DISABLED
-                    if handoff:
-                        sender = provider[i, lead]
-                        p_fail = p_fail_of[sender]
-                        flags = HANDOFF
-                        handoffs += 1.0
-                        risk_sum += p_fail * READMISSION_AFTER_FAILURE
-                        p_fail_sum += p_fail
-                        per_provider[HANDOFFS, sender] += 1.0
-                        uh = u_handoff[i]
-                        if uh < p_fail:
-                            flags |= FAILED
-                            failures += 1.0
-                            if uh < p_fail * READMISSION_AFTER_FAILURE:
-                                flags |= READMITTED
-                                readmissions += 1.0
-                                ns = ACUTE
-                                readmitted[n_readmitted] = i
-                                n_readmitted += 1
-                            for d in range(n_disciplines):
-                                pending_duplicates[i, d] = DUPLICATE_SHARE * (_NEED[ns, d] * frailty[i] * months)
-                            receiver = handoff_receiver[sender]
-                            duplicated = 0.0
-                            if receiver >= 0:
-                                duplicated = DUPLICATE_SHARE * (_NEED[ns, discipline[receiver]] * frailty[i] * months)
-                            per_provider[FAILURE_UNITS, sender] += duplicated
-                            per_provider[FAILURES, sender] += 1.0
-            strokes[i] = stroke
-            dies[i] = died
-            new_state[i] = ns
-            events[i] = flags
-        block = (
-            qalys,
-            stroke_h_sum,
-            untreated_sum,
-            guideline_sum,
-            handoffs,
-            failures,
-            readmissions,
-            risk_sum,
-            p_fail_sum,
-            guideline_qol,
-            lead_sum,
-            n_alive,
-            n_strokes,
-            n_deaths,
-        )
-        for k in range(len(block)):
-            totals[k] += block[k]
+                        ns = DISABLED
+                if handoff:
+                    sender = provider[i, lead]
+                    p_fail = p_fail_of[sender]
+                    flags = HANDOFF
+                    handoffs += 1.0
+                    risk_sum += p_fail * READMISSION_AFTER_FAILURE
+                    p_fail_sum += p_fail
+                    per_provider[HANDOFFS, sender] += 1.0
+                    uh = u_handoff[i]
+                    if uh < p_fail:
+                        flags |= FAILED
+                        failures += 1.0
+                        if uh < p_fail * READMISSION_AFTER_FAILURE:
+                            flags |= READMITTED
+                            readmissions += 1.0
+                            ns = ACUTE
+                            readmitted[n_readmitted] = i
+                            n_readmitted += 1
+                        for d in range(n_disciplines):
+                            pending_duplicates[i, d] = DUPLICATE_SHARE * (_NEED[ns, d] * frailty[i] * months)
+                        receiver = handoff_receiver[sender]
+                        duplicated = 0.0
+                        if receiver >= 0:
+                            duplicated = DUPLICATE_SHARE * (_NEED[ns, discipline[receiver]] * frailty[i] * months)
+                        per_provider[FAILURE_UNITS, sender] += duplicated
+                        per_provider[FAILURES, sender] += 1.0
+        strokes[i] = stroke
+        dies[i] = died
+        new_state[i] = ns
+        events[i] = flags
+    _add(totals, (qalys, stroke_h_sum, untreated_sum, guideline_sum, handoffs, failures, readmissions,
+                  risk_sum, p_fail_sum, guideline_qol, lead_sum, n_alive, n_strokes, n_deaths))  # fmt: skip
     return n_readmitted, youngest, oldest, totals
 
 
@@ -367,79 +363,72 @@ def after_routing(
         condition_odds_per_decade ** ((youngest - 60.0) / 10.0), condition_odds_per_decade ** ((oldest - 60.0) / 10.0)
     )
     onset_bound = min(condition_incidence * highest * dt * (1.0 + 1e-9) + 1e-15, 1.0)
+    direct = deaths = strokes = direct_without = deaths_without = strokes_without = 0.0
+    prevented = guideline_qol = n_alive = 0.0
     totals = np.zeros(len(ROUTED_TOTALS))
-    for start in range(0, n, _BLOCK):  # sums by block, then of the blocks: see _BLOCK
-        direct = deaths = strokes = direct_without = deaths_without = strokes_without = 0.0
-        prevented = guideline_qol = n_alive = 0.0
-        for i in range(start, min(start + _BLOCK, n)):
-            ns = new_state[i]
-            if ns != DEAD:
-                lowest_draw = onset_draws[i, 0]
-                for c in range(1, conditions.shape[1]):
-                    lowest_draw = min(lowest_draw, onset_draws[i, c])
-                if lowest_draw < onset_bound:
-                    factor = condition_odds_per_decade ** ((age[i] - 60.0) / 10.0)
-                    p_onset = 1.0 - np.exp(-condition_incidence * factor * dt)
-                    for c in range(conditions.shape[1]):
-                        if onset_draws[i, c] < p_onset:
-                            conditions[i, c] = True
-                any_condition = False
+    for i in range(n):
+        if (i & _BLOCK_MASK) == 0:  # a new block: its predecessor's sums go to the totals
+            _add(totals, (direct, deaths, strokes, direct_without, deaths_without, strokes_without, prevented,
+                          guideline_qol, n_alive))  # fmt: skip
+            direct = deaths = strokes = direct_without = deaths_without = strokes_without = 0.0
+            prevented = guideline_qol = n_alive = 0.0
+        ns = new_state[i]
+        if ns != DEAD:
+            lowest_draw = onset_draws[i, 0]
+            for c in range(1, conditions.shape[1]):
+                lowest_draw = min(lowest_draw, onset_draws[i, c])
+            if lowest_draw < onset_bound:
+                factor = condition_odds_per_decade ** ((age[i] - 60.0) / 10.0)
+                p_onset = 1.0 - np.exp(-condition_incidence * factor * dt)
                 for c in range(conditions.shape[1]):
-                    any_condition = any_condition or conditions[i, c]
-                if ns == HEALTHY and any_condition:
-                    ns = CHRONIC
-                    new_state[i] = ns
-                age[i] = age[i] + dt
-            gp = provider[i, GP]
+                    if onset_draws[i, c] < p_onset:
+                        conditions[i, c] = True
+            any_condition = False
+            for c in range(conditions.shape[1]):
+                any_condition = any_condition or conditions[i, c]
+            if ns == HEALTHY and any_condition:
+                ns = CHRONIC
+                new_state[i] = ns
+            age[i] = age[i] + dt
+        gp = provider[i, GP]
+        if prevention:
+            prevention_stock[i] += buildup * (prevention_target[gp] - prevention_stock[i])
+        s = state_before[i]
+        row = provider[i, _LEAD[s]]
+        flags = events[i]
+        per_provider[READMISSIONS, row] += 1.0 if flags & READMITTED else 0.0
+        per_provider[EXPECTED_READMISSIONS, row] += reference_readmission_rate if flags & HANDOFF else 0.0
+        per_provider[DEATHS, row] += 1.0 if dies[i] else 0.0
+        per_provider[EXPECTED_DEATHS, row] += expected_death[i]
+        per_provider[PROM, row] += qol_out[i] * months
+        per_provider[EXPECTED_PROM, row] += (qol_table[s] if s != DEAD else 0.0) * months
+        if ns == DEAD:
+            continue
+        n_alive += 1.0
+        guideline_qol += qol_table[ns]
+        lead = _LEAD[ns]
+        b = benefit[i, lead]
+        state_death = _state_death(ns, monthly)
+        direct += qol_table[ns] * qol_care_weight * _clip01(1.0 - b)
+        deaths += state_death * harm * (1.0 - b)
+        if innovation:
+            w = b / (1.0 + benefit_gain[provider[i, lead]])
+            direct_without += qol_table[ns] * qol_care_weight * _clip01(1.0 - w)
+            deaths_without += state_death * harm * (1.0 - w)
+        if ns == HEALTHY or ns == CHRONIC:
+            bs = base_stroke[i]
+            kept = 1.0
             if prevention:
-                prevention_stock[i] += buildup * (prevention_target[gp] - prevention_stock[i])
-            s = state_before[i]
-            row = provider[i, _LEAD[s]]
-            flags = events[i]
-            per_provider[READMISSIONS, row] += 1.0 if flags & READMITTED else 0.0
-            per_provider[EXPECTED_READMISSIONS, row] += reference_readmission_rate if flags & HANDOFF else 0.0
-            per_provider[DEATHS, row] += 1.0 if dies[i] else 0.0
-            per_provider[EXPECTED_DEATHS, row] += expected_death[i]
-            per_provider[PROM, row] += qol_out[i] * months
-            per_provider[EXPECTED_PROM, row] += (qol_table[s] if s != DEAD else 0.0) * months
-            if ns == DEAD:
-                continue
-            n_alive += 1.0
-            guideline_qol += qol_table[ns]
-            lead = _LEAD[ns]
-            b = benefit[i, lead]
-            state_death = _state_death(ns, monthly)
-            direct += qol_table[ns] * qol_care_weight * _clip01(1.0 - b)
-            deaths += state_death * harm * (1.0 - b)
+                kept = 1.0 - prevention_efficacy * prevention_stock[i]
+                prevented += bs * (1.0 - kept)
+            strokes += bs * harm * (1.0 - benefit[i, GP]) * kept * dt
             if innovation:
-                w = b / (1.0 + benefit_gain[provider[i, lead]])
-                direct_without += qol_table[ns] * qol_care_weight * _clip01(1.0 - w)
-                deaths_without += state_death * harm * (1.0 - w)
-            if ns == HEALTHY or ns == CHRONIC:
-                bs = base_stroke[i]
-                kept = 1.0
-                if prevention:
-                    kept = 1.0 - prevention_efficacy * prevention_stock[i]
-                    prevented += bs * (1.0 - kept)
-                strokes += bs * harm * (1.0 - benefit[i, GP]) * kept * dt
-                if innovation:
-                    w = benefit[i, GP] / (1.0 + benefit_gain[gp])
-                    strokes_without += bs * harm * (1.0 - w) * kept * dt
-        if not innovation:
-            direct_without, deaths_without, strokes_without = direct, deaths, strokes
-        block = (
-            direct,
-            deaths,
-            strokes,
-            direct_without,
-            deaths_without,
-            strokes_without,
-            prevented,
-            guideline_qol,
-            n_alive,
-        )
-        for k in range(len(block)):
-            totals[k] += block[k]
+                w = benefit[i, GP] / (1.0 + benefit_gain[gp])
+                strokes_without += bs * harm * (1.0 - w) * kept * dt
+    _add(totals, (direct, deaths, strokes, direct_without, deaths_without, strokes_without, prevented,
+                  guideline_qol, n_alive))  # fmt: skip
+    if not innovation:
+        totals[3:6] = totals[0:3]
     return totals
 
 
