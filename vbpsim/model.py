@@ -1020,7 +1020,7 @@ class VBPModel(mesa.Model):
         strokes, dies = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
         benefit = self._scratch("benefit", (n, len(DISCIPLINES)))
         qol, base_stroke = self._scratch("qol", (n,)), self._scratch("stroke_hazard", (n,))
-        expected_death, events = self._scratch("expected_death", (n,)), self._scratch("events", (n,), np.uint8)
+        events = self._scratch("events", (n,), np.uint8)
         readmitted = self._scratch("readmitted", (n,), np.int64)
         per_sender = np.zeros((5, table.n))
         eff = self.config.effort
@@ -1063,7 +1063,6 @@ class VBPModel(mesa.Model):
             dies=dies,
             new_state=new_state,
             events=events,
-            expected_death=expected_death,
             pending_duplicates=self.pending_duplicates,
             readmitted=readmitted,
             per_provider=per_sender,
@@ -1095,7 +1094,7 @@ class VBPModel(mesa.Model):
             benefit=benefit,
             base_stroke=base_stroke,
             qol_out=qol,
-            expected_death=expected_death,
+            p_background=p_background,
             dies=dies,
             events=events,
             prevention_stock=self.prevention_stock,

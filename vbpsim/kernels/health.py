@@ -165,7 +165,6 @@ def transitions(
     dies: np.ndarray,
     new_state: np.ndarray,
     events: np.ndarray,
-    expected_death: np.ndarray,
     pending_duplicates: np.ndarray,
     readmitted: np.ndarray,
     per_provider: np.ndarray,
@@ -174,9 +173,9 @@ def transitions(
 
     Writes the care benefit (after providers' factors), quality of life (0 for the dead),
     yearly stroke hazard before care, strokes, deaths, the new state (readmissions acute),
-    hand-off event bits, the expected deaths at guideline care, the failed hand-offs'
-    duplicated work, and the readmitted patients' indices (returned count first). Adds per
-    provider (rows of ``per_provider``): strokes and expected strokes at the GP, hand-offs,
+    hand-off event bits, the failed hand-offs' duplicated work, and the readmitted patients'
+    indices (returned count first). Adds per provider (rows of ``per_provider``): strokes
+    and expected strokes at the GP, hand-offs,
     failures and their duplicated units at the sender. Returns the count, the youngest and
     the oldest patient's age (bounds of the onset probabilities) and the totals named in
     :data:`TRANSITION_TOTALS`. ``by_age`` (the stroke hazard ratio of age) and
@@ -226,7 +225,6 @@ def transitions(
         died = False
         if s == DEAD:
             qol_out[i] = 0.0
-            expected_death[i] = 0.0
         else:
             n_alive += 1.0
             qalys += qol
@@ -248,7 +246,6 @@ def transitions(
             else:
                 p_death = 0.0
             p_death = 1.0 - (1.0 - _clip01(p_death)) * (1.0 - p_background[i])
-            expected_death[i] = 1.0 - (1.0 - _state_death(s, monthly)) * (1.0 - p_background[i])
             if bs != 0.0:
                 per_provider[EXPECTED_ACUTE_EVENTS, gp] += 1.0 - np.exp(-bs * dt)
             ui = u[i]
@@ -325,7 +322,7 @@ def after_routing(
     benefit: np.ndarray,
     base_stroke: np.ndarray,
     qol_out: np.ndarray,
-    expected_death: np.ndarray,
+    p_background: np.ndarray,
     dies: np.ndarray,
     events: np.ndarray,
     prevention_stock: np.ndarray,
@@ -356,7 +353,9 @@ def after_routing(
     as routed; and the NMB health accounts are summed over the states after the step.
     ``youngest`` and ``oldest``: bounds of the ages, which bound the onset probability:
     a patient whose draws all lie above that bound gets no new condition, known without
-    computing the probability. Returns the totals named in :data:`ROUTED_TOTALS`.
+    computing the probability. ``p_background``: the step's probability of other-cause death
+    (at the ages before the step), for the expected deaths. Returns the totals named in
+    :data:`ROUTED_TOTALS`.
     """
     n = new_state.shape[0]
     highest = max(
@@ -399,7 +398,10 @@ def after_routing(
         per_provider[READMISSIONS, row] += 1.0 if flags & READMITTED else 0.0
         per_provider[EXPECTED_READMISSIONS, row] += reference_readmission_rate if flags & HANDOFF else 0.0
         per_provider[DEATHS, row] += 1.0 if dies[i] else 0.0
-        per_provider[EXPECTED_DEATHS, row] += expected_death[i]
+        expected_death = 0.0
+        if s != DEAD:  # at guideline care, with the probability of other-cause death of the step
+            expected_death = 1.0 - (1.0 - _state_death(s, monthly)) * (1.0 - p_background[i])
+        per_provider[EXPECTED_DEATHS, row] += expected_death
         per_provider[PROM, row] += qol_out[i] * months
         per_provider[EXPECTED_PROM, row] += (qol_table[s] if s != DEAD else 0.0) * months
         if ns == DEAD:
