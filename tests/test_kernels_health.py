@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from numpy_oracle import NumpyModel, close
 
-from vbpsim.care import ACUTE, DEAD, DISCIPLINES, GP, HOSPITAL, POST_ACUTE
+from vbpsim.care import ACUTE, DEAD, DISCIPLINES, GP, HOSPITAL, LEAD_DISCIPLINE, POST_ACUTE
 from vbpsim.experiments import _scenario_and_contract
 from vbpsim.kernels import health as kernels
 from vbpsim.model import VBPModel
@@ -165,13 +165,41 @@ def test_onset_bound_skips_only_patients_without_onsets() -> None:
             youngest: float, oldest: float, draws: np.ndarray = draws, incidence: float = incidence
         ) -> tuple[np.ndarray, np.ndarray]:
             conditions, new_state = pop.conditions.copy(), pop.state.copy()
+            providers = compiled.providers.n
             kernels.after_routing(
-                pop.state, new_state, pop.age.copy(), conditions, draws, pop.provider, care["ratio"],
-                np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=np.uint8),
-                np.zeros(n), incidence, params.condition_odds_per_decade, youngest, oldest, compiled.dt_years,
-                1.0, False, 0.0, np.zeros(compiled.providers.n), 0.0, False, np.zeros(compiled.providers.n),
-                np.ones(6), 0.0, 0.0, np.zeros(5), 0.0, np.zeros((6, compiled.providers.n)),
-            )  # fmt: skip
+                state_before=pop.state,
+                new_state=new_state,
+                age=pop.age.copy(),
+                conditions=conditions,
+                onset_draws=draws,
+                provider=pop.provider,
+                benefit=care["ratio"],
+                base_stroke=np.zeros(n),
+                qol_out=np.zeros(n),
+                p_background=np.zeros(n),
+                dies=np.zeros(n, dtype=bool),
+                events=np.zeros(n, dtype=np.uint8),
+                prevention_stock=np.zeros(n),
+                lead_discipline=LEAD_DISCIPLINE,
+                condition_incidence=incidence,
+                condition_odds_per_decade=params.condition_odds_per_decade,
+                youngest=youngest,
+                oldest=oldest,
+                dt=compiled.dt_years,
+                months=1.0,
+                prevention=False,
+                buildup=0.0,
+                prevention_target=np.zeros(providers),
+                prevention_efficacy=0.0,
+                innovation=False,
+                benefit_gain=np.zeros(providers),
+                qol_table=np.ones(6),
+                qol_care_weight=0.0,
+                harm=0.0,
+                monthly=np.zeros(5),
+                reference_readmission_rate=0.0,
+                per_provider=np.zeros((6, providers)),
+            )
             return conditions, new_state
 
         bounded, unbounded = onsets(pop.age.min(), pop.age.max()), onsets(-np.inf, np.inf)

@@ -25,15 +25,11 @@ from ..care import (
     CHRONIC,
     DEAD,
     DISABLED,
-    DUPLICATE_SHARE,
     GP,
     HEALTHY,
-    LEAD_DISCIPLINE,
-    NEED_PER_MONTH,
     POST_ACUTE,
-    READMISSION_AFTER_FAILURE,
 )
-from . import JIT_OPTIONS
+from . import JIT_OPTIONS, SUM_BLOCK
 
 # Bits of the per-patient event flags written by ``transitions``.
 HANDOFF, FAILED, READMITTED = 1, 2, 4
@@ -52,7 +48,7 @@ TRANSITION_TOTALS = (
     "handoffs",
     "handoff_failures",
     "readmissions",
-    "readmission_risk",  # sum of p_fail x READMISSION_AFTER_FAILURE over hand-offs
+    "readmission_risk",  # sum of p_fail x readmission_after_failure over hand-offs
     "handoff_failure_risk",  # sum of p_fail over hand-offs
     "guideline_qol",  # quality of life of the living at guideline care
     "lead_benefit",
@@ -72,14 +68,6 @@ ROUTED_TOTALS = (
     "guideline_qol",  # quality of life at guideline care of the living after the step
     "alive",
 )
-
-# Totals over the patients are summed by blocks of 1024 patients, then over the blocks:
-# adding a million similar numbers one by one to one sum drifts by up to ~1e-11 (relative),
-# where numpy's pairwise sums do not; by blocks the drift stays near 1e-14.
-_BLOCK_MASK = 1023
-
-_LEAD = LEAD_DISCIPLINE.astype(np.int64)
-_NEED = NEED_PER_MONTH.copy()
 
 
 @numba.njit(**JIT_OPTIONS)
@@ -147,6 +135,10 @@ def transitions(
     p_fail_of: np.ndarray,
     handoff_receiver: np.ndarray,
     discipline: np.ndarray,
+    lead_discipline: np.ndarray,
+    need_per_month: np.ndarray,
+    duplicate_share: float,
+    readmission_after_failure: float,
     overtreatment_harm: float,
     harm: float,
     qol_table: np.ndarray,
@@ -191,7 +183,7 @@ def transitions(
     youngest, oldest = np.inf, -np.inf
     totals = np.zeros(len(TRANSITION_TOTALS))
     for i in range(n):
-        if (i & _BLOCK_MASK) == 0:  # a new block: its predecessor's sums go to the totals
+        if i % SUM_BLOCK == 0:  # a new block: its predecessor's sums go to the totals (see SUM_BLOCK)
             _add(totals, (qalys, stroke_h_sum, untreated_sum, guideline_sum, handoffs, failures, readmissions,
                           risk_sum, p_fail_sum, guideline_qol, lead_sum, n_alive, n_strokes, n_deaths))  # fmt: skip
             qalys = stroke_h_sum = untreated_sum = guideline_sum = 0.0
@@ -206,7 +198,7 @@ def transitions(
             x = r - 1.0
             above = 1.0 - overtreatment_harm * (x * x)
             benefit[i, d] = (below if r <= 1.0 else above) * benefit_factor[provider[i, d]]
-        lead = _LEAD[s]
+        lead = lead_discipline[s]
         lead_benefit = benefit[i, lead]
         shortfall = 1.0 - lead_benefit
         qol = qol_table[s] * (1.0 - qol_care_weight * _clip01(shortfall))
@@ -281,25 +273,26 @@ def transitions(
                     p_fail = p_fail_of[sender]
                     flags = HANDOFF
                     handoffs += 1.0
-                    risk_sum += p_fail * READMISSION_AFTER_FAILURE
+                    risk_sum += p_fail * readmission_after_failure
                     p_fail_sum += p_fail
                     per_provider[HANDOFFS, sender] += 1.0
                     uh = u_handoff[i]
                     if uh < p_fail:
                         flags |= FAILED
                         failures += 1.0
-                        if uh < p_fail * READMISSION_AFTER_FAILURE:
+                        if uh < p_fail * readmission_after_failure:
                             flags |= READMITTED
                             readmissions += 1.0
                             ns = ACUTE
                             readmitted[n_readmitted] = i
                             n_readmitted += 1
                         for d in range(n_disciplines):
-                            pending_duplicates[i, d] = DUPLICATE_SHARE * (_NEED[ns, d] * frailty[i] * months)
+                            pending_duplicates[i, d] = duplicate_share * (need_per_month[ns, d] * frailty[i] * months)
                         receiver = handoff_receiver[sender]
                         duplicated = 0.0
                         if receiver >= 0:
-                            duplicated = DUPLICATE_SHARE * (_NEED[ns, discipline[receiver]] * frailty[i] * months)
+                            at = discipline[receiver]
+                            duplicated = duplicate_share * (need_per_month[ns, at] * frailty[i] * months)
                         per_provider[FAILURE_UNITS, sender] += duplicated
                         per_provider[FAILURES, sender] += 1.0
         strokes[i] = stroke
@@ -326,6 +319,7 @@ def after_routing(
     dies: np.ndarray,
     events: np.ndarray,
     prevention_stock: np.ndarray,
+    lead_discipline: np.ndarray,
     condition_incidence: float,
     condition_odds_per_decade: float,
     youngest: float,
@@ -366,7 +360,7 @@ def after_routing(
     prevented = guideline_qol = n_alive = 0.0
     totals = np.zeros(len(ROUTED_TOTALS))
     for i in range(n):
-        if (i & _BLOCK_MASK) == 0:  # a new block: its predecessor's sums go to the totals
+        if i % SUM_BLOCK == 0:  # a new block: its predecessor's sums go to the totals (see SUM_BLOCK)
             _add(totals, (direct, deaths, strokes, direct_without, deaths_without, strokes_without, prevented,
                           guideline_qol, n_alive))  # fmt: skip
             direct = deaths = strokes = direct_without = deaths_without = strokes_without = 0.0
@@ -393,7 +387,7 @@ def after_routing(
         if prevention:
             prevention_stock[i] += buildup * (prevention_target[gp] - prevention_stock[i])
         s = state_before[i]
-        row = provider[i, _LEAD[s]]
+        row = provider[i, lead_discipline[s]]
         flags = events[i]
         per_provider[READMISSIONS, row] += 1.0 if flags & READMITTED else 0.0
         per_provider[EXPECTED_READMISSIONS, row] += reference_readmission_rate if flags & HANDOFF else 0.0
@@ -408,7 +402,7 @@ def after_routing(
             continue
         n_alive += 1.0
         guideline_qol += qol_table[ns]
-        lead = _LEAD[ns]
+        lead = lead_discipline[ns]
         b = benefit[i, lead]
         state_death = _state_death(ns, monthly)
         direct += qol_table[ns] * qol_care_weight * _clip01(1.0 - b)
