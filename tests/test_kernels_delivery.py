@@ -145,7 +145,9 @@ def test_guided_search_is_searchsorted() -> None:
     model.edges, model.cell_means, model.sigma = edges, np.arange(len(edges) + 1.0)[:, None], 1.0
     model.eta = signal - np.log(1.0)  # signal = log(total cost) + sigma * eta
     cells = np.empty(n, dtype=np.int32)
-    kernels.risk_cells(cost, np.ones(n, dtype=bool), model.eta, 1.0, edges, model.cell_means, 0.0, cells, np.empty(1))
+    alive = np.ones(n, dtype=bool)
+    means, totals = model.cell_means, np.empty(n)
+    kernels.risk_cells(cost, alive, model.eta, 1.0, edges, means, 0.0, cells, np.empty(1), totals, False)
     np.testing.assert_array_equal(cells, np.searchsorted(edges, signal))
 
 
@@ -167,3 +169,21 @@ def test_copies_do_not_share_buffers() -> None:
     fork_care = fork.deliver_care()
     assert not np.shares_memory(care["need"], fork_care["need"])
     assert_same("need", care["need"], fork_care["need"])
+
+
+def test_cached_risk_cells_follow_changes() -> None:
+    """Cells kept from the last step are recomputed for patients whose cost changed, and after a new fit."""
+    model, oracle = randomised(9)
+    rng = np.random.default_rng(9)
+    for step in range(3):
+        changed = rng.random(model.population.size) < 0.2
+        new_state = rng.integers(0, len(HEALTH_STATES) - 1, model.population.size).astype(np.int8)
+        for m in (model, oracle):
+            m.population.state = np.where(changed, new_state, m.population.state)
+            if step == 2:
+                m.step_index = 12  # a year start: the purchaser re-estimates its risk model
+        care, expected = model.deliver_care(), oracle.deliver_care()
+        model.observe(care)
+        oracle.observe(expected)
+        assert_same("scores", care["scores"], expected["scores"])
+    assert model.risk_model.fits == 2

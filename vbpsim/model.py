@@ -587,12 +587,16 @@ class VBPModel(mesa.Model):
         ):
             self.risk_model.estimate(need["cost"], alive)
             self._risk_estimated_at = self.step_index
-        model = self.risk_model
-        cells = self._buffers.array("risk_cells", alive.shape, np.int32)
+        model, buffers = self.risk_model, self._buffers
+        cells = buffers.array("risk_cells", alive.shape, np.int32)
+        last_total = buffers.array("risk_cell_totals", alive.shape)
+        reuse = buffers.get("risk_fit") == model.fits  # the cells left by the last call are of this fit
+        buffers["risk_fit"] = model.fits
         raw_total = np.empty(len(DISCIPLINES))
         living = kernels.risk_cells(
-            need["cost"], alive, model.eta, model.sigma, model.edges, model.cell_means, model.blend, cells, raw_total
-        )
+            need["cost"], alive, model.eta, model.sigma, model.edges, model.cell_means, model.blend,
+            cells, raw_total, last_total, reuse,
+        )  # fmt: skip
         true_total = need["cost_total"] * self.score_level
         return cells, true_total / np.maximum(raw_total, 1e-12), living
 

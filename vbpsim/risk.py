@@ -102,6 +102,7 @@ class RiskModel:
         self.edges = np.zeros(0)
         self.cell_means = np.zeros((1, 1))
         self.achieved: list[float] = []
+        self.fits = 0  # estimates so far: a new number means new cells
 
     def _signal(self, total: np.ndarray, index: np.ndarray, sigma: float) -> np.ndarray:
         return np.log(np.maximum(total, 1e-12)) + sigma * self.eta[index]
@@ -145,6 +146,7 @@ class RiskModel:
 
     def estimate(self, cost: np.ndarray, alive: np.ndarray) -> None:
         """Fit the cells and the signal noise so the score's R^2 on the living hits the target."""
+        self.fits += 1
         living = np.flatnonzero(alive)
         if self.target <= 0 or len(living) < 2:
             self.cell_means = cost[living].mean(axis=0, keepdims=True) if len(living) else np.zeros((1, cost.shape[1]))
@@ -186,9 +188,10 @@ class RiskModel:
         Each living patient's signal falls in a cell; the prediction is the cell's mean cost
         (blended with the patient's own cost when the target is above what cells reach).
         """
-        cells = np.empty(len(cost), dtype=np.int32)
+        cells, totals = np.empty(len(cost), dtype=np.int32), np.empty(len(cost))
+        raw_total = np.empty(cost.shape[1])
         kernels.risk_cells(
-            cost, alive, self.eta, self.sigma, self.edges, self.cell_means, self.blend, cells, np.empty(cost.shape[1])
+            cost, alive, self.eta, self.sigma, self.edges, self.cell_means, self.blend, cells, raw_total, totals, False
         )
         out = np.empty(cost.shape)
         kernels.scores(cost, alive, cells, self.cell_means, self.blend, self.blended, np.ones(cost.shape[1]), out)

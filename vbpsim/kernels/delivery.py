@@ -146,10 +146,10 @@ def alive_mean(state: np.ndarray, values: np.ndarray) -> float:
 
 @numba.njit(**JIT_OPTIONS)
 def _benefit(ratio: float, overtreatment_harm: float) -> float:
-    """``care.care_benefit`` for one ratio."""
-    if ratio <= 1.0:
-        return max(ratio * (2.0 - ratio), 0.0)
-    return 1.0 - overtreatment_harm * ((ratio - 1.0) * (ratio - 1.0))
+    """``care.care_benefit`` for one ratio (both sides computed: a select, not a branch, on a ratio near 1)."""
+    below = max(ratio * (2.0 - ratio), 0.0)
+    above = 1.0 - overtreatment_harm * ((ratio - 1.0) * (ratio - 1.0))
+    return below if ratio <= 1.0 else above
 
 
 @numba.njit(**JIT_OPTIONS)
@@ -347,11 +347,16 @@ def risk_cells(
     blend: float,
     cells: np.ndarray,
     raw_sum: np.ndarray,
+    last_total: np.ndarray,
+    reuse: bool,
 ) -> int:
     """Each living patient's risk cell (``RiskModel.scores``) and the raw scores' column sums; returns the living.
 
     The signal is log(total cost) + sigma x eta; without edges every patient is in cell 0
-    and the blend is not applied (the risk model's degenerate fit).
+    and the blend is not applied (the risk model's degenerate fit). A cell depends only on
+    the patient's total cost and the fit: with ``reuse`` (the same fit as the call that
+    left ``cells`` and ``last_total``) a patient whose total cost is unchanged keeps their
+    cell without its logarithm and search; ``last_total`` is updated either way.
     """
     raw_total = np.zeros(raw_sum.shape)  # (local: the compiler knows nothing else writes it)
     living = 0
@@ -361,6 +366,7 @@ def risk_cells(
     for i in range(cost.shape[0]):
         if not alive[i]:
             cells[i] = 0
+            last_total[i] = np.nan  # (no cell to keep)
             continue
         living += 1
         cell = 0
@@ -368,6 +374,12 @@ def risk_cells(
             total = cost[i, 0]
             for d in range(1, cost.shape[1]):
                 total += cost[i, d]
+            if reuse and total == last_total[i]:
+                cell = cells[i]
+                for d in range(cost.shape[1]):
+                    raw_total[d] += _raw_score(cost[i, d], cell_means[cell, d], blend, use_blend)
+                continue
+            last_total[i] = total
             signal = math.log(max(total, 1e-12)) + sigma * eta[i]
             # np.searchsorted(edges, signal) (side left): from the guide's start to the first edge >= signal
             j = (signal - guide_origin) * guide_scale
@@ -462,8 +474,7 @@ def observe(
             units = need[i, d]
             if units > 0:
                 acc[IN_CARE, p] += 1.0
-                if ratio[i, d] >= QUALITY_STANDARD:
-                    acc[MET, p] += 1.0
+                acc[MET, p] += 1.0 if ratio[i, d] >= QUALITY_STANDARD else 0.0
                 acc[CASE_VALUE, p] += diagnosis_cost[i, d] * case_scale[d]
                 acc[NEED, p] += units
             delivered_units = delivered[i, d]
