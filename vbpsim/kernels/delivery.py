@@ -43,7 +43,7 @@ ADMISSION_VALUES = (
     "acs_expected",
 )
 ADMISSION_FLAGS = ("redirected", "planned_admitted", "acs_admitted", "admission_candidates")
-CASES, VALUE, GUIDELINE, HERE_UNITS, LOW_VALUE_UNITS, QALYS, REDIRECTED_UNITS, ACS_EXPECTED = range(8)
+CASES, VALUE, GUIDELINE, HERE_UNITS, LOW_VALUE_UNITS, QALYS, REDIRECTED_UNITS, ACS_EXPECTED = range(8)  # (the last)
 REDIRECTED, PLANNED_ADMITTED, ACS_ADMITTED, CANDIDATES = range(4)
 # rows of the per-provider sums of :func:`observe`
 MEMBERS, EXPECTED, UNITS, IN_CARE, MET, NEED, CASE_VALUE, OUTLIER, STOPLOSS = range(9)
@@ -267,19 +267,29 @@ def deliver(
         if not admissions:
             continue
         gp = provider[i, GP]
-        benefit = _benefit(ratio[i, GP], overtreatment_harm) * benefit_factor[gp]
-        planned_rate = planned_rate_param if (s == HEALTHY or s == CHRONIC or s == DISABLED) else 0.0
-        acs_rate = acs_rate_param * n_conditions if s == CHRONIC else 0.0
-        acs_rate = acs_rate * max(1 + undertreatment_harm * (1 - benefit), 0.0)
-        if prevention:
-            acs_rate = acs_rate * (1 - prevention_efficacy * prevention_stock[i])
-        p_acs = 1 - math.exp(-acs_rate * dt) if acs_rate != 0 else 0.0  # 1 - exp(-0) is 0
+        p_acs = 0.0  # outside the chronic state the ACS hazard is 0, and 1 - exp(-0) is 0
+        if s == CHRONIC:
+            benefit = _benefit(ratio[i, GP], overtreatment_harm) * benefit_factor[gp]
+            acs_rate = acs_rate_param * n_conditions
+            acs_rate = acs_rate * max(1 + undertreatment_harm * (1 - benefit), 0.0)
+            if prevention:
+                acs_rate = acs_rate * (1 - prevention_efficacy * prevention_stock[i])
+            if acs_rate != 0:
+                p_acs = 1 - math.exp(-acs_rate * dt)
+        values[ACS_EXPECTED, i] = p_acs
+        acs_by_gp[gp] += p_acs
         acs = draws[1, i] < p_acs
-        planned = (draws[0, i] < (p_planned if planned_rate != 0 else 0.0)) and not acs
-        candidate = planned or acs
+        eligible = s == HEALTHY or s == CHRONIC or s == DISABLED  # (a draw in [0, 1) is never below 0)
+        planned = eligible and draws[0, i] < p_planned and not acs
+        if not (planned or acs):  # most patients: no candidate this step
+            for row_index in range(ACS_EXPECTED):
+                values[row_index, i] = 0.0
+            for row_index in range(len(ADMISSION_FLAGS)):
+                flags[row_index, i] = False
+            continue
         hospital = provider[i, HOSPITAL]
         rank = draws[2, i]
-        admitted = candidate and (rank < admission_share[hospital])
+        admitted = rank < admission_share[hospital]
         redirected = False
         if risk_selection:
             redirected = planned and admitted and (draws[3, i] < selection[hospital] * steer_weight[i])
@@ -291,26 +301,23 @@ def deliver(
         gain = gain_scale * (1 - rank / appropriate)
         values[CASES, i] = 1.0 if here else 0.0
         values[VALUE, i] = price if here else 0.0
-        values[GUIDELINE, i] = units if (candidate and rank < appropriate) else 0.0
+        values[GUIDELINE, i] = units if rank < appropriate else 0.0
         values[HERE_UNITS, i] = units if here else 0.0
         values[LOW_VALUE_UNITS, i] = units if (here and rank >= appropriate) else 0.0
         values[QALYS, i] = gain * (1 - redirect_harm * (1.0 if redirected else 0.0)) if admitted else 0.0
         values[REDIRECTED_UNITS, i] = units if redirected else 0.0
-        values[ACS_EXPECTED, i] = p_acs
         flags[REDIRECTED, i] = redirected
         flags[PLANNED_ADMITTED, i] = planned and admitted
         flags[ACS_ADMITTED, i] = acs and admitted
-        flags[CANDIDATES, i] = candidate
-        if candidate:
-            by_hospital[0, hospital] += 1.0
-            by_hospital[1, hospital] += units
-            by_hospital[2, hospital] += price
+        flags[CANDIDATES, i] = True
+        by_hospital[0, hospital] += 1.0
+        by_hospital[1, hospital] += units
+        by_hospital[2, hospital] += price
         if here:
             by_hospital[3, hospital] += 1.0
             by_hospital[4, hospital] += price
         if redirected:
             by_hospital[5, hospital] += units
-        acs_by_gp[gp] += p_acs
     totals[:] = column
     hospital_sums[:] = by_hospital
     acs_at_gp[:] = acs_by_gp
