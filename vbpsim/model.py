@@ -85,8 +85,9 @@ STREAMS = (
 )
 _NO_FLOATS = np.zeros(0)  # stand-ins for per-patient arrays a pass does not read (mechanism off)
 _NO_FLAGS = np.zeros(0, dtype=bool)
-# Patient-by-discipline arrays of the care a step delivers (``deliver_care``), reused step to step.
-PATIENT_CARE = ("need", "diagnosis_cost", "cost", "ratio", "multiplier", "delivered", "duplicates")
+# Patient-by-discipline arrays of the need (``care_need``) and of the care delivered (``deliver_care``).
+NEED = ("need", "diagnosis_cost", "cost")
+DELIVERED = ("ratio", "multiplier", "delivered", "duplicates")
 INNOVATION_RECORDS = ("innovation_nmb", "innovation_upfront", "innovation_realised", "innovation_ideal")
 
 
@@ -140,11 +141,6 @@ def contracting_groups(discipline: np.ndarray, region: np.ndarray, composition: 
     payee = region.copy()
     payee[~together] = region.max() + 1 + np.arange(int((~together).sum()))
     return payee
-
-
-def need_totals(totals: np.ndarray) -> dict[str, np.ndarray]:
-    """The care keys of the need's column totals (rows of the delivery kernel's ``totals``)."""
-    return dict(zip(kernels.TOTALS, totals, strict=True))
 
 
 def check_seed(seed: Any) -> int:
@@ -557,15 +553,18 @@ class VBPModel(mesa.Model):
         patient's own optimal care in service units, including the unobserved risk. The
         column totals (``cost_total``, ``diagnosis_cost_total``, ``in_care_count``) come with it.
         """
+        return self._care_need({name: np.empty((self.population.size, len(DISCIPLINES))) for name in NEED})
+
+    def _care_need(self, care: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """:meth:`care_need` into the arrays of ``care`` (and the totals added to it)."""
         pop = self.population
-        shape = (pop.size, len(DISCIPLINES))
-        need, diagnosis_cost, cost = np.empty(shape), np.empty(shape), np.empty(shape)
         totals = np.empty((3, len(DISCIPLINES)))
         kernels.care_need(
             pop.state, pop.conditions, pop.frailty, self.months_per_step, self.unit_cost,
-            need, diagnosis_cost, cost, totals,
+            care["need"], care["diagnosis_cost"], care["cost"], totals,
         )  # fmt: skip
-        return {"need": need, "diagnosis_cost": diagnosis_cost, "cost": cost, **need_totals(totals)}
+        care.update(zip(kernels.TOTALS, totals, strict=True))
+        return care
 
     def _per_provider(self, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """Sum a (patients, disciplines) array into each patient's provider per discipline."""
@@ -888,16 +887,15 @@ class VBPModel(mesa.Model):
         A rehabilitation provider that shifts care lets the region's home-care provider
         deliver that share instead, at home-care prices (outside a rehab bundle's border).
         With discretionary admissions, this step's candidates are admitted or redirected
-        in the same pass (:meth:`_admit`). One compiled pass over the patients
-        (:func:`vbpsim.kernels.delivery.deliver`); the patient arrays of the returned care
-        are reused by the next step's call.
+        in the same pass (:meth:`_admit`). Two compiled passes over the patients: the need
+        (:meth:`care_need`), then delivery (:func:`vbpsim.kernels.delivery.deliver`); the
+        patient arrays of the returned care are reused by the next step's call.
         """
         pop, table, m = self.population, self.providers, self.mechanisms
         n, buffers = pop.size, self._buffers
         shape = (n, len(DISCIPLINES))
-        care = {name: buffers.array(name, shape) for name in PATIENT_CARE}
+        care = self._care_need({name: buffers.array(name, shape) for name in NEED + DELIVERED})
         care["shifted_cost"] = buffers.array("shifted_cost", (n,))
-        totals = np.empty((3, len(DISCIPLINES)))
         admitting = m.discretionary_admissions
         width = n if admitting else 0
         draws = buffers.array("admission_draws", (4, width))
@@ -909,11 +907,10 @@ class VBPModel(mesa.Model):
         decision = table.decision
         kernels.deliver(
             pop.state, pop.conditions, pop.frailty, pop.provider, pop.delivery_noise, self.high_need,
-            self.pending_duplicates, self.months_per_step, self.unit_cost,
+            self.pending_duplicates, self.unit_cost,
             decision.intensity, decision.need_tilt, table.need_multiplier, decision.shift, self._shift_units(),
             m.need_classes, m.care_shifting,
-            care["need"], care["diagnosis_cost"], care["cost"], care["ratio"], care["multiplier"],
-            care["delivered"], care["duplicates"], care["shifted_cost"], totals,
+            care["need"], *(care[name] for name in DELIVERED), care["shifted_cost"],
             admitting, draws,
             self._admission_parameters() if admitting else np.zeros(13),
             self._benefit_factor() if admitting else np.ones(table.n),
@@ -921,7 +918,6 @@ class VBPModel(mesa.Model):
             m.risk_selection, self.admission_steer_weight,
             values, flags, sums[:6], sums[6],
         )  # fmt: skip
-        care.update(need_totals(totals))
         if admitting:
             self._admit(care, values, flags, sums)
         return care

@@ -161,7 +161,6 @@ def deliver(
     delivery_noise: np.ndarray,
     high_need: np.ndarray,
     pending: np.ndarray,
-    months: float,
     unit_cost: np.ndarray,
     intensity: np.ndarray,
     need_tilt: np.ndarray,
@@ -171,14 +170,11 @@ def deliver(
     need_classes: bool,
     care_shifting: bool,
     need: np.ndarray,
-    diagnosis_cost: np.ndarray,
-    cost: np.ndarray,
     ratio: np.ndarray,
     multiplier: np.ndarray,
     delivered: np.ndarray,
     duplicates: np.ndarray,
     shifted_cost: np.ndarray,
-    totals: np.ndarray,
     admissions: bool,
     draws: np.ndarray,
     admission_params: np.ndarray,
@@ -194,7 +190,7 @@ def deliver(
     hospital_sums: np.ndarray,
     acs_at_gp: np.ndarray,
 ) -> None:
-    """Need, delivery and discretionary admissions of every patient this step, in one loop.
+    """Delivery and discretionary admissions of every patient this step (``need`` from :func:`care_need`).
 
     Delivery: ratio = intensity x noise (x (1 +/- need tilt)); delivered = ratio x need x
     multiplier, a rehab provider's shifted share moved to home care at ``shift_units``
@@ -211,7 +207,6 @@ def deliver(
     """
     n = state.shape[0]
     row = np.empty(N_DISCIPLINES)
-    column = np.zeros((3, N_DISCIPLINES))  # (sums local to the kernel: the compiler knows nothing else writes them)
     by_hospital = np.zeros(hospital_sums.shape)
     acs_by_gp = np.zeros(acs_at_gp.shape)
     overtreatment_harm = admission_params[0]
@@ -229,22 +224,6 @@ def deliver(
     price_risk = admission_params[12]
     p_planned = 1 - math.exp(-planned_rate_param * dt)  # the same for every eligible patient
     for i in range(n):
-        s = state[i]
-        n_conditions = 0
-        for c in range(conditions.shape[1]):
-            n_conditions += conditions[i, c]
-        extra = n_conditions - 1 if s == CHRONIC else 0
-        for d in range(N_DISCIPLINES):  # the need, as in care_need
-            diagnosis = _diagnosis(s, extra, d) * months
-            units = diagnosis * frailty[i]
-            diagnosis_value = diagnosis * unit_cost[d]
-            need_value = units * unit_cost[d]
-            need[i, d] = units
-            diagnosis_cost[i, d] = diagnosis_value
-            cost[i, d] = need_value
-            column[0, d] += need_value
-            column[1, d] += diagnosis_value
-            column[2, d] += 1.0 if units > 0 else 0.0
         sign = 1.0 if high_need[i] else -1.0
         for d in range(N_DISCIPLINES):
             p = provider[i, d]
@@ -266,10 +245,14 @@ def deliver(
             pending[i, d] = 0.0
         if not admissions:
             continue
+        s = state[i]
         gp = provider[i, GP]
         p_acs = 0.0  # outside the chronic state the ACS hazard is 0, and 1 - exp(-0) is 0
         if s == CHRONIC:
             benefit = _benefit(ratio[i, GP], overtreatment_harm) * benefit_factor[gp]
+            n_conditions = 0
+            for c in range(conditions.shape[1]):
+                n_conditions += conditions[i, c]
             acs_rate = acs_rate_param * n_conditions
             acs_rate = acs_rate * max(1 + undertreatment_harm * (1 - benefit), 0.0)
             if prevention:
@@ -318,7 +301,6 @@ def deliver(
             by_hospital[4, hospital] += price
         if redirected:
             by_hospital[5, hospital] += units
-    totals[:] = column
     hospital_sums[:] = by_hospital
     acs_at_gp[:] = acs_by_gp
 
