@@ -209,19 +209,21 @@ def deliver(
     row = np.empty(N_DISCIPLINES)
     by_hospital = np.zeros(hospital_sums.shape)
     acs_by_gp = np.zeros(acs_at_gp.shape)
-    overtreatment_harm = admission_params[0]
-    planned_rate_param = admission_params[1]
-    acs_rate_param = admission_params[2]
-    undertreatment_harm = admission_params[3]
-    prevention_efficacy = admission_params[4]
-    dt = admission_params[5]
-    admission_units = admission_params[6]
-    gain_scale = admission_params[7]
-    appropriate = admission_params[8]
-    redirect_harm = admission_params[9]
-    price_unit = admission_params[10]
-    price_base = admission_params[11]
-    price_risk = admission_params[12]
+    (
+        overtreatment_harm,
+        planned_rate_param,
+        acs_rate_param,
+        undertreatment_harm,
+        prevention_efficacy,
+        dt,
+        admission_units,
+        gain_scale,
+        appropriate,
+        redirect_harm,
+        price_unit,
+        price_base,
+        price_risk,
+    ) = admission_params
     p_planned = 1 - math.exp(-planned_rate_param * dt)  # the same for every eligible patient
     for i in range(n):
         sign = 1.0 if high_need[i] else -1.0
