@@ -147,7 +147,10 @@ def test_guided_search_is_searchsorted() -> None:
     cells = np.empty(n, dtype=np.int32)
     alive = np.ones(n, dtype=bool)
     means, totals = model.cell_means, np.empty(n)
-    kernels.risk_cells(cost, alive, model.eta, 1.0, edges, means, 0.0, cells, np.empty(1), totals, False)
+    no_scores = np.empty((0, 1))
+    kernels.risk_cells(
+        cost, alive, model.eta, 1.0, edges, means, 0.0, cells, np.empty(1), totals, False, np.ones(1), no_scores
+    )
     np.testing.assert_array_equal(cells, np.searchsorted(edges, signal))
 
 

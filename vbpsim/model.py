@@ -85,6 +85,7 @@ STREAMS = (
 )
 _NO_FLOATS = np.zeros(0)  # stand-ins for per-patient arrays a pass does not read (mechanism off)
 _NO_FLAGS = np.zeros(0, dtype=bool)
+_NO_SCORES = np.zeros((0, 4))  # the risk-cell pass writes no scores
 # Patient-by-discipline arrays of the need (``care_need``) and of the care delivered (``deliver_care``).
 NEED = ("need", "diagnosis_cost", "cost")
 DELIVERED = ("ratio", "multiplier", "delivered", "duplicates")
@@ -572,14 +573,17 @@ class VBPModel(mesa.Model):
             values = np.where(mask, values, 0.0)
         return np.bincount(self.population.provider.ravel(), weights=values.ravel(), minlength=self.providers.n)
 
-    def _risk_cells(self, need: dict[str, np.ndarray], alive: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    def _risk_cells(
+        self, need: dict[str, np.ndarray], alive: np.ndarray, scores: np.ndarray = _NO_SCORES
+    ) -> tuple[np.ndarray, np.ndarray, int]:
         """Each patient's cell of the purchaser's risk model, the scores' calibration and the living.
 
         The risk model (:mod:`vbpsim.risk`) is re-estimated at the start of each year with
         the R^2 the scenario asks for; the calibration per discipline makes the predictions
         add up to the population's guideline cost times ``score_level``: 1 before any
         claims exist, the status quo's spending per unit of guideline cost once the history
-        has produced claims (risk models are estimated on claims).
+        has produced claims (risk models are estimated on claims). Unless ``scores`` is
+        empty, the raw (uncalibrated) scores are written to it.
         """
         if self._risk_estimated_at < 0 or (
             self.step_index % self.steps_per_year == 0 and self._risk_estimated_at != self.step_index
@@ -594,19 +598,16 @@ class VBPModel(mesa.Model):
         raw_total = np.empty(len(DISCIPLINES))
         living = kernels.risk_cells(
             need["cost"], alive, model.eta, model.sigma, model.edges, model.cell_means, model.blend,
-            cells, raw_total, last_total, reuse,
+            cells, raw_total, last_total, reuse, np.ones(len(DISCIPLINES)), scores,
         )  # fmt: skip
         true_total = need["cost_total"] * self.score_level
         return cells, true_total / np.maximum(raw_total, 1e-12), living
 
     def _risk_scores(self, need: dict[str, np.ndarray]) -> np.ndarray:
         """Purchaser's predicted cost per patient and discipline this step (see :meth:`_risk_cells`)."""
-        alive = self.population.alive
-        cells, calibration, _ = self._risk_cells(need, alive)
-        model = self.risk_model
-        out = np.empty(need["cost"].shape)
-        kernels.scores(need["cost"], alive, cells, model.cell_means, model.blend, model.blended, calibration, out)
-        return out
+        scores = np.empty(need["cost"].shape)
+        _, calibration, _ = self._risk_cells(need, self.population.alive, scores)
+        return scores * calibration
 
     def _case_weights(self, need: dict[str, np.ndarray]) -> np.ndarray:
         """DRG-like normative price of each patient's case: by diagnosis group, not person."""

@@ -114,8 +114,10 @@ class Population:
 
     def diagnosis_need(self) -> np.ndarray:
         """Guideline need per month of an average-risk patient in the same state and diagnoses."""
-        out = np.empty((self.size, len(DISCIPLINES)))
-        kernels.diagnosis_need(self.state, self.conditions, out)
+        shape, k = (self.size, len(DISCIPLINES)), len(DISCIPLINES)
+        need, out, cost, totals = np.empty(shape), np.empty(shape), np.empty(shape), np.empty((3, k))
+        # the need pass for a month at unit prices and average risk: its diagnosis price is this need
+        kernels.care_need(self.state, self.conditions, np.ones(self.size), 1.0, np.ones(k), need, out, cost, totals)
         return out
 
     def stroke_hazard(self, clinical: ClinicalParams) -> np.ndarray:

@@ -189,12 +189,11 @@ class RiskModel:
         (blended with the patient's own cost when the target is above what cells reach).
         """
         cells, totals = np.empty(len(cost), dtype=np.int32), np.empty(len(cost))
-        raw_total = np.empty(cost.shape[1])
+        raw_total, out = np.empty(cost.shape[1]), np.empty(cost.shape)
         kernels.risk_cells(
-            cost, alive, self.eta, self.sigma, self.edges, self.cell_means, self.blend, cells, raw_total, totals, False
-        )
-        out = np.empty(cost.shape)
-        kernels.scores(cost, alive, cells, self.cell_means, self.blend, self.blended, np.ones(cost.shape[1]), out)
+            cost, alive, self.eta, self.sigma, self.edges, self.cell_means, self.blend,
+            cells, raw_total, totals, False, np.ones(cost.shape[1]), out,
+        )  # fmt: skip
         return out
 
     @property

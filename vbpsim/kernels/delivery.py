@@ -1,12 +1,13 @@
 """The delivery and observation passes: need, care delivered, admissions, and what the purchaser sees.
 
-Three loops over the patients per step replace the numpy formulation of
+Four loops over the patients per step replace the numpy formulation of
 ``VBPModel.deliver_care`` and ``VBPModel.observe`` (kept in ``tests/oracle_delivery.py``):
 
-* :func:`deliver` -- each patient's guideline need by diagnosis and in person, the care
-  their providers deliver (practice style, need classes, shifting, pending duplicates)
-  and this step's discretionary admissions, with the column totals and per-hospital sums
-  the later passes read;
+* :func:`care_need` -- each patient's guideline need by diagnosis and in person, with the
+  column totals the later passes read;
+* :func:`deliver` -- the care their providers deliver (practice style, need classes,
+  shifting, pending duplicates) and this step's discretionary admissions, with the
+  per-hospital and per-GP sums of the admissions;
 * :func:`risk_cells` -- each living patient's cell of the purchaser's risk model and the
   raw scores' column sums (the calibration needs them before any score is final);
 * :func:`observe` -- calibrated risk scores and every per-provider sum of the observation
@@ -15,8 +16,11 @@ Three loops over the patients per step replace the numpy formulation of
 
 Every per-provider sum is accumulated in patient order, discipline by discipline, exactly
 as ``np.bincount`` over ``provider.ravel()`` adds, and every formula keeps the numpy
-order of operations, so results agree with the oracle to the last bit (except where
-numpy's vectorised ``exp``/``log`` round the last place differently from libm).
+order of operations, so results agree with the oracle to the last bit, except where
+numpy's vectorised ``exp``/``log`` round the last place differently from libm and where
+the living's mean risk (the admission price) is summed in order instead of pairwise.
+Helpers called inside the loops take scalars only: an array argument costs reference
+counting on every call.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ ADMISSION_VALUES = (
     "acs_expected",
 )
 ADMISSION_FLAGS = ("redirected", "planned_admitted", "acs_admitted", "admission_candidates")
-CASES, VALUE, GUIDELINE, HERE_UNITS, LOW_VALUE_UNITS, QALYS, REDIRECTED_UNITS, ACS_EXPECTED = range(8)  # (the last)
+# (ACS_EXPECTED last: a patient without a candidate has every row before it zero)
+CASES, VALUE, GUIDELINE, HERE_UNITS, LOW_VALUE_UNITS, QALYS, REDIRECTED_UNITS, ACS_EXPECTED = range(8)
 REDIRECTED, PLANNED_ADMITTED, ACS_ADMITTED, CANDIDATES = range(4)
 # rows of the per-provider sums of :func:`observe`
 MEMBERS, EXPECTED, UNITS, IN_CARE, MET, NEED, CASE_VALUE, OUTLIER, STOPLOSS = range(9)
@@ -81,20 +86,6 @@ def _diagnosis(state: int, extra_conditions: int, d: int) -> float:
     if d == 0:
         units += NEED_PER_MONTH[HEALTHY, 0] if state == CHRONIC else 0.0
     return units
-
-
-@numba.njit(**JIT_OPTIONS)
-def diagnosis_need(state: np.ndarray, conditions: np.ndarray, out: np.ndarray) -> None:
-    """Guideline need per month of an average-risk patient in each patient's state and diagnoses."""
-    for i in range(state.shape[0]):
-        s = state[i]
-        extra = 0
-        if s == CHRONIC:  # (scalar helpers only: an array argument costs reference counting per call)
-            for c in range(conditions.shape[1]):
-                extra += conditions[i, c]
-            extra -= 1
-        for d in range(N_DISCIPLINES):
-            out[i, d] = _diagnosis(s, extra, d)
 
 
 @numba.njit(**JIT_OPTIONS)
@@ -340,6 +331,8 @@ def risk_cells(
     raw_sum: np.ndarray,
     last_total: np.ndarray,
     reuse: bool,
+    scale: np.ndarray,
+    scores: np.ndarray,
 ) -> int:
     """Each living patient's risk cell (``RiskModel.scores``) and the raw scores' column sums; returns the living.
 
@@ -347,9 +340,12 @@ def risk_cells(
     and the blend is not applied (the risk model's degenerate fit). A cell depends only on
     the patient's total cost and the fit: with ``reuse`` (the same fit as the call that
     left ``cells`` and ``last_total``) a patient whose total cost is unchanged keeps their
-    cell without its logarithm and search; ``last_total`` is updated either way.
+    cell without its logarithm and search; ``last_total`` is updated either way. Unless
+    ``scores`` is empty, each patient's raw scores times ``scale`` are written to it (0 for
+    the dead): ``RiskModel.scores`` (scale 1) and the model's calibrated scores.
     """
     raw_total = np.zeros(raw_sum.shape)  # (local: the compiler knows nothing else writes it)
+    write = scores.shape[0] > 0
     living = 0
     has_edges = edges.shape[0] > 0
     guide, guide_origin, guide_scale = _search_guide(edges)
@@ -358,6 +354,9 @@ def risk_cells(
         if not alive[i]:
             cells[i] = 0
             last_total[i] = np.nan  # (no cell to keep)
+            if write:
+                for d in range(cost.shape[1]):
+                    scores[i, d] = 0.0 * scale[d]
             continue
         living += 1
         cell = 0
@@ -367,21 +366,22 @@ def risk_cells(
                 total += cost[i, d]
             if reuse and total == last_total[i]:
                 cell = cells[i]
-                for d in range(cost.shape[1]):
-                    raw_total[d] += _raw_score(cost[i, d], cell_means[cell, d], blend, use_blend)
-                continue
-            last_total[i] = total
-            signal = math.log(max(total, 1e-12)) + sigma * eta[i]
-            # np.searchsorted(edges, signal) (side left): from the guide's start to the first edge >= signal
-            j = (signal - guide_origin) * guide_scale
-            cell = guide[0 if j < 0 else (GUIDE_CELLS if j > GUIDE_CELLS else int(j))]
-            while cell > 0 and edges[cell - 1] >= signal:
-                cell -= 1
-            while cell < edges.shape[0] and edges[cell] < signal:
-                cell += 1
+            else:
+                last_total[i] = total
+                signal = math.log(max(total, 1e-12)) + sigma * eta[i]
+                # np.searchsorted(edges, signal) (side left): from the guide's start to the first edge >= signal
+                j = (signal - guide_origin) * guide_scale
+                cell = guide[0 if j < 0 else (GUIDE_CELLS if j > GUIDE_CELLS else int(j))]
+                while cell > 0 and edges[cell - 1] >= signal:
+                    cell -= 1
+                while cell < edges.shape[0] and edges[cell] < signal:
+                    cell += 1
         cells[i] = cell
         for d in range(cost.shape[1]):
-            raw_total[d] += _raw_score(cost[i, d], cell_means[cell, d], blend, use_blend)
+            raw = _raw_score(cost[i, d], cell_means[cell, d], blend, use_blend)
+            raw_total[d] += raw
+            if write:
+                scores[i, d] = raw * scale[d]
     raw_sum[:] = raw_total
     return living
 
@@ -392,24 +392,6 @@ def _raw_score(cost: float, cell_mean: float, blend: float, use_blend: bool) -> 
     if use_blend:
         return blend * cost + (1 - blend) * cell_mean
     return cell_mean
-
-
-@numba.njit(**JIT_OPTIONS)
-def scores(
-    cost: np.ndarray,
-    alive: np.ndarray,
-    cells: np.ndarray,
-    cell_means: np.ndarray,
-    blend: float,
-    use_blend: bool,
-    scale: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """Risk scores of the cells from :func:`risk_cells`, times ``scale`` per discipline (0 for the dead)."""
-    for i in range(cost.shape[0]):
-        for d in range(cost.shape[1]):
-            raw = _raw_score(cost[i, d], cell_means[cells[i], d], blend, use_blend) if alive[i] else 0.0
-            out[i, d] = raw * scale[d]
 
 
 @numba.njit(**JIT_OPTIONS)
