@@ -43,16 +43,15 @@ from .care import (
     NURSING,
     POST_ACUTE,
     PREVENTION,
-    QUALITY_STANDARD,
     READMISSION_AFTER_FAILURE,
     REHAB,
     UNMEASURED,
-    care_benefit,
     care_cost,
     qol_by_state,
     task_value,
 )
 from .errors import ParameterError
+from .kernels import delivery as kernels
 from .kernels import health as health_kernels
 from .kernels.accounts import (
     ADMISSION_RECORDS,
@@ -86,6 +85,10 @@ STREAMS = (
 )
 _NO_FLOATS = np.zeros(0)  # stand-ins for per-patient arrays a pass does not read (mechanism off)
 _NO_FLAGS = np.zeros(0, dtype=bool)
+_NO_SCORES = np.zeros((0, 4))  # the risk-cell pass writes no scores
+# Patient-by-discipline arrays of the need (``care_need``) and of the care delivered (``deliver_care``).
+NEED = ("need", "diagnosis_cost", "cost")
+DELIVERED = ("ratio", "multiplier", "delivered", "duplicates")
 INNOVATION_RECORDS = ("innovation_nmb", "innovation_upfront", "innovation_realised", "innovation_ideal")
 
 
@@ -205,6 +208,7 @@ class VBPModel(mesa.Model):
         self.months_per_step = 12.0 / sim.steps_per_year
         self.dt_years = 1.0 / sim.steps_per_year
         self.unit_cost = np.array([self.config.clinical.unit_cost[d] for d in DISCIPLINES])
+        self._buffers = kernels.Buffers()  # the patient passes' output arrays, reused step to step
 
         self._build_providers()
         self.population = Population.generate(
@@ -452,8 +456,37 @@ class VBPModel(mesa.Model):
             ]
         )
 
-    def _admit(self, care: dict[str, np.ndarray]) -> None:
-        """Discretionary admissions of this step: candidates arise, hospitals admit and redirect.
+    def _admission_parameters(self) -> np.ndarray:
+        """Admission parameters of this step, in the order the delivery kernel reads them.
+
+        The case price is :meth:`_admission_price` split into its parts: the price of an
+        admission's units, the risk-free share times the living's mean risk, and the share of
+        a patient's own risk passed through (the risk model's R^2).
+        """
+        pop, c = self.population, self.config.clinical
+        mean = kernels.alive_mean(pop.state, pop.frailty)
+        passed = self.risk_model.pass_through
+        unit = c.admission_units * self.unit_cost[HOSPITAL]
+        return np.array(
+            [
+                c.overtreatment_harm,
+                c.planned_admission_rate,
+                c.acs_admission_rate,
+                c.undertreatment_harm,
+                self.config.effort.prevention_efficacy,
+                self.dt_years,
+                c.admission_units,
+                c.admission_qaly_gain * 2,
+                c.admission_appropriate_share,
+                self.config.selection.redirect_harm,
+                unit,
+                (1 - passed) * mean,
+                passed,
+            ]
+        )
+
+    def _admit(self, care: dict[str, np.ndarray], values: np.ndarray, flags: np.ndarray, sums: np.ndarray) -> None:
+        """Discretionary admissions of this step (drawn in :meth:`deliver_care`'s pass): care keys and beliefs.
 
         Each candidate has an appropriateness rank u ~ U(0, 1); its hospital admits it when
         u is below the hospital's chosen admission share. Admission gains it
@@ -464,44 +497,16 @@ class VBPModel(mesa.Model):
         its cost, the hospital's books do not carry it, the observation reports it as the
         hospital's ``outside_cost`` for contracts that charge it back) and the patient loses
         ``selection.redirect_harm`` of its gain (delay, travel). ACS admissions are unplanned
-        and strokes are emergencies: neither can be redirected.
+        and strokes are emergencies: neither can be redirected. Candidates arise from
+        :meth:`_admission_rates` (computed per patient in the pass); hospitals learn how many
+        candidates, units and case value to expect, GPs how many ACS candidates.
         """
-        pop, table, c = self.population, self.providers, self.config.clinical
-        benefit = self._provider_benefit(care_benefit(care["ratio"], c.overtreatment_harm))[:, GP]
-        planned_rate, acs_rate = self._admission_rates(benefit)
-        p_acs = 1 - np.exp(-acs_rate * self.dt_years)
-        draws = self.streams["admissions"].random((4, pop.size))
-        acs = draws[1] < p_acs
-        planned = (draws[0] < 1 - np.exp(-planned_rate * self.dt_years)) & ~acs
-        candidate = planned | acs
-        hospital = pop.provider[:, HOSPITAL]
-        rank = draws[2]
-        admitted = candidate & (rank < table.decision.admission[hospital])
-        redirected = np.zeros(pop.size, dtype=bool)
-        if self.mechanisms.risk_selection:
-            redirect_p = table.decision.selection[hospital] * self.admission_steer_weight
-            redirected = planned & admitted & (draws[3] < redirect_p)
-        here = admitted & ~redirected
-        units = c.admission_units * pop.frailty
-        care["delivered"][:, HOSPITAL] += np.where(here, units, 0.0)
-        gain = c.admission_qaly_gain * 2 * (1 - rank / c.admission_appropriate_share)
-        harm = self.config.selection.redirect_harm
-        care["admission_cases"] = here.astype(float)
-        care["admission_value"] = np.where(here, self._admission_price(pop.frailty), 0.0)
-        care["admission_guideline"] = np.where(candidate & (rank < c.admission_appropriate_share), units, 0.0)
-        care["admission_here_units"] = np.where(here, units, 0.0)
-        care["admission_low_value_units"] = np.where(here & (rank >= c.admission_appropriate_share), units, 0.0)
-        care["admission_qalys"] = np.where(admitted, gain * (1 - harm * redirected), 0.0)
-        care["redirected"] = redirected
-        care["redirected_units"] = np.where(redirected, units, 0.0)
-        care["planned_admitted"] = planned & admitted
-        care["acs_admitted"] = acs & admitted
-        care["acs_expected"] = p_acs
-        care["admission_candidates"] = candidate
+        care.update(zip(kernels.ADMISSION_VALUES, values, strict=True))
+        care.update(zip(kernels.ADMISSION_FLAGS, flags, strict=True))
+        care["admission_by_hospital"] = sums[3:6]  # admission cases, their case value, redirected units
         rate = self.config.providers.learning_rate
-        self.admission_belief += rate * (self._admission_sums(candidate.astype(float)) - self.admission_belief)
-        acs_at_gp = np.bincount(pop.provider[:, GP], weights=p_acs, minlength=table.n)
-        self.acs_belief += rate * (acs_at_gp - self.acs_belief)
+        self.admission_belief += rate * (sums[:3].T - self.admission_belief)
+        self.acs_belief += rate * (sums[6] - self.acs_belief)
 
     def appraise_admissions(
         self, yearly: Observation, base: np.ndarray, share: np.ndarray
@@ -561,11 +566,21 @@ class VBPModel(mesa.Model):
 
         ``diagnosis_cost`` prices the need of an average-risk patient with the same state and
         diagnoses (what a DRG or the purchaser's diagnosis groups see); ``need`` is the
-        patient's own optimal care in service units, including the unobserved risk.
+        patient's own optimal care in service units, including the unobserved risk. The
+        column totals (``cost_total``, ``diagnosis_cost_total``, ``in_care_count``) come with it.
         """
-        diagnosis = self.population.diagnosis_need() * self.months_per_step
-        need = diagnosis * self.population.frailty[:, None]
-        return {"need": need, "diagnosis_cost": diagnosis * self.unit_cost, "cost": need * self.unit_cost}
+        return self._care_need({name: np.empty((self.population.size, len(DISCIPLINES))) for name in NEED})
+
+    def _care_need(self, care: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """:meth:`care_need` into the arrays of ``care`` (and the totals added to it)."""
+        pop = self.population
+        totals = np.empty((3, len(DISCIPLINES)))
+        kernels.care_need(
+            pop.state, pop.conditions, pop.frailty, self.months_per_step, self.unit_cost,
+            care["need"], care["diagnosis_cost"], care["cost"], totals,
+        )  # fmt: skip
+        care.update(zip(kernels.TOTALS, totals, strict=True))
+        return care
 
     def _per_provider(self, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """Sum a (patients, disciplines) array into each patient's provider per discipline."""
@@ -573,46 +588,91 @@ class VBPModel(mesa.Model):
             values = np.where(mask, values, 0.0)
         return np.bincount(self.population.provider.ravel(), weights=values.ravel(), minlength=self.providers.n)
 
-    def _risk_scores(self, need: dict[str, np.ndarray]) -> np.ndarray:
-        """Purchaser's predicted cost per patient and discipline this step.
+    def _risk_cells(
+        self, need: dict[str, np.ndarray], alive: np.ndarray, scores: np.ndarray = _NO_SCORES
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Each patient's cell of the purchaser's risk model, the scores' calibration and the living.
 
-        The score is the purchaser's risk model (:mod:`vbpsim.risk`), re-estimated at the
-        start of each year with the R^2 the scenario asks for, and calibrated so that the
-        predictions add up to the population's guideline cost times ``score_level``: 1
-        before any claims exist, the status quo's spending per unit of guideline cost once
-        the history has produced claims (risk models are estimated on claims).
+        The risk model (:mod:`vbpsim.risk`) is re-estimated at the start of each year with
+        the R^2 the scenario asks for; the calibration per discipline makes the predictions
+        add up to the population's guideline cost times ``score_level``: 1 before any
+        claims exist, the status quo's spending per unit of guideline cost once the history
+        has produced claims (risk models are estimated on claims). Unless ``scores`` is
+        empty, the raw (uncalibrated) scores are written to it.
         """
-        alive = self.population.alive
         if self._risk_estimated_at < 0 or (
             self.step_index % self.steps_per_year == 0 and self._risk_estimated_at != self.step_index
         ):
             self.risk_model.estimate(need["cost"], alive)
             self._risk_estimated_at = self.step_index
-        raw = self.risk_model.scores(need["cost"], alive)
-        true_total = need["cost"].sum(axis=0) * self.score_level
-        return raw * (true_total / np.maximum(raw.sum(axis=0), 1e-12))
+        model, buffers = self.risk_model, self._buffers
+        cells = buffers.array("risk_cells", alive.shape, np.int32)
+        last_total = buffers.array("risk_cell_totals", alive.shape)
+        reuse = buffers.get("risk_fit") == model.fits  # the cells left by the last call are of this fit
+        buffers["risk_fit"] = model.fits
+        raw_total = np.empty(len(DISCIPLINES))
+        living = kernels.risk_cells(
+            need["cost"], alive, model.eta, model.sigma, model.edges, model.cell_means, model.blend,
+            cells, raw_total, last_total, reuse, np.ones(len(DISCIPLINES)), scores,
+        )  # fmt: skip
+        true_total = need["cost_total"] * self.score_level
+        return cells, true_total / np.maximum(raw_total, 1e-12), living
 
-    def _case_weights(self, need: dict[str, np.ndarray]) -> np.ndarray:
-        """DRG-like normative price of each patient's case: by diagnosis group, not person."""
-        by_diagnosis = need["diagnosis_cost"]
-        scale = need["cost"].sum(axis=0) / np.maximum(by_diagnosis.sum(axis=0), 1e-12)
-        return by_diagnosis * scale
+    def _risk_scores(self, need: dict[str, np.ndarray]) -> np.ndarray:
+        """Purchaser's predicted cost per patient and discipline this step (see :meth:`_risk_cells`)."""
+        scores = np.empty(need["cost"].shape)
+        _, calibration, _ = self._risk_cells(need, self.population.alive, scores)
+        return scores * calibration
 
-    def _observe_normative(self, need: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Enrolment and the purchaser's normative (guideline) costs per provider."""
-        alive = self.population.alive
-        members = np.bincount(
-            self.population.provider.ravel(),
-            weights=np.repeat(alive, len(DISCIPLINES)).astype(float),
-            minlength=self.providers.n,
-        )
-        mean_cost = need["cost"].sum(axis=0) * self.score_level / max(int(alive.sum()), 1)
-        scores = self._risk_scores(need)
+    def _case_scale(self, need: dict[str, np.ndarray]) -> np.ndarray:
+        """Per discipline: what the population's own need costs per unit of its diagnosis price."""
+        return need["cost_total"] / np.maximum(need["diagnosis_cost_total"], 1e-12)
+
+    def _patient_sums(self, need: dict[str, np.ndarray], full: bool) -> np.ndarray:
+        """The patient pass of the observation: per-provider sums (rows ``kernels.MEMBERS..STOPLOSS``).
+
+        Sets ``need["scores"]`` (calibrated risk scores) and ``need["mean_cost"]``. With
+        ``full`` (an observed step: ``need`` is :meth:`deliver_care`'s care) the delivered
+        care is summed too, and each patient's cost adds to their year-to-date cost and to
+        this year's cost and score (for the risk model's realised R^2).
+        """
+        pop, model = self.population, self.risk_model
+        alive = pop.alive
+        cells, calibration, living = self._risk_cells(need, alive)
+        n_disciplines = len(DISCIPLINES)
+        scores = self._buffers.array("scores", need["cost"].shape) if full else np.empty(need["cost"].shape)
+        sums = np.empty((kernels.N_SUMS, self.providers.n))
+        none = np.empty((0, n_disciplines))
+        kernels.observe(
+            pop.provider, alive, need["cost"], cells, model.cell_means, model.blend, model.blended, calibration, full,
+            need["need"] if full else none,
+            need["ratio"] if full else none,
+            need["diagnosis_cost"] if full else none,
+            need["delivered"] if full else none,
+            self._case_scale(need),
+            self.outlier_threshold(need) if full else np.zeros(n_disciplines),
+            self.unit_cost,
+            self.config.purchaser.stop_loss_attachment,
+            self.year_to_date_cost if full else none,
+            self._year_score if full else np.empty(0),
+            self._year_patient_cost if full else np.empty(0),
+            scores, sums,
+        )  # fmt: skip
         need["scores"] = scores
-        need["mean_cost"] = mean_cost
+        need["mean_cost"] = need["cost_total"] * self.score_level / max(living, 1)
+        return sums
+
+    def _observe_normative(self, need: dict[str, np.ndarray], sums: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Enrolment and the purchaser's normative (guideline) costs per provider.
+
+        ``sums`` are this step's :meth:`_patient_sums` when :meth:`observe` has them already.
+        """
+        if sums is None:
+            sums = self._patient_sums(need, full=False)
+        members = sums[kernels.MEMBERS]
         normative = {
-            "expected_cost": self._per_provider(scores),
-            "average_cost": members * mean_cost[self.providers.discipline],
+            "expected_cost": sums[kernels.EXPECTED],
+            "average_cost": members * need["mean_cost"][self.providers.discipline],
             "member_months": members * self.months_per_step,
         }
         if self.config.contract.attribution == "prospective":
@@ -621,15 +681,8 @@ class VBPModel(mesa.Model):
             return {k: v.copy() for k, v in self._attributed.items()}
         return normative
 
-    def _provider_benefit(self, benefit: np.ndarray) -> np.ndarray:
-        """Patients' benefit of care (n, 4) after their providers' quality, innovation and shifting."""
-        factor = self._benefit_factor()
-        if np.all(factor == 1.0):
-            return benefit
-        return benefit * factor[self.population.provider]
-
     def _benefit_factor(self) -> np.ndarray:
-        """Each provider's factor on its patients' benefit of care (quality, innovation, shifting)."""
+        """Each provider's factor on its patients' benefit of care: quality, innovation and shifting."""
         table = self.providers
         factor = np.ones(table.n)
         if self.mechanisms.multitasking:
@@ -822,29 +875,40 @@ class VBPModel(mesa.Model):
 
         A rehabilitation provider that shifts care lets the region's home-care provider
         deliver that share instead, at home-care prices (outside a rehab bundle's border).
+        With discretionary admissions, this step's candidates are admitted or redirected
+        in the same pass (:meth:`_admit`). Two compiled passes over the patients: the need
+        (:meth:`care_need`), then delivery (:func:`vbpsim.kernels.delivery.deliver`); the
+        patient arrays of the returned care are reused by the next step's call.
         """
-        pop = self.population
-        table = self.providers
-        care = self.care_need()
-        ratio = table.decision.intensity[pop.provider] * pop.delivery_noise
-        if self.mechanisms.need_classes:  # high-need patients get x (1 + tilt), low-need ones x (1 - tilt)
-            sign = np.where(self.high_need, 1.0, -1.0)[:, None]
-            ratio = ratio * (1 + sign * table.decision.need_tilt[pop.provider])
-        care["ratio"] = ratio
-        care["multiplier"] = table.need_multiplier[pop.provider]
-        delivered = ratio * care["need"] * care["multiplier"]
-        shifted = np.zeros(pop.size)
-        if self.mechanisms.care_shifting:
-            share = table.decision.shift[pop.provider[:, REHAB]]
-            shifted = delivered[:, REHAB] * share
-            delivered[:, REHAB] -= shifted
-            delivered[:, NURSING] += shifted * self._shift_units()
-        care["shifted_cost"] = shifted * self.unit_cost[REHAB]
-        care["delivered"] = delivered + self.pending_duplicates
-        care["duplicates"] = self.pending_duplicates.copy()
-        self.pending_duplicates[:] = 0.0
-        if self.mechanisms.discretionary_admissions:
-            self._admit(care)
+        pop, table, m = self.population, self.providers, self.mechanisms
+        n, buffers = pop.size, self._buffers
+        shape = (n, len(DISCIPLINES))
+        care = self._care_need({name: buffers.array(name, shape) for name in NEED + DELIVERED})
+        care["shifted_cost"] = buffers.array("shifted_cost", (n,))
+        admitting = m.discretionary_admissions
+        width = n if admitting else 0
+        draws = buffers.array("admission_draws", (4, width))
+        if admitting:
+            self.streams["admissions"].random(out=draws)  # the same numbers as random((4, n))
+        values = buffers.array("admission_values", (len(kernels.ADMISSION_VALUES), width))
+        flags = buffers.array("admission_flags", (len(kernels.ADMISSION_FLAGS), width), np.bool_)
+        sums = np.empty((7, table.n))  # per hospital: 3 belief sums, 3 observed; per GP: ACS expected
+        decision = table.decision
+        kernels.deliver(
+            pop.state, pop.conditions, pop.frailty, pop.provider, pop.delivery_noise, self.high_need,
+            self.pending_duplicates, self.unit_cost,
+            decision.intensity, decision.need_tilt, table.need_multiplier, decision.shift, self._shift_units(),
+            m.need_classes, m.care_shifting,
+            care["need"], *(care[name] for name in DELIVERED), care["shifted_cost"],
+            admitting, draws,
+            self._admission_parameters() if admitting else np.zeros(13),
+            self._benefit_factor() if admitting else np.ones(table.n),
+            decision.admission, decision.selection, m.prevention, self.prevention_stock,
+            m.risk_selection, self.admission_steer_weight,
+            values, flags, sums[:6], sums[6],
+        )  # fmt: skip
+        if admitting:
+            self._admit(care, values, flags, sums)
         return care
 
     def contract_year(self) -> int:
@@ -897,8 +961,7 @@ class VBPModel(mesa.Model):
     def outlier_threshold(self, care: dict[str, np.ndarray]) -> np.ndarray:
         """Per-discipline monthly cost above which a patient's care counts as outlier cost."""
         if "outlier_threshold" not in care:
-            in_care = care["need"] > 0
-            mean_case = care["cost"].sum(axis=0) / np.maximum(in_care.sum(axis=0), 1)
+            mean_case = care["cost_total"] / np.maximum(care["in_care_count"], 1)
             care["outlier_threshold"] = self.config.purchaser.outlier_threshold * mean_case
         return care["outlier_threshold"]
 
@@ -907,16 +970,16 @@ class VBPModel(mesa.Model):
         return float(self.unit_cost[REHAB] / self.unit_cost[NURSING] * (1 + self.config.shifting.shift_inefficiency))
 
     def observe(self, care: dict[str, np.ndarray]) -> Observation:
-        """What the purchaser sees of each provider this step."""
-        need, ratio, delivered = care["need"], care["ratio"], care["delivered"]
-        normative = self._observe_normative(care)
-        in_care = need > 0
+        """What the purchaser sees of each provider this step (one compiled pass over the patients)."""
+        sums = self._patient_sums(care, full=True)
+        normative = self._observe_normative(care, sums)
         table = self.providers
-        units = self._per_provider(delivered)
+        rows = np.arange(table.n)
+        units = sums[kernels.UNITS]
         services = np.zeros((table.n, len(DISCIPLINES)))
-        services[np.arange(table.n), table.discipline] = units
-        cases = self._per_provider(in_care.astype(float))
-        met = self._per_provider((in_care & (ratio >= QUALITY_STANDARD)).astype(float))
+        services[rows, table.discipline] = units
+        cases = sums[kernels.IN_CARE]
+        met = sums[kernels.MET]
         noise_sd = self.config.purchaser.quality_measurement_noise
         if self.config.context.trusted_data_party:
             noise_sd = noise_sd / 2
@@ -924,29 +987,17 @@ class VBPModel(mesa.Model):
         adherence = np.divide(met, cases, out=np.ones_like(met), where=cases > 0)
         if self.mechanisms.multitasking:
             adherence = 0.5 * adherence + 0.5 * task_value(table.decision.effort[:, MEASURED])
-        self.need_history.append(self._per_provider(need))
-        case_value = self._per_provider(self._case_weights(care), in_care)
-        if "admission_cases" in care:  # each discretionary admission is a case of its own
-            hospital = self.population.provider[:, HOSPITAL]
-            cases = cases + np.bincount(hospital, weights=care["admission_cases"], minlength=table.n)
-            case_value = case_value + np.bincount(hospital, weights=care["admission_value"], minlength=table.n)
+        self.need_history.append(sums[kernels.NEED].copy())
+        case_value = sums[kernels.CASE_VALUE]
         outside_cost = np.zeros(table.n)
-        if "redirected_units" in care:  # redirected episodes, at the redirecting hospital
-            hospital = self.population.provider[:, HOSPITAL]
-            units_out = np.bincount(hospital, weights=care["redirected_units"], minlength=table.n)
-            outside_cost = units_out * self.unit_cost[HOSPITAL]
+        if "admission_by_hospital" in care:  # each discretionary admission is a case of its own
+            admitted_cases, admitted_value, units_out = care["admission_by_hospital"]
+            cases = cases + admitted_cases
+            case_value = case_value + admitted_value
+            outside_cost = units_out * self.unit_cost[HOSPITAL]  # redirected episodes, at the redirecting hospital
         case_mix = np.zeros((table.n, len(DISCIPLINES)))
-        case_mix[np.arange(table.n), table.discipline] = case_value
-        delivered_cost = delivered * self.unit_cost
-        self._year_score += care["scores"].sum(axis=1)
-        self._year_patient_cost += delivered_cost.sum(axis=1)
-        excess = np.maximum(delivered_cost - self.outlier_threshold(care), 0.0)
-        attachment = self.config.purchaser.stop_loss_attachment
-        before = self.year_to_date_cost
-        self.year_to_date_cost = before + delivered_cost
-        stoploss = np.maximum(self.year_to_date_cost - attachment, 0.0) - np.maximum(before - attachment, 0.0)
+        case_mix[rows, table.discipline] = case_value
         cost = care_cost(units, table.capacity, table.unit_cost, self.config.providers.overtime_premium)
-        rows = np.arange(table.n)
         cost_mix = np.zeros((table.n, len(DISCIPLINES)))
         cost_mix[rows, table.discipline] = cost
         expected_mix = np.zeros((table.n, len(DISCIPLINES)))
@@ -958,7 +1009,7 @@ class VBPModel(mesa.Model):
             cases=cases,
             case_value=case_value,
             case_mix=case_mix,
-            outlier_cost=self._per_provider(excess),
+            outlier_cost=sums[kernels.OUTLIER],
             member_months=normative["member_months"],
             expected_cost=normative["expected_cost"],
             average_cost=normative["average_cost"],
@@ -968,7 +1019,7 @@ class VBPModel(mesa.Model):
             cost_mix=cost_mix,
             expected_mix=expected_mix,
             historical_cost=self.historical_cost.copy(),
-            stoploss_excess=self._per_provider(stoploss),
+            stoploss_excess=sums[kernels.STOPLOSS],
             investment=self._take_investment(),
             outside_cost=outside_cost,
             year=self.contract_year(),
@@ -1527,7 +1578,7 @@ class VBPModel(mesa.Model):
             need["scores"],
             need["need"],
             need["diagnosis_cost"],
-            self._case_weights(need),
+            self._case_scale(need),
             need["mean_cost"],
             self.outlier_threshold(need),
             self.unit_cost,

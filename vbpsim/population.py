@@ -30,6 +30,7 @@ from .care import (  # noqa: F401  (re-exported: the population's states and nee
     care_benefit,
     qol_by_state,
 )
+from .kernels import delivery as kernels
 from .parameters import CONDITIONS, DISCIPLINES, ClinicalParams, PopulationParams
 
 
@@ -112,13 +113,12 @@ class Population:
         self.perceived_risk = np.exp(self.log_risk_observable + self.provider_view_private)  # providers' view
 
     def diagnosis_need(self) -> np.ndarray:
-        """Guideline need of an average-risk patient in the same state and diagnoses."""
-        chronic = self.state == CHRONIC
-        extra_conditions = np.where(chronic, self.conditions.sum(axis=1) - 1, 0)
-        base = NEED_PER_MONTH[self.state]
-        base[:, :2] += extra_conditions[:, None] * NEED_PER_MONTH[CHRONIC, :2]
-        base[:, 0] += np.where(chronic, NEED_PER_MONTH[HEALTHY, 0], 0.0)
-        return base
+        """Guideline need per month of an average-risk patient in the same state and diagnoses."""
+        shape, k = (self.size, len(DISCIPLINES)), len(DISCIPLINES)
+        need, out, cost, totals = np.empty(shape), np.empty(shape), np.empty(shape), np.empty((3, k))
+        # the need pass for a month at unit prices and average risk: its diagnosis price is this need
+        kernels.care_need(self.state, self.conditions, np.ones(self.size), 1.0, np.ones(k), need, out, cost, totals)
+        return out
 
     def stroke_hazard(self, clinical: ClinicalParams) -> np.ndarray:
         """Yearly stroke hazard before care effects, for those who can have one."""

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels import delivery as kernels
+
 N_CELLS = 200
 FIT_SAMPLE = 200_000  # the score's R^2 is carried by few costly patients: fit on many
 QUANTILES = np.linspace(0, 1, N_CELLS + 1)[1:-1]
@@ -100,6 +102,7 @@ class RiskModel:
         self.edges = np.zeros(0)
         self.cell_means = np.zeros((1, 1))
         self.achieved: list[float] = []
+        self.fits = 0  # estimates so far: a new number means new cells
 
     def _signal(self, total: np.ndarray, index: np.ndarray, sigma: float) -> np.ndarray:
         return np.log(np.maximum(total, 1e-12)) + sigma * self.eta[index]
@@ -143,6 +146,7 @@ class RiskModel:
 
     def estimate(self, cost: np.ndarray, alive: np.ndarray) -> None:
         """Fit the cells and the signal noise so the score's R^2 on the living hits the target."""
+        self.fits += 1
         living = np.flatnonzero(alive)
         if self.target <= 0 or len(living) < 2:
             self.cell_means = cost[living].mean(axis=0, keepdims=True) if len(living) else np.zeros((1, cost.shape[1]))
@@ -179,16 +183,23 @@ class RiskModel:
         self.achieved.append(r_squared(predicted, ordered_total))
 
     def scores(self, cost: np.ndarray, alive: np.ndarray) -> np.ndarray:
-        """Predicted cost per patient and discipline (0 for the dead), before calibration to totals."""
-        if len(self.edges) == 0:
-            predicted = np.broadcast_to(self.cell_means[0], cost.shape)
-        else:
-            total = cost.sum(axis=1)
-            signal = self._signal(total, np.arange(len(total)), self.sigma)
-            predicted = self._predict(signal, self.edges, self.cell_means)
-            if self.blend > 0:
-                predicted = self.blend * cost + (1 - self.blend) * predicted
-        return np.where(alive[:, None], predicted, 0.0)
+        """Predicted cost per patient and discipline (0 for the dead), before calibration to totals.
+
+        Each living patient's signal falls in a cell; the prediction is the cell's mean cost
+        (blended with the patient's own cost when the target is above what cells reach).
+        """
+        cells, totals = np.empty(len(cost), dtype=np.int32), np.empty(len(cost))
+        raw_total, out = np.empty(cost.shape[1]), np.empty(cost.shape)
+        kernels.risk_cells(
+            cost, alive, self.eta, self.sigma, self.edges, self.cell_means, self.blend,
+            cells, raw_total, totals, False, np.ones(cost.shape[1]), out,
+        )  # fmt: skip
+        return out
+
+    @property
+    def blended(self) -> bool:
+        """Whether the scores blend in the patients' own cost (only a fit with cells does)."""
+        return len(self.edges) > 0 and self.blend > 0
 
     @property
     def pass_through(self) -> float:

@@ -254,7 +254,7 @@ def appraise_pass(
     scores: np.ndarray,
     need: np.ndarray,
     diagnosis_cost: np.ndarray,
-    case_weights: np.ndarray,
+    case_scale: np.ndarray,
     mean_cost: np.ndarray,
     threshold: np.ndarray,
     unit_cost: np.ndarray,
@@ -291,7 +291,7 @@ def appraise_pass(
             priced = (
                 scores[i, d] * g_exp
                 + mean_cost[d] * g_avg
-                + (need[i, d] > 0) * (g_cases + case_weights[i, d] * g_value)
+                + (need[i, d] > 0) * (g_cases + diagnosis_cost[i, d] * case_scale[d] * g_value)
             )
             per_unit = intensity[row] * need_multiplier[row]
             steps = episode_steps[d]

@@ -1,0 +1,192 @@
+"""The delivery and observation kernels against the numpy code they replaced, on random inputs.
+
+Each test draws seeded random inputs (states, conditions, decisions, year-to-date costs,
+risk-model fits) that reach every branch of a kernel, then requires the compiled pass to
+give what the numpy formulation (``tests/oracle_delivery.py``) gives: bit for bit where
+the formulas are the same, within 1e-12 where numpy's vectorised ``exp`` or its pairwise
+mean round the last place differently from the kernel.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from numpy_oracle import NumpyModel
+from oracle_delivery import diagnosis_need, risk_scores
+
+from vbpsim.care import DEAD, HEALTH_STATES
+from vbpsim.experiments import build_model
+from vbpsim.kernels import delivery as kernels
+from vbpsim.model import VBPModel
+from vbpsim.risk import RiskModel
+
+# keys whose values pass through exp or a mean over the living (last-place rounding may differ)
+ROUNDED = {"admission_value", "acs_expected"}
+
+
+# admissions frequent enough that a small world has candidates, redirections and ACS admissions each step
+FREQUENT = {"clinical.planned_admission_rate": 2.0, "clinical.acs_admission_rate": 1.0}
+
+
+def randomised(seed: int, **overrides: object) -> tuple[VBPModel, VBPModel]:
+    """A small model with random patients' states and providers' decisions, and its numpy twin."""
+    model = build_model("ffs", "small", years=1, seed=seed, **{**FREQUENT, **overrides})
+    rng = np.random.default_rng(seed)
+    pop, table = model.population, model.providers
+    n, k = pop.size, table.n
+    pop.state = rng.integers(0, len(HEALTH_STATES), n).astype(np.int8)
+    pop.conditions = rng.random(pop.conditions.shape) < 0.4
+    decision = table.decision
+    decision.intensity = rng.uniform(0.5, 1.5, k)
+    decision.need_tilt = rng.uniform(-0.3, 0.3, k)
+    decision.shift = rng.uniform(0.0, 0.6, k)
+    decision.admission = rng.uniform(0.2, 1.0, k)
+    decision.selection = rng.uniform(0.0, 1.0, k)
+    decision.effort = rng.uniform(0.0, 1.0, decision.effort.shape)
+    table.need_multiplier = rng.uniform(1.0, 1.3, k)
+    model.prevention_stock = rng.uniform(0.0, 1.0, n)
+    model.admission_steer_weight = rng.uniform(0.0, 1.0, n)
+    model.pending_duplicates = np.where(rng.random((n, 4)) < 0.1, rng.uniform(0, 3, (n, 4)), 0.0)
+    # year-to-date cost around the stop-loss attachment, so the excess starts within this step for some
+    attachment = model.config.purchaser.stop_loss_attachment
+    model.year_to_date_cost = rng.uniform(0.0, 1.2, (n, 4)) * attachment
+    model.step_index = 5  # mid-year: no re-estimation of the risk model
+    oracle = copy.deepcopy(model)
+    oracle.__class__ = NumpyModel
+    return model, oracle
+
+
+def assert_same(name: str, compiled: np.ndarray, oracle: np.ndarray) -> None:
+    """Equal bit for bit, or within 1e-12 for the rounded keys."""
+    compiled, oracle = np.asarray(compiled), np.asarray(oracle)
+    assert compiled.shape == oracle.shape and compiled.dtype == oracle.dtype, name
+    if name in ROUNDED:
+        np.testing.assert_allclose(compiled, oracle, rtol=1e-12, atol=1e-15, err_msg=name)
+    else:
+        np.testing.assert_array_equal(compiled, oracle, err_msg=name)
+
+
+def test_diagnosis_need_equals_numpy() -> None:
+    """Every state and number of conditions gives the numpy table's need, bit for bit."""
+    model, _ = randomised(1)
+    assert_same("diagnosis_need", model.population.diagnosis_need(), diagnosis_need(model.population))
+
+
+def test_care_need_equals_numpy() -> None:
+    """Need, its prices and the column totals (sums in patient order) as the numpy code computes them."""
+    model, oracle = randomised(2)
+    care, expected = model.care_need(), oracle.care_need()
+    for name in ("need", "diagnosis_cost", "cost"):
+        assert_same(name, care[name], expected[name])
+    assert_same("cost_total", care["cost_total"], expected["cost"].sum(axis=0))
+    assert_same("diagnosis_cost_total", care["diagnosis_cost_total"], expected["diagnosis_cost"].sum(axis=0))
+    assert_same("in_care_count", care["in_care_count"], (expected["need"] > 0).sum(axis=0).astype(float))
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+@pytest.mark.parametrize("mechanisms", ["all", "none"])
+def test_deliver_equals_numpy(seed: int, mechanisms: str) -> None:
+    """Delivery and admissions: every care key, the pending duplicates and the admission beliefs."""
+    over = {} if mechanisms == "all" else {"mechanisms.care_shifting": False, "mechanisms.need_classes": False}
+    model, oracle = randomised(seed, **over)
+    care, expected = model.deliver_care(), oracle.deliver_care()
+    assert care.keys() >= expected.keys()
+    for name, value in expected.items():
+        assert_same(name, care[name], value)
+    assert care["admission_candidates"].any() and care["redirected"].any() and care["acs_admitted"].any()
+    assert_same("pending_duplicates", model.pending_duplicates, oracle.pending_duplicates)
+    np.testing.assert_allclose(model.admission_belief, oracle.admission_belief, rtol=1e-12)
+    np.testing.assert_allclose(model.acs_belief, oracle.acs_belief, rtol=1e-12)  # sums of exp
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_observe_equals_numpy(seed: int) -> None:
+    """The observation's per-provider sums, the scores and the patients' year-to-date accumulators."""
+    model, oracle = randomised(seed, **{"purchaser.outlier_threshold": 1.5})
+    care, expected = model.deliver_care(), oracle.deliver_care()
+    obs, obs_expected = model.observe(care), oracle.observe(expected)
+    for name in ("services", "cases", "outlier_cost", "expected_cost", "average_cost", "member_months", "cost"):
+        assert_same(name, getattr(obs, name), getattr(obs_expected, name))
+    for name in ("stoploss_excess", "outside_cost", "measured_quality"):
+        assert_same(name, getattr(obs, name), getattr(obs_expected, name))
+    np.testing.assert_allclose(obs.case_value, obs_expected.case_value, rtol=1e-12)  # admission prices (mean)
+    assert obs.stoploss_excess.sum() > 0 and obs.outlier_cost.sum() > 0 and obs.outside_cost.sum() > 0
+    for name in ("scores", "mean_cost", "outlier_threshold"):
+        assert_same(name, care[name], expected[name])
+    assert_same("need_history", model.need_history[-1], oracle.need_history[-1])
+    for name in ("year_to_date_cost", "_year_score", "_year_patient_cost"):
+        assert_same(name, getattr(model, name), getattr(oracle, name))
+
+
+@pytest.mark.parametrize("target", [0.0, 0.3, 0.995])
+def test_risk_scores_equal_numpy(target: float) -> None:
+    """Cells (a guided search), the blend above what cells reach and the degenerate fit without cells."""
+    rng = np.random.default_rng(11)
+    n = 5000
+    cost = rng.lognormal(0.0, 1.5, (n, 4)) * (rng.random((n, 4)) < 0.7)
+    alive = rng.random(n) < 0.9
+    model = RiskModel(target, n, np.random.default_rng(12))
+    model.estimate(cost, alive)
+    assert (len(model.edges) > 0) == (target > 0) and model.blended == (target > 0.99)
+    later = cost * rng.uniform(0.5, 2.0, (n, 4))  # next months' cost, scored with this year's fit
+    np.testing.assert_allclose(model.scores(later, alive), risk_scores(model, later, alive), rtol=1e-12, atol=0)
+
+
+def test_guided_search_is_searchsorted() -> None:
+    """Signals on, between, below and above edges with ties fall in np.searchsorted's cell."""
+    rng = np.random.default_rng(13)
+    edges = np.sort(np.concatenate([rng.normal(0, 2, 150), np.repeat(rng.normal(0, 2, 7), 7)]))
+    signal = np.concatenate([rng.normal(0, 3, 20000), edges, np.nextafter(edges, -np.inf), [-1e9, 1e9]])
+    n = len(signal)
+    cost = np.ones((n, 1))
+    model = RiskModel(0.5, n, np.random.default_rng(0))
+    model.edges, model.cell_means, model.sigma = edges, np.arange(len(edges) + 1.0)[:, None], 1.0
+    model.eta = signal - np.log(1.0)  # signal = log(total cost) + sigma * eta
+    cells = np.empty(n, dtype=np.int32)
+    alive = np.ones(n, dtype=bool)
+    means, totals = model.cell_means, np.empty(n)
+    no_scores = np.empty((0, 1))
+    kernels.risk_cells(
+        cost, alive, model.eta, 1.0, edges, means, 0.0, cells, np.empty(1), totals, False, np.ones(1), no_scores
+    )
+    np.testing.assert_array_equal(cells, np.searchsorted(edges, signal))
+
+
+def test_dead_patients_score_nothing() -> None:
+    """The dead get a zero score and no membership, however their cost looks."""
+    model, _ = randomised(7)
+    care = model.deliver_care()
+    model.observe(care)
+    dead = model.population.state == DEAD
+    assert dead.any() and not care["scores"][dead].any()
+
+
+def test_copies_do_not_share_buffers() -> None:
+    """A forked model (deepcopy) starts without the patient buffers of the model it was copied from."""
+    model, _ = randomised(8)
+    care = model.deliver_care()
+    fork = copy.deepcopy(model)
+    assert len(fork._buffers) == 0
+    fork_care = fork.deliver_care()
+    assert not np.shares_memory(care["need"], fork_care["need"])
+    assert_same("need", care["need"], fork_care["need"])
+
+
+def test_cached_risk_cells_follow_changes() -> None:
+    """Cells kept from the last step are recomputed for patients whose cost changed, and after a new fit."""
+    model, oracle = randomised(9)
+    rng = np.random.default_rng(9)
+    for step in range(3):
+        changed = rng.random(model.population.size) < 0.2
+        new_state = rng.integers(0, len(HEALTH_STATES) - 1, model.population.size).astype(np.int8)
+        for m in (model, oracle):
+            m.population.state = np.where(changed, new_state, m.population.state)
+            if step == 2:
+                m.step_index = 12  # a year start: the purchaser re-estimates its risk model
+        care, expected = model.deliver_care(), oracle.deliver_care()
+        model.observe(care)
+        oracle.observe(expected)
+        assert_same("scores", care["scores"], expected["scores"])
+    assert model.risk_model.fits == 2

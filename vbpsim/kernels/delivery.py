@@ -1,0 +1,469 @@
+"""The delivery and observation passes: need, care delivered, admissions, and what the purchaser sees.
+
+Four loops over the patients per step replace the numpy formulation of
+``VBPModel.deliver_care`` and ``VBPModel.observe`` (kept in ``tests/oracle_delivery.py``):
+
+* :func:`care_need` -- each patient's guideline need by diagnosis and in person, with the
+  column totals the later passes read;
+* :func:`deliver` -- the care their providers deliver (practice style, need classes,
+  shifting, pending duplicates) and this step's discretionary admissions, with the
+  per-hospital and per-GP sums of the admissions;
+* :func:`risk_cells` -- each living patient's cell of the purchaser's risk model and the
+  raw scores' column sums (the calibration needs them before any score is final);
+* :func:`observe` -- calibrated risk scores and every per-provider sum of the observation
+  (members, expected cost, units, cases, guideline met, need, case value, outlier and
+  stop-loss excess), with the patients' year-to-date cost.
+
+Every per-provider sum is accumulated in patient order, discipline by discipline, exactly
+as ``np.bincount`` over ``provider.ravel()`` adds, and every formula keeps the numpy
+order of operations, so results agree with the oracle to the last bit, except where
+numpy's vectorised ``exp``/``log`` round the last place differently from libm and where
+the living's mean risk (the admission price) is summed in order instead of pairwise.
+Helpers called inside the loops take scalars only: an array argument costs reference
+counting on every call.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from ..care import CHRONIC, DEAD, DISABLED, GP, HEALTHY, HOSPITAL, NEED_PER_MONTH, NURSING, QUALITY_STANDARD, REHAB
+from . import JIT_OPTIONS
+
+N_DISCIPLINES = 4
+# rows of the need's column totals and of the (k, n) admission outputs, and their care keys
+TOTALS = ("cost_total", "diagnosis_cost_total", "in_care_count")
+ADMISSION_VALUES = (
+    "admission_cases",
+    "admission_value",
+    "admission_guideline",
+    "admission_here_units",
+    "admission_low_value_units",
+    "admission_qalys",
+    "redirected_units",
+    "acs_expected",
+)
+ADMISSION_FLAGS = ("redirected", "planned_admitted", "acs_admitted", "admission_candidates")
+# (ACS_EXPECTED last: a patient without a candidate has every row before it zero)
+CASES, VALUE, GUIDELINE, HERE_UNITS, LOW_VALUE_UNITS, QALYS, REDIRECTED_UNITS, ACS_EXPECTED = range(8)
+REDIRECTED, PLANNED_ADMITTED, ACS_ADMITTED, CANDIDATES = range(4)
+# rows of the per-provider sums of :func:`observe`
+MEMBERS, EXPECTED, UNITS, IN_CARE, MET, NEED, CASE_VALUE, OUTLIER, STOPLOSS = range(9)
+N_SUMS = 9
+
+
+class Buffers(dict):
+    """Patient-sized output arrays reused from step to step (a fresh 32 MB array costs its page faults).
+
+    Scratch space only: a copy or a pickle of a model starts with no buffers, so forked
+    arms never share them and saved models do not carry them.
+    """
+
+    def array(self, name: str, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
+        """The buffer ``name`` of this shape and dtype (contents undefined), allocated on first use."""
+        out = self.get(name)
+        if out is None or out.shape != shape or out.dtype != dtype:
+            out = self[name] = np.empty(shape, dtype=dtype)
+        return out
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return (Buffers, ())
+
+
+@numba.njit(**JIT_OPTIONS)
+def _diagnosis(state: int, extra_conditions: int, d: int) -> float:
+    """Guideline units per month in discipline ``d`` of an average-risk patient (``Population.diagnosis_need``).
+
+    The chronic row of ``NEED_PER_MONTH`` counts per condition (``extra_conditions`` is the
+    number beyond the first, 0 outside the chronic state), plus the healthy check-up.
+    """
+    units = NEED_PER_MONTH[state, d]
+    if d < 2:
+        units += extra_conditions * NEED_PER_MONTH[CHRONIC, d]
+    if d == 0:
+        units += NEED_PER_MONTH[HEALTHY, 0] if state == CHRONIC else 0.0
+    return units
+
+
+@numba.njit(**JIT_OPTIONS)
+def care_need(
+    state: np.ndarray,
+    conditions: np.ndarray,
+    frailty: np.ndarray,
+    months: float,
+    unit_cost: np.ndarray,
+    need: np.ndarray,
+    diagnosis_cost: np.ndarray,
+    cost: np.ndarray,
+    totals: np.ndarray,
+) -> None:
+    """Need in units, its cost by diagnosis and in person; ``totals`` rows: cost, diagnosis cost, in care."""
+    column = np.zeros((3, N_DISCIPLINES))  # (sums local to the kernel: the compiler knows nothing else writes them)
+    for i in range(state.shape[0]):
+        s = state[i]
+        extra = 0
+        if s == CHRONIC:
+            for c in range(conditions.shape[1]):
+                extra += conditions[i, c]
+            extra -= 1
+        for d in range(N_DISCIPLINES):
+            diagnosis = _diagnosis(s, extra, d) * months
+            units = diagnosis * frailty[i]
+            diagnosis_value = diagnosis * unit_cost[d]
+            need_value = units * unit_cost[d]
+            need[i, d] = units
+            diagnosis_cost[i, d] = diagnosis_value
+            cost[i, d] = need_value
+            column[0, d] += need_value
+            column[1, d] += diagnosis_value
+            column[2, d] += 1.0 if units > 0 else 0.0
+    totals[:] = column
+
+
+@numba.njit(**JIT_OPTIONS)
+def alive_mean(state: np.ndarray, values: np.ndarray) -> float:
+    """Mean of ``values`` over the living (1 when nobody lives), summed in patient order."""
+    total = 0.0
+    count = 0
+    for i in range(state.shape[0]):
+        if state[i] != DEAD:
+            total += values[i]
+            count += 1
+    return total / count if count > 0 else 1.0
+
+
+@numba.njit(**JIT_OPTIONS)
+def _benefit(ratio: float, overtreatment_harm: float) -> float:
+    """``care.care_benefit`` for one ratio (both sides computed: a select, not a branch, on a ratio near 1)."""
+    below = max(ratio * (2.0 - ratio), 0.0)
+    above = 1.0 - overtreatment_harm * ((ratio - 1.0) * (ratio - 1.0))
+    return below if ratio <= 1.0 else above
+
+
+@numba.njit(**JIT_OPTIONS)
+def deliver(
+    state: np.ndarray,
+    conditions: np.ndarray,
+    frailty: np.ndarray,
+    provider: np.ndarray,
+    delivery_noise: np.ndarray,
+    high_need: np.ndarray,
+    pending: np.ndarray,
+    unit_cost: np.ndarray,
+    intensity: np.ndarray,
+    need_tilt: np.ndarray,
+    need_multiplier: np.ndarray,
+    shift: np.ndarray,
+    shift_units: float,
+    need_classes: bool,
+    care_shifting: bool,
+    need: np.ndarray,
+    ratio: np.ndarray,
+    multiplier: np.ndarray,
+    delivered: np.ndarray,
+    duplicates: np.ndarray,
+    shifted_cost: np.ndarray,
+    admissions: bool,
+    draws: np.ndarray,
+    admission_params: np.ndarray,
+    benefit_factor: np.ndarray,
+    admission_share: np.ndarray,
+    selection: np.ndarray,
+    prevention: bool,
+    prevention_stock: np.ndarray,
+    risk_selection: bool,
+    steer_weight: np.ndarray,
+    values: np.ndarray,
+    flags: np.ndarray,
+    hospital_sums: np.ndarray,
+    acs_at_gp: np.ndarray,
+) -> None:
+    """Delivery and discretionary admissions of every patient this step (``need`` from :func:`care_need`).
+
+    Delivery: ratio = intensity x noise (x (1 +/- need tilt)); delivered = ratio x need x
+    multiplier, a rehab provider's shifted share moved to home care at ``shift_units``
+    per unit, plus last step's pending duplicates (which are cleared). Admissions (when
+    ``admissions``): candidates from ``draws`` (the admissions stream's ``random((4, n))``)
+    as in ``VBPModel._admit``; ``admission_params`` holds, in order: overtreatment harm,
+    planned and ACS admission rates, undertreatment harm, prevention efficacy, step length
+    in years, admission units, twice the QALY gain of an admission, the appropriate share,
+    redirect harm, and the case price's parts (``VBPModel._admission_price``): the price of
+    an admission's units, the risk-free share times the mean risk, the share passed through
+    per unit of the patient's risk. Per hospital,
+    ``hospital_sums`` collects the candidates' count, units and value (rows 0-2) and
+    this step's admission cases, their value and redirected units (rows 3-5).
+    """
+    n = state.shape[0]
+    row = np.empty(N_DISCIPLINES)
+    by_hospital = np.zeros(hospital_sums.shape)
+    acs_by_gp = np.zeros(acs_at_gp.shape)
+    (
+        overtreatment_harm,
+        planned_rate_param,
+        acs_rate_param,
+        undertreatment_harm,
+        prevention_efficacy,
+        dt,
+        admission_units,
+        gain_scale,
+        appropriate,
+        redirect_harm,
+        price_unit,
+        price_base,
+        price_risk,
+    ) = admission_params
+    p_planned = 1 - math.exp(-planned_rate_param * dt)  # the same for every eligible patient
+    for i in range(n):
+        sign = 1.0 if high_need[i] else -1.0
+        for d in range(N_DISCIPLINES):
+            p = provider[i, d]
+            r = intensity[p] * delivery_noise[i, d]
+            if need_classes:
+                r = r * (1 + sign * need_tilt[p])
+            ratio[i, d] = r
+            multiplier[i, d] = need_multiplier[p]
+            row[d] = r * need[i, d] * need_multiplier[p]
+        shifted = 0.0
+        if care_shifting:
+            shifted = row[REHAB] * shift[provider[i, REHAB]]
+            row[REHAB] -= shifted
+            row[NURSING] += shifted * shift_units
+        shifted_cost[i] = shifted * unit_cost[REHAB]
+        for d in range(N_DISCIPLINES):
+            delivered[i, d] = row[d] + pending[i, d]
+            duplicates[i, d] = pending[i, d]
+            pending[i, d] = 0.0
+        if not admissions:
+            continue
+        s = state[i]
+        gp = provider[i, GP]
+        p_acs = 0.0  # outside the chronic state the ACS hazard is 0, and 1 - exp(-0) is 0
+        if s == CHRONIC:
+            benefit = _benefit(ratio[i, GP], overtreatment_harm) * benefit_factor[gp]
+            n_conditions = 0
+            for c in range(conditions.shape[1]):
+                n_conditions += conditions[i, c]
+            acs_rate = acs_rate_param * n_conditions
+            acs_rate = acs_rate * max(1 + undertreatment_harm * (1 - benefit), 0.0)
+            if prevention:
+                acs_rate = acs_rate * (1 - prevention_efficacy * prevention_stock[i])
+            if acs_rate != 0:
+                p_acs = 1 - math.exp(-acs_rate * dt)
+        values[ACS_EXPECTED, i] = p_acs
+        acs_by_gp[gp] += p_acs
+        acs = draws[1, i] < p_acs
+        eligible = s == HEALTHY or s == CHRONIC or s == DISABLED  # (a draw in [0, 1) is never below 0)
+        planned = eligible and draws[0, i] < p_planned and not acs
+        if not (planned or acs):  # most patients: no candidate this step
+            for row_index in range(ACS_EXPECTED):
+                values[row_index, i] = 0.0
+            for row_index in range(len(ADMISSION_FLAGS)):
+                flags[row_index, i] = False
+            continue
+        hospital = provider[i, HOSPITAL]
+        rank = draws[2, i]
+        admitted = rank < admission_share[hospital]
+        redirected = False
+        if risk_selection:
+            redirected = planned and admitted and (draws[3, i] < selection[hospital] * steer_weight[i])
+        here = admitted and not redirected
+        units = admission_units * frailty[i]
+        price = price_unit * (price_base + price_risk * frailty[i])
+        if here:
+            delivered[i, HOSPITAL] += units
+        gain = gain_scale * (1 - rank / appropriate)
+        values[CASES, i] = 1.0 if here else 0.0
+        values[VALUE, i] = price if here else 0.0
+        values[GUIDELINE, i] = units if rank < appropriate else 0.0
+        values[HERE_UNITS, i] = units if here else 0.0
+        values[LOW_VALUE_UNITS, i] = units if (here and rank >= appropriate) else 0.0
+        values[QALYS, i] = gain * (1 - redirect_harm * (1.0 if redirected else 0.0)) if admitted else 0.0
+        values[REDIRECTED_UNITS, i] = units if redirected else 0.0
+        flags[REDIRECTED, i] = redirected
+        flags[PLANNED_ADMITTED, i] = planned and admitted
+        flags[ACS_ADMITTED, i] = acs and admitted
+        flags[CANDIDATES, i] = True
+        by_hospital[0, hospital] += 1.0
+        by_hospital[1, hospital] += units
+        by_hospital[2, hospital] += price
+        if here:
+            by_hospital[3, hospital] += 1.0
+            by_hospital[4, hospital] += price
+        if redirected:
+            by_hospital[5, hospital] += units
+    hospital_sums[:] = by_hospital
+    acs_at_gp[:] = acs_by_gp
+
+
+GUIDE_CELLS = 4096  # buckets of the signal's range that point near its cell (exact search finishes)
+
+
+@numba.njit(**JIT_OPTIONS)
+def _search_guide(edges: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """For a uniform grid over the edges' range, each grid point's ``np.searchsorted`` index.
+
+    A binary search over the 199 cell edges mispredicts its branches on every patient;
+    from the grid point below a signal its exact position is a step or two away.
+    """
+    guide = np.zeros(GUIDE_CELLS + 1, dtype=np.int64)
+    if edges.shape[0] == 0:
+        return guide, 0.0, 0.0
+    origin, span = edges[0], edges[-1] - edges[0]
+    scale = GUIDE_CELLS / span if span > 0 else 0.0
+    for j in range(GUIDE_CELLS + 1):
+        guide[j] = np.searchsorted(edges, origin + j / scale if scale > 0 else origin)
+    return guide, origin, scale
+
+
+@numba.njit(**JIT_OPTIONS)
+def risk_cells(
+    cost: np.ndarray,
+    alive: np.ndarray,
+    eta: np.ndarray,
+    sigma: float,
+    edges: np.ndarray,
+    cell_means: np.ndarray,
+    blend: float,
+    cells: np.ndarray,
+    raw_sum: np.ndarray,
+    last_total: np.ndarray,
+    reuse: bool,
+    scale: np.ndarray,
+    scores: np.ndarray,
+) -> int:
+    """Each living patient's risk cell (``RiskModel.scores``) and the raw scores' column sums; returns the living.
+
+    The signal is log(total cost) + sigma x eta; without edges every patient is in cell 0
+    and the blend is not applied (the risk model's degenerate fit). A cell depends only on
+    the patient's total cost and the fit: with ``reuse`` (the same fit as the call that
+    left ``cells`` and ``last_total``) a patient whose total cost is unchanged keeps their
+    cell without its logarithm and search; ``last_total`` is updated either way. Unless
+    ``scores`` is empty, each patient's raw scores times ``scale`` are written to it (0 for
+    the dead): ``RiskModel.scores`` (scale 1) and the model's calibrated scores.
+    """
+    raw_total = np.zeros(raw_sum.shape)  # (local: the compiler knows nothing else writes it)
+    write = scores.shape[0] > 0
+    living = 0
+    has_edges = edges.shape[0] > 0
+    guide, guide_origin, guide_scale = _search_guide(edges)
+    use_blend = has_edges and blend > 0
+    for i in range(cost.shape[0]):
+        if not alive[i]:
+            cells[i] = 0
+            last_total[i] = np.nan  # (no cell to keep)
+            if write:
+                for d in range(cost.shape[1]):
+                    scores[i, d] = 0.0 * scale[d]
+            continue
+        living += 1
+        cell = 0
+        if has_edges:
+            total = cost[i, 0]
+            for d in range(1, cost.shape[1]):
+                total += cost[i, d]
+            if reuse and total == last_total[i]:
+                cell = cells[i]
+            else:
+                last_total[i] = total
+                signal = math.log(max(total, 1e-12)) + sigma * eta[i]
+                # np.searchsorted(edges, signal) (side left): from the guide's start to the first edge >= signal
+                j = (signal - guide_origin) * guide_scale
+                cell = guide[0 if j < 0 else (GUIDE_CELLS if j > GUIDE_CELLS else int(j))]
+                while cell > 0 and edges[cell - 1] >= signal:
+                    cell -= 1
+                while cell < edges.shape[0] and edges[cell] < signal:
+                    cell += 1
+        cells[i] = cell
+        for d in range(cost.shape[1]):
+            raw = _raw_score(cost[i, d], cell_means[cell, d], blend, use_blend)
+            raw_total[d] += raw
+            if write:
+                scores[i, d] = raw * scale[d]
+    raw_sum[:] = raw_total
+    return living
+
+
+@numba.njit(**JIT_OPTIONS)
+def _raw_score(cost: float, cell_mean: float, blend: float, use_blend: bool) -> float:
+    """A living patient's uncalibrated score in one discipline: the cell mean, blended with the own cost."""
+    if use_blend:
+        return blend * cost + (1 - blend) * cell_mean
+    return cell_mean
+
+
+@numba.njit(**JIT_OPTIONS)
+def observe(
+    provider: np.ndarray,
+    alive: np.ndarray,
+    cost: np.ndarray,
+    cells: np.ndarray,
+    cell_means: np.ndarray,
+    blend: float,
+    use_blend: bool,
+    score_scale: np.ndarray,
+    full: bool,
+    need: np.ndarray,
+    ratio: np.ndarray,
+    diagnosis_cost: np.ndarray,
+    delivered: np.ndarray,
+    case_scale: np.ndarray,
+    threshold: np.ndarray,
+    unit_cost: np.ndarray,
+    attachment: float,
+    year_to_date_cost: np.ndarray,
+    year_score: np.ndarray,
+    year_patient_cost: np.ndarray,
+    out_scores: np.ndarray,
+    sums: np.ndarray,
+) -> None:
+    """Calibrated risk scores and the observation's per-provider sums (rows MEMBERS..STOPLOSS).
+
+    With ``full`` false only the normative part (members, expected cost, scores) is
+    computed and the patients' year-to-date accumulators are left alone; otherwise the
+    delivered cost also adds to each patient's year-to-date cost, year's cost and score.
+    """
+    acc = np.zeros(sums.shape)  # (local: the compiler knows nothing else writes it)
+    for i in range(provider.shape[0]):
+        living = alive[i]
+        cell = cells[i]
+        score_total = 0.0
+        cost_total = 0.0
+        for d in range(N_DISCIPLINES):
+            p = provider[i, d]
+            raw = 0.0
+            if living:
+                acc[MEMBERS, p] += 1.0
+                raw = _raw_score(cost[i, d], cell_means[cell, d], blend, use_blend)
+            score = raw * score_scale[d]
+            out_scores[i, d] = score
+            acc[EXPECTED, p] += score
+            score_total = score if d == 0 else score_total + score
+            if not full:
+                continue
+            # (adding an exact 0 changes no sum, so zeros are skipped; need and delivered care are never negative)
+            units = need[i, d]
+            if units > 0:
+                acc[IN_CARE, p] += 1.0
+                acc[MET, p] += 1.0 if ratio[i, d] >= QUALITY_STANDARD else 0.0
+                acc[CASE_VALUE, p] += diagnosis_cost[i, d] * case_scale[d]
+                acc[NEED, p] += units
+            delivered_units = delivered[i, d]
+            delivered_cost = delivered_units * unit_cost[d]
+            cost_total = delivered_cost if d == 0 else cost_total + delivered_cost
+            if delivered_units == 0:
+                continue
+            acc[UNITS, p] += delivered_units
+            if delivered_cost > threshold[d]:
+                acc[OUTLIER, p] += delivered_cost - threshold[d]
+            before = year_to_date_cost[i, d]
+            after = before + delivered_cost
+            year_to_date_cost[i, d] = after
+            if after > attachment:
+                acc[STOPLOSS, p] += max(after - attachment, 0.0) - max(before - attachment, 0.0)
+        if full:
+            year_score[i] += score_total
+            year_patient_cost[i] += cost_total
+    sums[:] = acc
