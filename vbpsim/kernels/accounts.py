@@ -129,14 +129,14 @@ def record_pass(
             guideline_i = 0.0
             delivered_i = 0.0
             here_i = 0.0
+            appropriate = admission_guideline[i] if admitting else 0.0
+            elsewhere = redirected_units[i] if admitting else 0.0
             for d in range(n_disc):
                 c = unit_cost[d]
-                optimal = need[i, d] * valuable[provider[i, d]]
+                at_hospital = 1.0 if d == HOSPITAL else 0.0
+                optimal = need[i, d] * valuable[provider[i, d]] + at_hospital * appropriate
                 given = delivered[i, d]
-                given_record = given
-                if admitting and d == HOSPITAL:
-                    optimal += admission_guideline[i]
-                    given_record = given + redirected_units[i]
+                given_record = given + at_hospital * elsewhere
                 cost_of = optimal * c
                 delivered_cost = given_record * c
                 excess = delivered_cost - cost_of
