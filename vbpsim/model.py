@@ -43,6 +43,7 @@ from .care import (
     NURSING,
     POST_ACUTE,
     PREVENTION,
+    QUALITY_STANDARD,
     READMISSION_AFTER_FAILURE,
     REHAB,
     UNMEASURED,
@@ -576,7 +577,7 @@ class VBPModel(mesa.Model):
         pop = self.population
         totals = np.empty((3, len(DISCIPLINES)))
         kernels.care_need(
-            pop.state, pop.conditions, pop.frailty, self.months_per_step, self.unit_cost,
+            pop.state, pop.conditions, pop.frailty, NEED_PER_MONTH, self.months_per_step, self.unit_cost,
             care["need"], care["diagnosis_cost"], care["cost"], totals,
         )  # fmt: skip
         care.update(zip(kernels.TOTALS, totals, strict=True))
@@ -653,6 +654,7 @@ class VBPModel(mesa.Model):
             self.outlier_threshold(need) if full else np.zeros(n_disciplines),
             self.unit_cost,
             self.config.purchaser.stop_loss_attachment,
+            QUALITY_STANDARD,
             self.year_to_date_cost if full else none,
             self._year_score if full else np.empty(0),
             self._year_patient_cost if full else np.empty(0),

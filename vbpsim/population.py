@@ -117,7 +117,8 @@ class Population:
         shape, k = (self.size, len(DISCIPLINES)), len(DISCIPLINES)
         need, out, cost, totals = np.empty(shape), np.empty(shape), np.empty(shape), np.empty((3, k))
         # the need pass for a month at unit prices and average risk: its diagnosis price is this need
-        kernels.care_need(self.state, self.conditions, np.ones(self.size), 1.0, np.ones(k), need, out, cost, totals)
+        frailty, unit_cost = np.ones(self.size), np.ones(k)
+        kernels.care_need(self.state, self.conditions, frailty, NEED_PER_MONTH, 1.0, unit_cost, need, out, cost, totals)
         return out
 
     def stroke_hazard(self, clinical: ClinicalParams) -> np.ndarray:

@@ -18,9 +18,10 @@ Every per-provider sum is accumulated in patient order, discipline by discipline
 as ``np.bincount`` over ``provider.ravel()`` adds, and every formula keeps the numpy
 order of operations, so results agree with the oracle to the last bit, except where
 numpy's vectorised ``exp``/``log`` round the last place differently from libm and where
-the living's mean risk (the admission price) is summed in order instead of pairwise.
+the living's mean risk (the admission price) is summed by blocks instead of pairwise.
 Helpers called inside the loops take scalars only: an array argument costs reference
-counting on every call.
+counting on every call. Tables that could change (the guideline need, the quality
+standard) are arguments, not constants frozen into the disk cache.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import math
 import numba
 import numpy as np
 
-from ..care import CHRONIC, DEAD, DISABLED, GP, HEALTHY, HOSPITAL, NEED_PER_MONTH, NURSING, QUALITY_STANDARD, REHAB
-from . import JIT_OPTIONS
+from ..care import CHRONIC, DEAD, DISABLED, GP, HEALTHY, HOSPITAL, NURSING, REHAB
+from . import JIT_OPTIONS, SUM_BLOCK
 
 N_DISCIPLINES = 4
 # rows of the need's column totals and of the (k, n) admission outputs, and their care keys
@@ -74,25 +75,11 @@ class Buffers(dict):
 
 
 @numba.njit(**JIT_OPTIONS)
-def _diagnosis(state: int, extra_conditions: int, d: int) -> float:
-    """Guideline units per month in discipline ``d`` of an average-risk patient (``Population.diagnosis_need``).
-
-    The chronic row of ``NEED_PER_MONTH`` counts per condition (``extra_conditions`` is the
-    number beyond the first, 0 outside the chronic state), plus the healthy check-up.
-    """
-    units = NEED_PER_MONTH[state, d]
-    if d < 2:
-        units += extra_conditions * NEED_PER_MONTH[CHRONIC, d]
-    if d == 0:
-        units += NEED_PER_MONTH[HEALTHY, 0] if state == CHRONIC else 0.0
-    return units
-
-
-@numba.njit(**JIT_OPTIONS)
 def care_need(
     state: np.ndarray,
     conditions: np.ndarray,
     frailty: np.ndarray,
+    need_per_month: np.ndarray,
     months: float,
     unit_cost: np.ndarray,
     need: np.ndarray,
@@ -100,7 +87,12 @@ def care_need(
     cost: np.ndarray,
     totals: np.ndarray,
 ) -> None:
-    """Need in units, its cost by diagnosis and in person; ``totals`` rows: cost, diagnosis cost, in care."""
+    """Need in units, its cost by diagnosis and in person; ``totals`` rows: cost, diagnosis cost, in care.
+
+    By diagnosis: ``need_per_month`` (``care.NEED_PER_MONTH``) of the patient's state, whose
+    chronic row counts per condition (the first included in the state's row) plus the
+    healthy check-up, as ``Population.diagnosis_need``; in person: times the frailty.
+    """
     column = np.zeros((3, N_DISCIPLINES))  # (sums local to the kernel: the compiler knows nothing else writes them)
     for i in range(state.shape[0]):
         s = state[i]
@@ -110,7 +102,12 @@ def care_need(
                 extra += conditions[i, c]
             extra -= 1
         for d in range(N_DISCIPLINES):
-            diagnosis = _diagnosis(s, extra, d) * months
+            per_month = need_per_month[s, d]
+            if d < 2:
+                per_month += extra * need_per_month[CHRONIC, d]
+            if d == 0:
+                per_month += need_per_month[HEALTHY, 0] if s == CHRONIC else 0.0
+            diagnosis = per_month * months
             units = diagnosis * frailty[i]
             diagnosis_value = diagnosis * unit_cost[d]
             need_value = units * unit_cost[d]
@@ -125,13 +122,17 @@ def care_need(
 
 @numba.njit(**JIT_OPTIONS)
 def alive_mean(state: np.ndarray, values: np.ndarray) -> float:
-    """Mean of ``values`` over the living (1 when nobody lives), summed in patient order."""
+    """Mean of ``values`` over the living (1 when nobody lives), summed by blocks of ``SUM_BLOCK`` patients."""
     total = 0.0
     count = 0
-    for i in range(state.shape[0]):
-        if state[i] != DEAD:
-            total += values[i]
-            count += 1
+    n = state.shape[0]
+    for start in range(0, n, SUM_BLOCK):
+        block = 0.0
+        for i in range(start, min(start + SUM_BLOCK, n)):
+            if state[i] != DEAD:
+                block += values[i]
+                count += 1
+        total += block
     return total / count if count > 0 else 1.0
 
 
@@ -413,6 +414,7 @@ def observe(
     threshold: np.ndarray,
     unit_cost: np.ndarray,
     attachment: float,
+    quality_standard: float,
     year_to_date_cost: np.ndarray,
     year_score: np.ndarray,
     year_patient_cost: np.ndarray,
@@ -447,7 +449,7 @@ def observe(
             units = need[i, d]
             if units > 0:
                 acc[IN_CARE, p] += 1.0
-                acc[MET, p] += 1.0 if ratio[i, d] >= QUALITY_STANDARD else 0.0
+                acc[MET, p] += 1.0 if ratio[i, d] >= quality_standard else 0.0
                 acc[CASE_VALUE, p] += diagnosis_cost[i, d] * case_scale[d]
                 acc[NEED, p] += units
             delivered_units = delivered[i, d]
