@@ -67,6 +67,12 @@ def differences(compiled: VBPModel, oracle: VBPModel, rtol: float = RTOL) -> lis
             out.append(f"decision.{name}")
     if not close(compiled.providers.reserves, oracle.providers.reserves, rtol):
         out.append("providers.reserves")
+    for name, value in compiled.reported_outcomes.items():  # the outcomes reported with next step's claims
+        if not close(value, oracle.reported_outcomes[name], rtol):
+            out.append(f"reported_outcomes.{name}")
+    for name in ("handoff_belief", "failure_units_belief", "admission_belief", "acs_belief", "unpriced_band"):
+        if not close(getattr(compiled, name), getattr(oracle, name), rtol):
+            out.append(name)
     for name, value in compiled.patient_tally.items():
         if not close(value, oracle.patient_tally[name], rtol):
             out.append(f"patient_tally.{name}")

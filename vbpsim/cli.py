@@ -174,7 +174,7 @@ class _Ticker:
     def __enter__(self) -> _Ticker:
         from .kernels import compiled_on_disk
 
-        if not compiled_on_disk():
+        if self.console.is_terminal and not compiled_on_disk():  # a note for people, not for pipes and logs
             self.console.print(
                 "[dim]first run after install: compiling the patient passes (once, about 10 s)[/dim]", highlight=False
             )
