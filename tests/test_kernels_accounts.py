@@ -92,7 +92,7 @@ def test_record_pass_totals_match_numpy_sums_at_scale() -> None:
     rng = np.random.default_rng(11)
     n, n_providers = 300_000, 50
     need, delivered = rng.random((n, 4)), rng.random((n, 4))
-    ratio, multiplier, duplicates = rng.random((n, 4)) * 2, 1 + rng.random((n, 4)) * 0.1, rng.random((n, 4))
+    ratio = rng.random((n, 4)) * 2
     provider = rng.integers(0, n_providers, (n, 4)).astype(np.int32)
     valuable, unit_cost = 1 + rng.random(n_providers) * 0.1, np.array([50.0, 600.0, 150.0, 60.0])
     state = rng.integers(0, 6, n).astype(np.int8)
@@ -101,7 +101,7 @@ def test_record_pass_totals_match_numpy_sums_at_scale() -> None:
     tallies = [np.zeros(n) for _ in range(6)]
     admission_guideline, redirected_units = floats[2], floats[3]
     out = record_pass(
-        need, delivered, ratio, multiplier, duplicates, floats[0], provider, valuable, unit_cost,
+        need, delivered, ratio, floats[0], provider, valuable, unit_cost,
         flags[0], state, state, flags[1], rng.integers(0, 3, n), floats[1], floats[9], True,
         admission_guideline, redirected_units, floats[4], floats[5], flags[2], flags[3], flags[4], floats[6],
         flags[5], 0.5, floats[7], floats[8], flags[6], flags[6], 1 / 12, *tallies,
@@ -117,7 +117,6 @@ def test_record_pass_totals_match_numpy_sums_at_scale() -> None:
         "low_value_cost": np.maximum(excess, 0).sum(),
         "shortfall_cost": np.maximum(-excess, 0).sum(),
         "overtreatment": (np.maximum(ratio - 1, 0) * need_cost).sum(),
-        "innovation_cost": (ratio * need_cost * (multiplier - 1)).sum(),
         "delivered_here": (delivered * unit_cost).sum(),
         "alive_frailty": floats[1][state != 5].sum(),
     }

@@ -23,7 +23,7 @@ from vbpsim.model import VBPModel
 from vbpsim.risk import RiskModel
 
 # keys whose values pass through exp or a mean over the living (last-place rounding may differ)
-ROUNDED = {"admission_value", "acs_expected"}
+ROUNDED = {"duplicate_cost", "innovation_cost", "admission_value", "acs_expected"}
 
 
 # admissions frequent enough that a small world has candidates, redirections and ACS admissions each step
@@ -92,6 +92,12 @@ def test_deliver_equals_numpy(seed: int, mechanisms: str) -> None:
     over = {} if mechanisms == "all" else {"mechanisms.care_shifting": False, "mechanisms.need_classes": False}
     model, oracle = randomised(seed, **over)
     care, expected = model.deliver_care(), oracle.deliver_care()
+    # the compiled pass keeps only the sums of the need multiplier's and the duplicates' cost
+    multiplier, duplicates = expected.pop("multiplier"), expected.pop("duplicates")
+    innovation = (expected["ratio"] * (expected["need"] * model.unit_cost) * (multiplier - 1.0)).sum()
+    assert_same("innovation_cost", np.float64(care["innovation_cost"]), innovation)
+    assert_same("duplicate_cost", np.float64(care["duplicate_cost"]), (duplicates * model.unit_cost).sum())
+    assert duplicates.any()
     assert care.keys() >= expected.keys()
     for name, value in expected.items():
         assert_same(name, care[name], value)

@@ -89,7 +89,7 @@ _NO_FLAGS = np.zeros(0, dtype=bool)
 _NO_SCORES = np.zeros((0, 4))  # the risk-cell pass writes no scores
 # Patient-by-discipline arrays of the need (``care_need``) and of the care delivered (``deliver_care``).
 NEED = ("need", "diagnosis_cost", "cost")
-DELIVERED = ("ratio", "multiplier", "delivered", "duplicates")
+DELIVERED = ("ratio", "delivered")
 INNOVATION_RECORDS = ("innovation_nmb", "innovation_upfront", "innovation_realised", "innovation_ideal")
 
 
@@ -896,7 +896,7 @@ class VBPModel(mesa.Model):
         flags = buffers.array("admission_flags", (len(kernels.ADMISSION_FLAGS), width), np.bool_)
         sums = np.empty((7, table.n))  # per hospital: 3 belief sums, 3 observed; per GP: ACS expected
         decision = table.decision
-        kernels.deliver(
+        care["duplicate_cost"], care["innovation_cost"] = kernels.deliver(
             pop.state, pop.conditions, pop.frailty, pop.provider, pop.delivery_noise, self.high_need,
             self.pending_duplicates, self.unit_cost,
             decision.intensity, decision.need_tilt, table.need_multiplier, decision.shift, self._shift_units(),
@@ -1747,8 +1747,6 @@ class VBPModel(mesa.Model):
             care["need"],
             care["delivered"],
             care["ratio"],
-            care["multiplier"],
-            care["duplicates"],
             care["shifted_cost"],
             pop.provider,
             valuable,
@@ -1783,7 +1781,10 @@ class VBPModel(mesa.Model):
             tally["strokes"],
             tally["deaths"],
         )
-        return dict(zip(RECORD_SLOTS, values.tolist(), strict=True))
+        sums = dict(zip(RECORD_SLOTS, values.tolist(), strict=True))
+        sums["duplicate_cost"] = care["duplicate_cost"]  # these two summed by the delivery pass
+        sums["innovation_cost"] = care["innovation_cost"]
+        return sums
 
     def _cost_accounts(self, sums: dict[str, float], admitting: bool, obs: Observation) -> dict[str, float]:
         """Provider cost of the step split into exact parts (EUR); they add up to cost plus up-front.

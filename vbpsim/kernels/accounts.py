@@ -32,7 +32,7 @@ RECORD_SLOTS: tuple[str, ...] = (
     "guideline_cost",
     "low_value_cost",
     "shortfall_cost",
-    "duplicate_cost",
+    "duplicate_cost",  # summed by the delivery pass (kernels.delivery.deliver), not here
     "shifted_cost",
     "steered",
     "steered_high_risk",
@@ -57,7 +57,7 @@ RECORD_SLOTS: tuple[str, ...] = (
     "need_cost",
     "overtreatment",
     "withheld",
-    "innovation_cost",
+    "innovation_cost",  # summed by the delivery pass, not here
     "delivered_here",
     "admission_guideline",
     "admission_low_value_units",
@@ -74,8 +74,6 @@ def record_pass(
     need: np.ndarray,
     delivered: np.ndarray,
     ratio: np.ndarray,
-    multiplier: np.ndarray,
-    duplicates: np.ndarray,
     shifted_cost: np.ndarray,
     provider: np.ndarray,
     valuable: np.ndarray,
@@ -122,7 +120,7 @@ def record_pass(
     guideline_by = np.zeros(n_disc)
     delivered_by = np.zeros(n_disc)
     for start in range(0, n, SUM_BLOCK):
-        low_value = shortfall = duplicate = need_total = over = withheld = innovation = here_total = 0.0
+        low_value = shortfall = need_total = over = withheld = here_total = 0.0
         guideline_by[:] = 0.0
         delivered_by[:] = 0.0
         for i in range(start, min(start + SUM_BLOCK, n)):
@@ -147,13 +145,11 @@ def record_pass(
                 guideline_i += cost_of
                 delivered_i += delivered_cost
                 here_i += given * c
-                duplicate += duplicates[i, d] * c
                 need_cost = need[i, d] * c
                 r = ratio[i, d]
                 need_total += need_cost
                 over += max(r - 1.0, 0.0) * need_cost
                 withheld += max(1.0 - r, 0.0) * need_cost
-                innovation += r * need_cost * (multiplier[i, d] - 1.0)
             here_total += here_i
             block[1] += guideline_i
             block[5] += shifted_cost[i]
@@ -201,10 +197,10 @@ def record_pass(
             tally_steered[i] += steered[i]
             tally_strokes[i] += strokes[i]
             tally_deaths[i] += dies[i]
-        block[2], block[3], block[4] = low_value, shortfall, duplicate
+        block[2], block[3] = low_value, shortfall
         block[18 : 18 + n_disc] = guideline_by
         block[22 : 22 + n_disc] = delivered_by
-        block[26], block[27], block[28], block[29], block[30] = need_total, over, withheld, innovation, here_total
+        block[26], block[27], block[28], block[30] = need_total, over, withheld, here_total
         for k in range(len(block)):
             out[k] += block[k]
             block[k] = 0.0

@@ -163,9 +163,7 @@ def deliver(
     care_shifting: bool,
     need: np.ndarray,
     ratio: np.ndarray,
-    multiplier: np.ndarray,
     delivered: np.ndarray,
-    duplicates: np.ndarray,
     shifted_cost: np.ndarray,
     admissions: bool,
     draws: np.ndarray,
@@ -181,11 +179,15 @@ def deliver(
     flags: np.ndarray,
     hospital_sums: np.ndarray,
     acs_at_gp: np.ndarray,
-) -> None:
+) -> tuple[float, float]:
     """Delivery and discretionary admissions of every patient this step (``need`` from :func:`care_need`).
 
+    Returns the cost of last step's duplicated work delivered now (the pending duplicates
+    at unit cost) and the cost of the units innovations add or save at the delivered
+    intensities, each summed by blocks of ``SUM_BLOCK`` patients.
+
     Delivery: ratio = intensity x noise (x (1 +/- need tilt)); delivered = ratio x need x
-    multiplier, a rehab provider's shifted share moved to home care at ``shift_units``
+    the provider's need multiplier, a rehab provider's shifted share moved to home care at ``shift_units``
     per unit, plus last step's pending duplicates (which are cleared). Admissions (when
     ``admissions``): candidates from ``draws`` (the admissions stream's ``random((4, n))``)
     as in ``VBPModel._admit``; ``admission_params`` holds, in order: overtreatment harm,
@@ -217,7 +219,12 @@ def deliver(
         price_risk,
     ) = admission_params
     p_planned = 1 - math.exp(-planned_rate_param * dt)  # the same for every eligible patient
+    duplicate_cost = duplicate_block = innovation_cost = innovation_block = 0.0
     for i in range(n):
+        if (i & (SUM_BLOCK - 1)) == 0:  # a new block of patients: the last block's sums to the totals
+            duplicate_cost += duplicate_block
+            innovation_cost += innovation_block
+            duplicate_block = innovation_block = 0.0
         sign = 1.0 if high_need[i] else -1.0
         for d in range(N_DISCIPLINES):
             p = provider[i, d]
@@ -225,8 +232,8 @@ def deliver(
             if need_classes:
                 r = r * (1 + sign * need_tilt[p])
             ratio[i, d] = r
-            multiplier[i, d] = need_multiplier[p]
             row[d] = r * need[i, d] * need_multiplier[p]
+            innovation_block += r * (need[i, d] * unit_cost[d]) * (need_multiplier[p] - 1.0)
         shifted = 0.0
         if care_shifting:
             shifted = row[REHAB] * shift[provider[i, REHAB]]
@@ -235,7 +242,7 @@ def deliver(
         shifted_cost[i] = shifted * unit_cost[REHAB]
         for d in range(N_DISCIPLINES):
             delivered[i, d] = row[d] + pending[i, d]
-            duplicates[i, d] = pending[i, d]
+            duplicate_block += pending[i, d] * unit_cost[d]
             pending[i, d] = 0.0
         if not admissions:
             continue
@@ -297,6 +304,7 @@ def deliver(
             by_hospital[5, hospital] += units
     hospital_sums[:] = by_hospital
     acs_at_gp[:] = acs_by_gp
+    return duplicate_cost + duplicate_block, innovation_cost + innovation_block
 
 
 GUIDE_CELLS = 4096  # buckets of the signal's range that point near its cell (exact search finishes)
