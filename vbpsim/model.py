@@ -16,6 +16,7 @@ from typing import Any
 import mesa
 import numpy as np
 
+from . import appraisal
 from .agents import (
     Decision,
     DecisionRule,
@@ -24,7 +25,6 @@ from .agents import (
     Provider,
     ProviderTable,
     Purchaser,
-    aggregate,
 )
 from .care import (
     ACUTE,
@@ -57,12 +57,8 @@ from .kernels import health as health_kernels
 from .kernels.accounts import (
     ADMISSION_RECORDS,
     RECORD_SLOTS,
-    appraise_admissions_pass,
-    appraise_pass,
     masked_quantile,
-    outlook_pass,
     record_pass,
-    steering_pass,
 )
 from .limits import check_memory
 from .parameters import CONDITIONS, DISCIPLINES, INNOVATION_TYPES, Scenario, risk_adjustment_r2
@@ -512,54 +508,8 @@ class VBPModel(mesa.Model):
     def appraise_admissions(
         self, yearly: Observation, base: np.ndarray, share: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Hospitals' private view of which planned episodes cost their payee more than they bring.
-
-        As in the GPs' appraisal, the payee's marginal payment is read off the contract by
-        probing it with its yearly observation plus one more admission, split into its parts:
-        one more case; more case value (in ``case_value`` and the hospital's ``case_mix``);
-        more hospital units billed; more cost (in ``cost`` and ``cost_mix``); and, for the
-        episode redirected instead, more ``outside_cost`` (what the contract charges back for
-        care bought outside, if it does). An episode of a patient of perceived risk r costs
-        ``admission_units`` x r units and is priced by :meth:`_admission_price`; redirecting
-        it is worth the payment for it here minus its cost minus the payment change from its
-        outside cost. Returns each hospital's yearly profit from redirecting all
-        its unprofitable planned episodes, their care value (for the altruistic and moral
-        cost of redirecting them) and their number a year.
-        """
-        pop, table, c = self.population, self.providers, self.config.clinical
-        column = np.zeros((1, len(DISCIPLINES)))
-        column[0, HOSPITAL] = 1.0
-        step = c.admission_units * self.unit_cost[HOSPITAL]
-        probes = {
-            "case": {"cases": yearly.cases + 1.0},
-            "value": {"case_value": yearly.case_value + step, "case_mix": yearly.case_mix + step * column},
-            "units": {"services": yearly.services + c.admission_units * column},
-            "cost": {"cost": yearly.cost + step, "cost_mix": yearly.cost_mix + step * column},
-            "outside": {"outside_cost": yearly.outside_cost + step},
-        }
-        grad = {name: (self.contract.pay(yearly.replace(**bump)) - base) for name, bump in probes.items()}
-        grad_matrix = np.column_stack([grad[name] for name in ("case", "value", "units", "cost", "outside")])
-        alive = pop.alive
-        mean_risk = float(pop.frailty[alive].mean()) if alive.any() else 1.0
-        gain, redirected_cost, episodes = appraise_admissions_pass(
-            pop.provider[:, HOSPITAL],
-            table.payee,
-            pop.state,
-            pop.perceived_risk,
-            share,
-            table.decision.admission,
-            grad_matrix,
-            c.planned_admission_rate,
-            c.admission_units,
-            float(self.unit_cost[HOSPITAL]),
-            mean_risk,
-            self.risk_model.pass_through,
-            step,
-            table.n,
-            self.admission_steer_weight,
-        )
-        kappa = self.config.providers.benefit_to_cost
-        return gain, self.config.selection.redirect_harm * kappa * redirected_cost, episodes
+        """Hospitals' private view of their unprofitable episodes (:func:`vbpsim.appraisal.appraise_admissions`)."""
+        return appraisal.appraise_admissions(self, yearly, base, share)
 
     # -- helpers ---------------------------------------------------------------------
     def care_need(self) -> dict[str, np.ndarray]:
@@ -1453,173 +1403,14 @@ class VBPModel(mesa.Model):
         return min(horizon, length - elapsed)
 
     def outlook(self, care: dict[str, np.ndarray]) -> Outlook:
-        """What providers expect from their lagged data, for the decision rule."""
-        table = self.providers
-        m = self.mechanisms
-        n = table.n
-        spy = self.steps_per_year
-        lagged = self.history[0]
-        preventable = np.zeros(n)
-        at_risk = np.zeros(n)
-        if m.need_classes or m.prevention:
-            # stroke hazard computed this step in update_health (lagged view)
-            need, high_need, hazard, at_risk_gp = outlook_pass(
-                self.population.provider, care["need"], self.high_need, care["stroke_hazard"], n
-            )
-            if m.need_classes:  # each provider knows how much of its patients' need is high need
-                table.high_need_share = np.divide(high_need, need, out=np.zeros(n), where=need > 0)
-            if m.prevention:
-                preventable = hazard * (self.config.effort.prevention_efficacy * self.dt_years)
-                at_risk = at_risk_gp
-        gain, harm, unprofitable_count = np.zeros(n), np.zeros(n), np.zeros(n)
-        if m.risk_selection:
-            review_every = max(1, self.steps_per_year // 4)
-            if self.step_index % review_every == 0 or self._appraisal is None:
-                self._appraisal = self.appraise_patients(lagged, care)
-            gain, harm, unprofitable_count = self._appraisal
-        eff = self.config.effort
-        care_value = table.unit_cost * table.need_belief * spy
-        budgets = np.column_stack(
-            [
-                eff.effort_cost * care_value,
-                eff.effort_cost * care_value,
-                self.handoff_belief * spy * eff.coordination_cost,
-                at_risk * eff.prevention_cost,
-                unprofitable_count * self.config.selection.steering_cost,
-            ]
-        )
-        budgets[:, :4] *= self.active[:, 1:5]
-        budgets[:, 4] *= self.active[:, 5]
-        switch_rate = None
-        if m.patient_choice and self.config.population.switch_rate > 0:
-            switch_rate = np.where(table.discipline == GP, self.config.population.switch_rate * 12, 0.0)
-        horizon = np.full(n, self.planning_horizon())
-        admissions: dict[str, np.ndarray] = {}
-        if m.discretionary_admissions:
-            belief = self.admission_belief
-            candidates = np.maximum(belief[:, 0], 1e-12)
-            sel = self.config.selection
-            admissions = {
-                "admission_candidates": belief[:, 0].copy(),
-                "admission_units": belief[:, 1] / candidates,
-                "admission_value": belief[:, 2] / candidates,
-                "selection_rate": np.where(table.discipline == GP, sel.steer_rate * sel.steer_success, 1.0),
-                "acs_candidates": self.acs_belief.copy(),
-            }
-        return Outlook(
-            lagged=lagged,
-            active=self.active,
-            handoffs=self.handoff_belief,
-            handoff_receiver=self.handoff_receiver,
-            failure_units=self.failure_units_belief,
-            readmission_target=self.readmission_target,
-            readmission_units=np.full(n, NEED_PER_MONTH[ACUTE, HOSPITAL] * self.months_per_step),
-            shift_receiver=self.shift_receiver,
-            shift_units=np.full(n, self._shift_units()),
-            preventable_strokes=preventable,
-            prevention_targets=self.prevention_targets,
-            episode_units=self.episode_units,
-            money_horizon=np.full(n, self.money_horizon()),
-            health_horizon=horizon,
-            selection_gain=gain,
-            selection_harm=harm,
-            budgets=budgets,
-            switch_rate=switch_rate,
-            rebase_weight=np.full(n, self.rebase_weight()),
-            outcome_belief=self.outcome_belief,
-            readmission_home=np.full(n, 1.0 - self.config.effort.readmission_elsewhere * m.coordination),
-            **admissions,
-        )
+        """What providers expect from their lagged data, for the decision rule (:func:`vbpsim.appraisal.outlook`)."""
+        return appraisal.outlook(self, care)
 
     def appraise_patients(
         self, lagged: Observation, need: dict[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """GPs' private view of which patients cost their payee more than they bring.
-
-        The payee's marginal payment for each observed quantity is read off the contract by
-        probing it (payment with one more unit of that quantity); a patient's contribution
-        uses the GP's own, better view of the patient's risk (Section 4.2.4). Returns each
-        GP's yearly profit from losing its unprofitable patients, their yearly care value
-        (for the altruistic cost of steering them) and their number.
-        """
-        pop, table = self.population, self.providers
-        spy = self.steps_per_year
-        rows_yearly = lagged.rescaled(lagged.months * spy)
-        yearly = aggregate(rows_yearly, table.payee, self.n_payees, table.discipline)
-        base = self.contract.pay(yearly)
-        fields = (
-            "member_months",
-            "expected_cost",
-            "average_cost",
-            "cases",
-            "case_value",
-            "cost",
-            "outlier_cost",
-            "stoploss_excess",
-        )
-        grad = {}
-        for name in fields:
-            bump = max(float(np.abs(getattr(yearly, name)).mean()) * 1e-3, 1e-3)
-            probe = yearly.replace(**{name: getattr(yearly, name) + bump})
-            grad[name] = (self.contract.pay(probe) - base) / bump
-        services_grad = np.zeros((self.n_payees, len(DISCIPLINES)))
-        for d in range(len(DISCIPLINES)):
-            bump_services = yearly.services.copy()
-            bump_services[:, d] += 1.0
-            services_grad[:, d] = self.contract.pay(yearly.replace(services=bump_services)) - base
-
-        pass_through = self.risk_model.pass_through * self.score_level
-        net, true_net, cost = appraise_pass(
-            pop.provider,
-            table.payee,
-            table.decision.intensity,
-            table.need_multiplier,
-            pop.perceived_risk,
-            pop.frailty,
-            need["stroke_hazard"],  # yearly, from age and conditions (zero if not at risk)
-            need["scores"],
-            need["need"],
-            need["diagnosis_cost"],
-            self._case_scale(need),
-            need["mean_cost"],
-            self.outlier_threshold(need),
-            self.unit_cost,
-            self.episode_units,
-            self.episode_steps,
-            pass_through,
-            np.column_stack([grad[name] for name in fields]),
-            services_grad,
-            self.months_per_step,
-            float(spy),
-            self.config.purchaser.stop_loss_attachment,
-        )
-        own = self.contract.pay(rows_yearly) if self.distribution.rule == "contribution" else None
-        share = self.distribution.weights(base, rows_yearly, table.payee, own)
-        alive = pop.alive
-        bounds = np.quantile(-true_net[alive], [0.25, 0.75]) if alive.any() else np.zeros(2)
-        gain, care_value, count = steering_pass(
-            pop.provider[:, GP],
-            pop.state,
-            net,
-            cost,
-            share,
-            need["diagnosis_cost"][:, GP],
-            pop.perceived_risk,
-            self.config.providers.benefit_to_cost,
-            float(spy),
-            table.n,
-            true_net,
-            bounds,
-            bool(alive.any()),
-            self.unprofitable,
-            self.steer_weight,
-            self.unpriced_band,  # quartile of unpriced risk among the living
-        )
-        harm = self.config.selection.steering_harm * care_value
-        if self.mechanisms.discretionary_admissions:  # hospitals appraise planned episodes the same way
-            extra = self.appraise_admissions(yearly, base, share)
-            gain, harm, count = gain + extra[0], harm + extra[1], count + extra[2]
-        return gain, harm, count
+        """GPs' private view of their unprofitable patients (:func:`vbpsim.appraisal.appraise_patients`)."""
+        return appraisal.appraise_patients(self, lagged, need)
 
     def providers_learn(self) -> None:
         """Providers update their belief about their panel's need from lagged data."""
