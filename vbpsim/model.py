@@ -1573,7 +1573,7 @@ class VBPModel(mesa.Model):
             tally["deaths"],
         )
         sums = dict(zip(RECORD_SLOTS, values.tolist(), strict=True))
-        sums["duplicate_cost"] = care["duplicate_cost"]  # these two summed by the delivery pass
+        sums["duplicate_cost"] = care["duplicate_cost"]  # these two the delivery pass sums
         sums["innovation_cost"] = care["innovation_cost"]
         return sums
 

@@ -32,7 +32,6 @@ RECORD_SLOTS: tuple[str, ...] = (
     "guideline_cost",
     "low_value_cost",
     "shortfall_cost",
-    "duplicate_cost",  # summed by the delivery pass (kernels.delivery.deliver), not here
     "shifted_cost",
     "steered",
     "steered_high_risk",
@@ -57,7 +56,6 @@ RECORD_SLOTS: tuple[str, ...] = (
     "need_cost",
     "overtreatment",
     "withheld",
-    "innovation_cost",  # summed by the delivery pass, not here
     "delivered_here",
     "admission_guideline",
     "admission_low_value_units",
@@ -67,6 +65,32 @@ RECORD_SLOTS: tuple[str, ...] = (
     *ADMISSION_RECORDS,
 )
 SLOT = {name: i for i, name in enumerate(RECORD_SLOTS)}
+# The slots as constants for the kernel (numba reads module-level ints as constants).
+ALIVE = SLOT["alive"]
+GUIDELINE_COST = SLOT["guideline_cost"]
+LOW_VALUE_COST = SLOT["low_value_cost"]
+SHORTFALL_COST = SLOT["shortfall_cost"]
+SHIFTED_COST = SLOT["shifted_cost"]
+STEERED = SLOT["steered"]
+STEERED_HIGH_RISK = SLOT["steered_high_risk"]
+STEERED_LOW_RISK = SLOT["steered_low_risk"]
+ALIVE_HIGH_RISK = SLOT["alive_high_risk"]
+ALIVE_LOW_RISK = SLOT["alive_low_risk"]
+STEERED_FRAILTY = SLOT["steered_frailty"]
+ALIVE_FRAILTY = SLOT["alive_frailty"]
+ALIVE_PREVENTION_STOCK = SLOT["alive_prevention_stock"]
+GUIDELINE_HIGH_NEED = SLOT["guideline_high_need"]
+DELIVERED_HIGH_NEED = SLOT["delivered_high_need"]
+GUIDELINE_LOW_NEED = SLOT["guideline_low_need"]
+DELIVERED_LOW_NEED = SLOT["delivered_low_need"]
+NEED_COST = SLOT["need_cost"]
+OVERTREATMENT = SLOT["overtreatment"]
+WITHHELD = SLOT["withheld"]
+DELIVERED_HERE = SLOT["delivered_here"]
+DECLINED_EMERGENCIES = SLOT["declined_emergencies"]
+GUIDELINE_BY_DISCIPLINE, DELIVERED_BY_DISCIPLINE = SLOT["guideline_gp"], SLOT["delivered_gp"]  # 4 each
+ADMISSION_SUMS = SLOT["admission_guideline"]  # guideline, low-value and here units, redirected units
+ADMISSION_COUNTS = SLOT[ADMISSION_RECORDS[0]]  # the ADMISSION_RECORDS, in their order
 
 
 @numba.njit(**JIT_OPTIONS)
@@ -151,44 +175,44 @@ def record_pass(
                 over += max(r - 1.0, 0.0) * need_cost
                 withheld += max(1.0 - r, 0.0) * need_cost
             here_total += here_i
-            block[1] += guideline_i
-            block[5] += shifted_cost[i]
+            block[GUIDELINE_COST] += guideline_i
+            block[SHIFTED_COST] += shifted_cost[i]
             high = 1.0 if high_need[i] else 0.0  # arithmetic, not branches: need classes and bands are random
-            block[14] += high * guideline_i
-            block[15] += high * delivered_i
-            block[16] += (1.0 - high) * guideline_i
-            block[17] += (1.0 - high) * delivered_i
+            block[GUIDELINE_HIGH_NEED] += high * guideline_i
+            block[DELIVERED_HIGH_NEED] += high * delivered_i
+            block[GUIDELINE_LOW_NEED] += (1.0 - high) * guideline_i
+            block[DELIVERED_LOW_NEED] += (1.0 - high) * delivered_i
             band = unpriced_band[i]
             top = 1.0 if band == 2 else 0.0
             bottom = 1.0 if band == 0 else 0.0
             if state[i] != DEAD:
-                block[0] += 1.0
-                block[12] += frailty[i]
-                block[13] += prevention_stock[i]
-                block[9] += top
-                block[10] += bottom
+                block[ALIVE] += 1.0
+                block[ALIVE_FRAILTY] += frailty[i]
+                block[ALIVE_PREVENTION_STOCK] += prevention_stock[i]
+                block[ALIVE_HIGH_RISK] += top
+                block[ALIVE_LOW_RISK] += bottom
             if steered[i]:
-                block[6] += 1.0
-                block[11] += frailty[i]
+                block[STEERED] += 1.0
+                block[STEERED_FRAILTY] += frailty[i]
                 if band == 2:
-                    block[7] += 1.0
+                    block[STEERED_HIGH_RISK] += 1.0
                 elif band == 0:
-                    block[8] += 1.0
+                    block[STEERED_LOW_RISK] += 1.0
             if state_before[i] == ACUTE and need[i, HOSPITAL] > 0 and delivered[i, HOSPITAL] <= 0:
-                block[35] += 1.0
+                block[DECLINED_EMERGENCIES] += 1.0
             if admitting:
-                block[31] += admission_guideline[i]
-                block[32] += admission_low_value_units[i]
-                block[33] += admission_here_units[i]
-                block[34] += redirected_units[i]
-                block[36] += planned_admitted[i]
-                block[37] += acs_admitted[i]
-                block[38] += admission_candidates[i]
-                block[39] += acs_expected[i]
-                block[40] += redirected[i]
+                block[ADMISSION_SUMS] += admission_guideline[i]
+                block[ADMISSION_SUMS + 1] += admission_low_value_units[i]
+                block[ADMISSION_SUMS + 2] += admission_here_units[i]
+                block[ADMISSION_SUMS + 3] += redirected_units[i]
+                block[ADMISSION_COUNTS] += planned_admitted[i]
+                block[ADMISSION_COUNTS + 1] += acs_admitted[i]
+                block[ADMISSION_COUNTS + 2] += admission_candidates[i]
+                block[ADMISSION_COUNTS + 3] += acs_expected[i]
+                block[ADMISSION_COUNTS + 4] += redirected[i]
                 high_risk = 1.0 if frailty[i] >= high_risk_frailty else 0.0
-                block[41] += high_risk * redirected[i]
-                block[42] += high_risk * planned_admitted[i]
+                block[ADMISSION_COUNTS + 5] += high_risk * redirected[i]
+                block[ADMISSION_COUNTS + 6] += high_risk * planned_admitted[i]
             tally_qalys[i] += qol[i] * dt_years
             if admitting:
                 tally_qalys[i] += admission_qalys[i]
@@ -197,10 +221,11 @@ def record_pass(
             tally_steered[i] += steered[i]
             tally_strokes[i] += strokes[i]
             tally_deaths[i] += dies[i]
-        block[2], block[3] = low_value, shortfall
-        block[18 : 18 + n_disc] = guideline_by
-        block[22 : 22 + n_disc] = delivered_by
-        block[26], block[27], block[28], block[30] = need_total, over, withheld, here_total
+        block[LOW_VALUE_COST], block[SHORTFALL_COST] = low_value, shortfall
+        block[GUIDELINE_BY_DISCIPLINE : GUIDELINE_BY_DISCIPLINE + n_disc] = guideline_by
+        block[DELIVERED_BY_DISCIPLINE : DELIVERED_BY_DISCIPLINE + n_disc] = delivered_by
+        block[NEED_COST], block[OVERTREATMENT] = need_total, over
+        block[WITHHELD], block[DELIVERED_HERE] = withheld, here_total
         for k in range(len(block)):
             out[k] += block[k]
             block[k] = 0.0
