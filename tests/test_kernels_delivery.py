@@ -98,6 +98,11 @@ def test_deliver_equals_numpy(seed: int, mechanisms: str) -> None:
     assert_same("innovation_cost", np.float64(care["innovation_cost"]), innovation)
     assert_same("duplicate_cost", np.float64(care["duplicate_cost"]), (duplicates * model.unit_cost).sum())
     assert duplicates.any()
+    # and the admissions' cases and case value only by hospital
+    hospital, n_providers = model.population.provider[:, 1], model.providers.n
+    for row, name in enumerate(("admission_cases", "admission_value")):
+        by_hospital = np.bincount(hospital, weights=expected.pop(name), minlength=n_providers)
+        np.testing.assert_allclose(care["admission_by_hospital"][row], by_hospital, rtol=1e-12, err_msg=name)
     assert care.keys() >= expected.keys()
     for name, value in expected.items():
         assert_same(name, care[name], value)

@@ -1462,7 +1462,7 @@ class VBPModel(mesa.Model):
         table = self.providers
         decision = table.decision
         weights = np.maximum(table.need_belief * table.unit_cost, 1e-9)
-        admitting = "admission_cases" in care
+        admitting = self.mechanisms.discretionary_admissions
         redirected_cost = sums["redirected_units"] * float(self.unit_cost[HOSPITAL]) if admitting else 0.0
         alive = sums["alive"]
         row: dict[str, float] = {
@@ -1526,7 +1526,7 @@ class VBPModel(mesa.Model):
         """
         pop = self.population
         valuable = self.providers.need_multiplier / self.low_value_multiplier
-        admitting = "admission_cases" in care
+        admitting = self.mechanisms.discretionary_admissions
         high_risk = np.nan
         if admitting:  # top quartile of risk among those alive at the start of the step
             if self._frailty_order is None:

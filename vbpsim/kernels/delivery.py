@@ -38,8 +38,6 @@ N_DISCIPLINES = 4
 # rows of the need's column totals and of the (k, n) admission outputs, and their care keys
 TOTALS = ("cost_total", "diagnosis_cost_total", "in_care_count")
 ADMISSION_VALUES = (
-    "admission_cases",
-    "admission_value",
     "admission_guideline",
     "admission_here_units",
     "admission_low_value_units",
@@ -49,7 +47,7 @@ ADMISSION_VALUES = (
 )
 ADMISSION_FLAGS = ("redirected", "planned_admitted", "acs_admitted", "admission_candidates")
 # (ACS_EXPECTED last: a patient without a candidate has every row before it zero)
-CASES, VALUE, GUIDELINE, HERE_UNITS, LOW_VALUE_UNITS, QALYS, REDIRECTED_UNITS, ACS_EXPECTED = range(8)
+GUIDELINE, HERE_UNITS, LOW_VALUE_UNITS, QALYS, REDIRECTED_UNITS, ACS_EXPECTED = range(6)
 REDIRECTED, PLANNED_ADMITTED, ACS_ADMITTED, CANDIDATES = range(4)
 # rows of the per-provider sums of :func:`observe`
 MEMBERS, EXPECTED, UNITS, IN_CARE, MET, NEED, CASE_VALUE, OUTLIER, STOPLOSS = range(9)
@@ -283,8 +281,6 @@ def deliver(
         if here:
             delivered[i, HOSPITAL] += units
         gain = gain_scale * (1 - rank / appropriate)
-        values[CASES, i] = 1.0 if here else 0.0
-        values[VALUE, i] = price if here else 0.0
         values[GUIDELINE, i] = units if rank < appropriate else 0.0
         values[HERE_UNITS, i] = units if here else 0.0
         values[LOW_VALUE_UNITS, i] = units if (here and rank >= appropriate) else 0.0
