@@ -240,7 +240,6 @@ def appraise_admissions(
         float(model.unit_cost[HOSPITAL]),
         mean_risk,
         model.risk_model.pass_through,
-        step,
         table.n,
         model.admission_steer_weight,
     )

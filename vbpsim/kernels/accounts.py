@@ -431,18 +431,18 @@ def appraise_admissions_pass(
     unit_cost: float,
     mean_frailty: float,
     pass_through: float,
-    step: float,
     n_providers: int,
     steer_weight: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hospitals' view of each planned episode's profit; writes ``steer_weight`` per patient.
 
     ``grad`` holds per payee the payment change for one more case, case value, hospital
-    units, cost and outside cost (in that order); ``step`` is an episode's cost at average
-    risk. Returns per hospital the yearly loss it avoids by redirecting, the cost of the
-    episodes it redirects and their number.
+    units, cost and outside cost (in that order), each for an episode at average risk
+    (``admission_units`` x ``unit_cost``). Returns per hospital the yearly loss it avoids
+    by redirecting, the cost of the episodes it redirects and their number.
     """
     n = len(hospital)
+    step = admission_units * unit_cost  # an episode's cost at average risk
     loss = np.empty(n)
     cost = np.empty(n)
     eligible_cost = np.zeros(n_providers)
