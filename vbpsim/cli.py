@@ -254,6 +254,9 @@ ShowProgress = Annotated[
     ),
 ]
 
+Years = Annotated[int | None, typer.Option(help="Horizon in years (default: the scenario's).", show_default=False)]
+Seeds = Annotated[int, typer.Option(help="Number of replications: seeds 0..N-1.")]
+
 
 @app.command()
 def run(
@@ -264,9 +267,7 @@ def run(
         ),
     ] = None,
     scenario: Annotated[str, typer.Option(help=SCENARIO_HELP)] = "default",
-    years: Annotated[
-        int | None, typer.Option(help="Horizon in years (default: the scenario's).", show_default=False)
-    ] = None,
+    years: Years = None,
     seed: Annotated[int, typer.Option(help="Random seed (a non-negative integer).")] = 0,
     out: Annotated[
         Path | None,
@@ -390,10 +391,8 @@ def scenarios(
 @app.command()
 def compare(
     scenario: Annotated[str, typer.Option(help=SCENARIO_HELP)] = "default",
-    seeds: Annotated[int, typer.Option(help="Number of replications: seeds 0..N-1.")] = 5,
-    years: Annotated[
-        int | None, typer.Option(help="Horizon in years (default: the scenario's).", show_default=False)
-    ] = None,
+    seeds: Seeds = 5,
+    years: Years = None,
     schemes: Annotated[str, typer.Option("--schemes", help="Comma-separated scheme names to compare.")] = ",".join(
         DEFAULT_COMPARE
     ),
@@ -745,10 +744,8 @@ def report(
 @app.command()
 def scorecard(
     scenario: Annotated[str, typer.Option(help=SCENARIO_HELP)] = "default",
-    seeds: Annotated[int, typer.Option(help="Number of replications: seeds 0..N-1.")] = 10,
-    years: Annotated[
-        int | None, typer.Option(help="Horizon in years (default: the scenario's).", show_default=False)
-    ] = None,
+    seeds: Seeds = 10,
+    years: Years = None,
     out: Annotated[
         Path | None,
         typer.Option(
