@@ -30,7 +30,7 @@ from vbpsim.schemes import SCHEMES, FeeForService, make_scheme
 
 runner = CliRunner()
 TINY = {"scenario": "small", "years": 1, "n_patients": 300, "history_years": 0}
-TINY_TOML = '[population]\nn_patients = 300\n[simulation]\nyears = 1\nhistory_years = 0\n'
+TINY_TOML = "[population]\nn_patients = 300\n[simulation]\nyears = 1\nhistory_years = 0\n"
 QUICK = ["--set", "n_patients=300", "--set", "history_years=0"]  # runs that must succeed, kept short
 
 

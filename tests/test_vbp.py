@@ -355,8 +355,6 @@ XFAIL_CATTEL_PREVENTION = (
 )
 
 
-
-
 XFAIL_CATTEL_COST_SAVING = (
     "cattel_vbp adopted_cost_saving, 5-year - 1-year contract: 0.5 vs 0.125 adoptions, +0.375, 95% CI "
     "[-0.25, +1.00] (seeds 1-8): right direction, too few cost-saving offers per run to be significant since "

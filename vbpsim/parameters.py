@@ -729,6 +729,7 @@ class PurchaserParams(Section):
         "expected cost; a named level (none 0, demographic 0.015, prospective 0.11, concurrent 0.4, full 1) "
         "or a number in [0, 1].",
     )
+
     @field_validator("risk_adjustment", mode="before")
     @classmethod
     def _level_not_bool(cls, value: Any) -> Any:

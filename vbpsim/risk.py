@@ -156,7 +156,7 @@ class RiskModel:
         sample = living
         if len(living) > FIT_SAMPLE:
             sample = np.sort(self.fit_rng.choice(living, FIT_SAMPLE, replace=False))
-        total = cost[sample].sum(axis=1)
+        total = kernels.living_totals(cost, sample)  # cost[sample].sum(axis=1)
         log_total = np.log(np.maximum(total, 1e-12))
         order, _, bounds = sorted_cells(log_total)
         ceiling = between_cell_r2(total[order], bounds)
@@ -171,11 +171,11 @@ class RiskModel:
                 self.blend = self._fit_blend(cells, total)
         else:
             self.sigma = self._fit_sigma(log_total, self.eta[sample], total)
-        full_cost = cost[living]
-        full_total = full_cost.sum(axis=1)
+        full_total = kernels.living_totals(cost, living)
         order, self.edges, bounds = sorted_cells(self._signal(full_total, living, self.sigma))
         counts = np.diff(bounds)
-        self.cell_means = cell_sums(full_cost[order], bounds) / np.maximum(counts, 1)[:, None]
+        # cell_sums(cost[living][order], bounds) without two gathered copies of the cost
+        self.cell_means = kernels.ordered_cell_sums(cost, living[order], bounds) / np.maximum(counts, 1)[:, None]
         predicted = np.repeat(self.cell_means.sum(axis=1), counts)
         ordered_total = full_total[order]
         if self.blend > 0:

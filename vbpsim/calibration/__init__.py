@@ -108,9 +108,7 @@ def scenario_quantities(scenario: Scenario) -> dict[str, float]:
 
 def switch_quantities(status_quo: pd.DataFrame, contract: pd.DataFrame) -> dict[str, float]:
     """Response to a switch: the resource-cost change in contract year 1 relative to year 4."""
-    change = (
-        contract.groupby("year")["provider_cost"].sum() / status_quo.groupby("year")["provider_cost"].sum() - 1.0
-    )
+    change = contract.groupby("year")["provider_cost"].sum() / status_quo.groupby("year")["provider_cost"].sum() - 1.0
     year4 = float(change.get(3, np.nan))
     ratio = float(change.get(0, np.nan)) / year4 if year4 < 0 else float("nan")
     return {"switch.year1_to_year4": ratio}
