@@ -45,8 +45,7 @@ def outlook(model: VBPModel, care: dict[str, np.ndarray]) -> Outlook:
             at_risk = at_risk_gp
     gain, harm, unprofitable_count = np.zeros(n), np.zeros(n), np.zeros(n)
     if m.risk_selection:
-        review_every = max(1, model.steps_per_year // 4)
-        if model.step_index % review_every == 0 or model._appraisal is None:
+        if model.appraisal_due():
             model._appraisal = model.appraise_patients(lagged, care)
         gain, harm, unprofitable_count = model._appraisal
     eff = model.config.effort

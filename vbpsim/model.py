@@ -582,7 +582,8 @@ class VBPModel(mesa.Model):
     def _patient_sums(self, need: dict[str, np.ndarray], full: bool) -> np.ndarray:
         """The patient pass of the observation: per-provider sums (rows ``kernels.MEMBERS..STOPLOSS``).
 
-        Sets ``need["scores"]`` (calibrated risk scores) and ``need["mean_cost"]``. With
+        Sets ``need["mean_cost"]``, and ``need["scores"]`` (calibrated risk scores) on an
+        observed step whose outlook appraises the patients (:meth:`appraisal_due`). With
         ``full`` (an observed step: ``need`` is :meth:`deliver_care`'s care) the delivered
         care is summed too, and each patient's cost adds to their year-to-date cost and to
         this year's cost and score (for the risk model's realised R^2).
@@ -591,7 +592,8 @@ class VBPModel(mesa.Model):
         alive = pop.alive
         cells, calibration, living = self._risk_cells(need, alive)
         n_disciplines = len(DISCIPLINES)
-        scores = self._buffers.array("scores", need["cost"].shape) if full else np.empty(need["cost"].shape)
+        keep_scores = full and self.appraisal_due()
+        scores = self._buffers.array("scores", need["cost"].shape) if keep_scores else np.empty((0, n_disciplines))
         sums = np.empty((kernels.N_SUMS, self.providers.n))
         none = np.empty((0, n_disciplines))
         kernels.observe(
@@ -610,9 +612,15 @@ class VBPModel(mesa.Model):
             self._year_patient_cost if full else np.empty(0),
             scores, sums,
         )  # fmt: skip
-        need["scores"] = scores
+        if keep_scores:
+            need["scores"] = scores
         need["mean_cost"] = need["cost_total"] * self.score_level / max(living, 1)
         return sums
+
+    def appraisal_due(self) -> bool:
+        """Whether this step's outlook has the GPs review their panels (quarterly, and at the first outlook)."""
+        review_every = max(1, self.steps_per_year // 4)
+        return self.mechanisms.risk_selection and (self.step_index % review_every == 0 or self._appraisal is None)
 
     def _observe_normative(self, need: dict[str, np.ndarray], sums: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Enrolment and the purchaser's normative (guideline) costs per provider.

@@ -497,8 +497,10 @@ def observe(
     With ``full`` false only the normative part (members, expected cost, scores) is
     computed and the patients' year-to-date accumulators are left alone; otherwise the
     delivered cost also adds to each patient's year-to-date cost, year's cost and score.
+    Each patient's scores are written to ``out_scores`` unless it is empty.
     """
     acc = np.zeros(sums.shape)  # (local: the compiler knows nothing else writes it)
+    write_scores = out_scores.shape[0] > 0
     for i in range(provider.shape[0]):
         living = alive[i]
         cell = cells[i]
@@ -511,7 +513,8 @@ def observe(
                 acc[MEMBERS, p] += 1.0
                 raw = _raw_score(cost[i, d], cell_means[cell, d], blend, use_blend)
             score = raw * score_scale[d]
-            out_scores[i, d] = score
+            if write_scores:
+                out_scores[i, d] = score
             acc[EXPECTED, p] += score
             score_total = score if d == 0 else score_total + score
             if not full:
