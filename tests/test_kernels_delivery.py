@@ -151,18 +151,28 @@ def test_guided_search_is_searchsorted() -> None:
     edges = np.sort(np.concatenate([rng.normal(0, 2, 150), np.repeat(rng.normal(0, 2, 7), 7)]))
     signal = np.concatenate([rng.normal(0, 3, 20000), edges, np.nextafter(edges, -np.inf), [-1e9, 1e9]])
     n = len(signal)
-    cost = np.ones((n, 1))
+    cost = np.full((n, 4), 0.25)  # a total of 1 in every patient
     model = RiskModel(0.5, n, np.random.default_rng(0))
-    model.edges, model.cell_means, model.sigma = edges, np.arange(len(edges) + 1.0)[:, None], 1.0
+    model.edges, model.cell_means, model.sigma = edges, np.repeat(np.arange(len(edges) + 1.0)[:, None], 4, 1), 1.0
     model.eta = signal - np.log(1.0)  # signal = log(total cost) + sigma * eta
     cells = np.empty(n, dtype=np.int32)
     alive = np.ones(n, dtype=bool)
     means, totals = model.cell_means, np.empty(n)
-    no_scores = np.empty((0, 1))
+    no_scores = np.empty((0, 4))
     kernels.risk_cells(
-        cost, alive, model.eta, 1.0, edges, means, 0.0, cells, np.empty(1), totals, False, np.ones(1), no_scores
+        cost, alive, model.eta, 1.0, edges, means, 0.0, cells, np.empty(4), totals, False, np.ones(4), no_scores
     )
     np.testing.assert_array_equal(cells, np.searchsorted(edges, signal))
+
+
+def test_risk_cells_refuse_another_width() -> None:
+    """The pass sums four disciplines' columns: another width is an error, not a write out of bounds."""
+    n = 10
+    with pytest.raises(ValueError, match="one column per discipline"):
+        kernels.risk_cells(
+            np.ones((n, 1)), np.ones(n, dtype=bool), np.zeros(n), 1.0, np.zeros(0), np.ones((1, 1)), 0.0,
+            np.empty(n, dtype=np.int32), np.empty(1), np.empty(n), False, np.ones(1), np.empty((0, 1)),
+        )  # fmt: skip
 
 
 def test_dead_patients_score_nothing() -> None:

@@ -91,7 +91,9 @@ def care_need(
     chronic row counts per condition (the first included in the state's row) plus the
     healthy check-up, as ``Population.diagnosis_need``; in person: times the frailty.
     """
-    column = np.zeros((3, N_DISCIPLINES))  # (sums local to the kernel: the compiler knows nothing else writes them)
+    # column sums in scalars (an accumulator in memory is a store-to-load chain per patient)
+    cost0 = cost1 = cost2 = cost3 = diagnosis0 = diagnosis1 = diagnosis2 = diagnosis3 = 0.0
+    count0 = count1 = count2 = count3 = 0.0
     for i in range(state.shape[0]):
         s = state[i]
         extra = 0
@@ -112,10 +114,18 @@ def care_need(
             need[i, d] = units
             diagnosis_cost[i, d] = diagnosis_value
             cost[i, d] = need_value
-            column[0, d] += need_value
-            column[1, d] += diagnosis_value
-            column[2, d] += 1.0 if units > 0 else 0.0
-    totals[:] = column
+            in_care = 1.0 if units > 0 else 0.0
+            if d == 0:  # (the loop's four rounds are unrolled: each branch is fixed at compile time)
+                cost0, diagnosis0, count0 = cost0 + need_value, diagnosis0 + diagnosis_value, count0 + in_care
+            elif d == 1:
+                cost1, diagnosis1, count1 = cost1 + need_value, diagnosis1 + diagnosis_value, count1 + in_care
+            elif d == 2:
+                cost2, diagnosis2, count2 = cost2 + need_value, diagnosis2 + diagnosis_value, count2 + in_care
+            else:
+                cost3, diagnosis3, count3 = cost3 + need_value, diagnosis3 + diagnosis_value, count3 + in_care
+    totals[0, 0], totals[0, 1], totals[0, 2], totals[0, 3] = cost0, cost1, cost2, cost3
+    totals[1, 0], totals[1, 1], totals[1, 2], totals[1, 3] = diagnosis0, diagnosis1, diagnosis2, diagnosis3
+    totals[2, 0], totals[2, 1], totals[2, 2], totals[2, 3] = count0, count1, count2, count3
 
 
 @numba.njit(**JIT_OPTIONS)
@@ -349,7 +359,9 @@ def risk_cells(
     ``scores`` is empty, each patient's raw scores times ``scale`` are written to it (0 for
     the dead): ``RiskModel.scores`` (scale 1) and the model's calibrated scores.
     """
-    raw_total = np.zeros(raw_sum.shape)  # (local: the compiler knows nothing else writes it)
+    if cost.shape[1] != N_DISCIPLINES or raw_sum.shape[0] != N_DISCIPLINES:  # (numba checks no bounds)
+        raise ValueError("risk_cells: cost and raw_sum need one column per discipline")
+    raw0 = raw1 = raw2 = raw3 = 0.0  # column sums in scalars: a local array is a store-to-load chain per patient
     write = scores.shape[0] > 0
     living = 0
     has_edges = edges.shape[0] > 0
@@ -382,12 +394,14 @@ def risk_cells(
                 while cell < edges.shape[0] and edges[cell] < signal:
                     cell += 1
         cells[i] = cell
-        for d in range(cost.shape[1]):
-            raw = _raw_score(cost[i, d], cell_means[cell, d], blend, use_blend)
-            raw_total[d] += raw
-            if write:
-                scores[i, d] = raw * scale[d]
-    raw_sum[:] = raw_total
+        raw0 += _raw_score(cost[i, 0], cell_means[cell, 0], blend, use_blend)
+        raw1 += _raw_score(cost[i, 1], cell_means[cell, 1], blend, use_blend)
+        raw2 += _raw_score(cost[i, 2], cell_means[cell, 2], blend, use_blend)
+        raw3 += _raw_score(cost[i, 3], cell_means[cell, 3], blend, use_blend)
+        if write:
+            for d in range(N_DISCIPLINES):
+                scores[i, d] = _raw_score(cost[i, d], cell_means[cell, d], blend, use_blend) * scale[d]
+    raw_sum[0], raw_sum[1], raw_sum[2], raw_sum[3] = raw0, raw1, raw2, raw3
     return living
 
 
