@@ -222,7 +222,7 @@ class VBPModel(mesa.Model):
         self._scratch_arrays = ScratchArrays()  # work arrays of the patient passes (_scratch)
         self.prevention_stock = np.zeros(pop.size)
         self.unprofitable = np.zeros(pop.size, dtype=bool)
-        self.unpriced_band = np.ones(pop.size, dtype=np.int64)  # quartile of unpriced risk: 0 low, 2 high
+        self.unpriced_band = np.ones(pop.size, dtype=np.int8)  # quartile of unpriced risk: 0 low, 2 high
         self.steer_weight = np.zeros(pop.size)
         # [discretionary_admissions] how unprofitable a hospital thinks a patient's planned episode
         # is (0-1), and each hospital's belief per step of its candidates, their units and case value
@@ -702,12 +702,13 @@ class VBPModel(mesa.Model):
         risk = np.where(alive, care["cost"].sum(axis=1), np.nan)
         bounds = np.nanquantile(risk, [0.25, 0.5, 0.75]) if alive.any() else np.zeros(3)
         need_class = np.select([state == HEALTHY, state == CHRONIC], [0, 1], 2)
-        self.patient_groups = {
+        groups = {
             "need_class": np.where(alive, need_class, -1),
             "risk_quartile": np.where(alive, np.digitize(np.nan_to_num(risk), bounds), -1),
             "age_band": np.where(alive, np.digitize(pop.age, self.AGE_BANDS), -1),
             "need_level": np.where(alive, self.high_need.astype(int), -1),
         }
+        self.patient_groups = {name: group.astype(np.int8) for name, group in groups.items()}  # -1 to 3: a byte each
         self.patient_tally = {name: np.zeros(pop.size) for name in self.EQUITY_TALLIES}
 
     def _measured_outcomes(self) -> dict[str, np.ndarray]:
@@ -1538,7 +1539,7 @@ class VBPModel(mesa.Model):
         high_risk = np.nan
         if admitting:  # top quartile of risk among those alive at the start of the step
             if self._frailty_order is None:
-                self._frailty_order = np.argsort(pop.frailty, kind="stable")
+                self._frailty_order = np.argsort(pop.frailty, kind="stable").astype(np.int32)
             high_risk = masked_quantile(pop.frailty, self._frailty_order, pop.alive | care["dies"], 0.75)
         flags, floats = _NO_FLAGS, _NO_FLOATS
         tally = self.patient_tally
