@@ -196,6 +196,10 @@ class DeliveryOracle:
             self._admit(care)
         return care
 
+    def _guideline_cost(self, care: dict[str, np.ndarray]) -> np.ndarray:
+        """The step's guideline cost per discipline (as ``VBPModel.step`` summed it)."""
+        return care["cost"].sum(axis=0)
+
     def outlier_threshold(self, care: dict[str, np.ndarray]) -> np.ndarray:
         """Per-discipline monthly cost above which a patient's care counts as outlier cost."""
         if "outlier_threshold" not in care:

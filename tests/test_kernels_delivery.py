@@ -103,6 +103,13 @@ def test_deliver_equals_numpy(seed: int, mechanisms: str) -> None:
     for row, name in enumerate(("admission_cases", "admission_value")):
         by_hospital = np.bincount(hospital, weights=expected.pop(name), minlength=n_providers)
         np.testing.assert_allclose(care["admission_by_hospital"][row], by_hospital, rtol=1e-12, err_msg=name)
+    # the step prices the need inside its passes: its cost is never stored, its diagnosis price
+    # only for a step whose outlook appraises the panels
+    expected.pop("cost")
+    diagnosis_cost = expected.pop("diagnosis_cost")
+    assert ("diagnosis_cost" in care) == model.appraisal_due()
+    if model.appraisal_due():
+        assert_same("diagnosis_cost", care["diagnosis_cost"], diagnosis_cost)
     assert care.keys() >= expected.keys()
     for name, value in expected.items():
         assert_same(name, care[name], value)
@@ -160,8 +167,9 @@ def test_guided_search_is_searchsorted() -> None:
     means, totals = model.cell_means, np.empty(n)
     no_scores = np.empty((0, 4))
     kernels.risk_cells(
-        cost, alive, model.eta, 1.0, edges, means, 0.0, cells, np.empty(4), totals, False, np.ones(4), no_scores
-    )
+        cost, np.ones(4), alive, model.eta, 1.0, edges, means, 0.0, cells, np.empty(4), totals, False, np.ones(4),
+        no_scores,
+    )  # fmt: skip
     np.testing.assert_array_equal(cells, np.searchsorted(edges, signal))
 
 
@@ -170,7 +178,7 @@ def test_risk_cells_refuse_another_width() -> None:
     n = 10
     with pytest.raises(ValueError, match="one column per discipline"):
         kernels.risk_cells(
-            np.ones((n, 1)), np.ones(n, dtype=bool), np.zeros(n), 1.0, np.zeros(0), np.ones((1, 1)), 0.0,
+            np.ones((n, 1)), np.ones(1), np.ones(n, dtype=bool), np.zeros(n), 1.0, np.zeros(0), np.ones((1, 1)), 0.0,
             np.empty(n, dtype=np.int32), np.empty(1), np.empty(n), False, np.ones(1), np.empty((0, 1)),
         )  # fmt: skip
 

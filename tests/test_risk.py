@@ -137,10 +137,14 @@ def test_compiled_cell_sums_are_numpys_bit_for_bit(n: int) -> None:
 
     cost, alive = _population(n, seed=n)
     living = np.flatnonzero(alive)
-    total = living_totals(cost, living)
+    total = living_totals(cost, living, np.ones(4))
     np.testing.assert_array_equal(total, cost[living].sum(axis=1))
+    price = np.array([31.0, 0.7, 1e3, 2.5])
+    np.testing.assert_array_equal(living_totals(cost, living, price), (cost * price)[living].sum(axis=1))
     g = np.random.default_rng(n)
     for signal in (np.log(total) + g.standard_normal(len(living)), np.minimum(np.round(np.log(total)), 4.0)):
         order, _, bounds = sorted_cells(signal)
         rows = living[order]
-        np.testing.assert_array_equal(ordered_cell_sums(cost, rows, bounds), cell_sums(cost[rows], bounds))
+        np.testing.assert_array_equal(ordered_cell_sums(cost, rows, bounds, np.ones(4)), cell_sums(cost[rows], bounds))
+        priced = ordered_cell_sums(cost, rows, bounds, price)
+        np.testing.assert_array_equal(priced, cell_sums((cost * price)[rows], bounds))

@@ -523,12 +523,16 @@ class VBPModel(mesa.Model):
         return self._care_need({name: np.empty((self.population.size, len(DISCIPLINES))) for name in NEED})
 
     def _care_need(self, care: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """:meth:`care_need` into the arrays of ``care`` (and the totals added to it)."""
+        """:meth:`care_need` into the arrays of ``care`` (and the totals added to it).
+
+        ``diagnosis_cost`` and ``cost`` are written only if ``care`` has arrays for them.
+        """
         pop = self.population
         totals = np.empty((3, len(DISCIPLINES)))
+        unpriced = np.empty((0, len(DISCIPLINES)))
         kernels.care_need(
             pop.state, pop.conditions, pop.frailty, NEED_PER_MONTH, self.months_per_step, self.unit_cost,
-            care["need"], care["diagnosis_cost"], care["cost"], totals,
+            care["need"], care.get("diagnosis_cost", unpriced), care.get("cost", unpriced), totals,
         )  # fmt: skip
         care.update(zip(kernels.TOTALS, totals, strict=True))
         return care
@@ -554,7 +558,7 @@ class VBPModel(mesa.Model):
         if self._risk_estimated_at < 0 or (
             self.step_index % self.steps_per_year == 0 and self._risk_estimated_at != self.step_index
         ):
-            self.risk_model.estimate(need["cost"], alive)
+            self.risk_model.estimate(need["need"], alive, self.unit_cost)
             self._risk_estimated_at = self.step_index
         model, buffers = self.risk_model, self._buffers
         cells = buffers.array("risk_cells", alive.shape, np.int32)
@@ -563,7 +567,7 @@ class VBPModel(mesa.Model):
         buffers["risk_fit"] = model.fits
         raw_total = np.empty(len(DISCIPLINES))
         living = kernels.risk_cells(
-            need["cost"], alive, model.eta, model.sigma, model.edges, model.cell_means, model.blend,
+            need["need"], self.unit_cost, alive, model.eta, model.sigma, model.edges, model.cell_means, model.blend,
             cells, raw_total, last_total, reuse, np.ones(len(DISCIPLINES)), scores,
         )  # fmt: skip
         true_total = need["cost_total"] * self.score_level
@@ -571,7 +575,7 @@ class VBPModel(mesa.Model):
 
     def _risk_scores(self, need: dict[str, np.ndarray]) -> np.ndarray:
         """Purchaser's predicted cost per patient and discipline this step (see :meth:`_risk_cells`)."""
-        scores = np.empty(need["cost"].shape)
+        scores = np.empty(need["need"].shape)
         _, calibration, _ = self._risk_cells(need, self.population.alive, scores)
         return scores * calibration
 
@@ -593,14 +597,13 @@ class VBPModel(mesa.Model):
         cells, calibration, living = self._risk_cells(need, alive)
         n_disciplines = len(DISCIPLINES)
         keep_scores = full and self.appraisal_due()
-        scores = self._buffers.array("scores", need["cost"].shape) if keep_scores else np.empty((0, n_disciplines))
+        scores = self._buffers.array("scores", need["need"].shape) if keep_scores else np.empty((0, n_disciplines))
         sums = np.empty((kernels.N_SUMS, self.providers.n))
         none = np.empty((0, n_disciplines))
         kernels.observe(
-            pop.provider, alive, need["cost"], cells, model.cell_means, model.blend, model.blended, calibration, full,
-            need["need"] if full else none,
+            pop.provider, alive, need["need"], cells, model.cell_means, model.blend, model.blended, calibration, full,
+            pop.state, pop.conditions, NEED_PER_MONTH, self.months_per_step,
             need["ratio"] if full else none,
-            need["diagnosis_cost"] if full else none,
             need["delivered"] if full else none,
             self._case_scale(need),
             self.outlier_threshold(need) if full else np.zeros(n_disciplines),
@@ -699,7 +702,7 @@ class VBPModel(mesa.Model):
         pop = self.population
         state = care["state_before"]  # at the start of the step
         alive = state != DEAD
-        risk = np.where(alive, care["cost"].sum(axis=1), np.nan)
+        risk = np.where(alive, (care["need"] * self.unit_cost).sum(axis=1), np.nan)
         bounds = np.nanquantile(risk, [0.25, 0.5, 0.75]) if alive.any() else np.zeros(3)
         need_class = np.select([state == HEALTHY, state == CHRONIC], [0, 1], 2)
         groups = {
@@ -738,7 +741,7 @@ class VBPModel(mesa.Model):
         income = self.purchaser.pay(obs, self.providers.payee, self.step_index, self.providers.discipline)
         self._year_paid += income
         self._year_spent += obs.cost
-        self._year_guideline += care["cost"].sum(axis=0)
+        self._year_guideline += self._guideline_cost(care)
         self.providers.reserves += income - obs.cost
         self.income_total += income
         self.cost_total += obs.cost
@@ -766,6 +769,10 @@ class VBPModel(mesa.Model):
         if year_end:
             self._close_books_year()
         self.step_index += 1
+
+    def _guideline_cost(self, care: dict[str, np.ndarray]) -> np.ndarray:
+        """The step's guideline cost per discipline (the need pass's column totals)."""
+        return care["cost_total"]
 
     def _close_books_year(self) -> None:
         """Year end: the risk score's realised R^2, and this year's spending kept for a switch next step."""
@@ -838,13 +845,16 @@ class VBPModel(mesa.Model):
         deliver that share instead, at home-care prices (outside a rehab bundle's border).
         With discretionary admissions, this step's candidates are admitted or redirected
         in the same pass (:meth:`_admit`). Two compiled passes over the patients: the need
-        (:meth:`care_need`), then delivery (:func:`vbpsim.kernels.delivery.deliver`); the
-        patient arrays of the returned care are reused by the next step's call.
+        (:meth:`care_need`: the need in units, and its diagnosis price on the steps whose
+        outlook appraises the panels), then delivery (:func:`vbpsim.kernels.delivery.deliver`);
+        the patient arrays of the returned care are reused by the next step's call.
         """
         pop, table, m = self.population, self.providers, self.mechanisms
         n, buffers = pop.size, self._buffers
         shape = (n, len(DISCIPLINES))
-        care = self._care_need({name: buffers.array(name, shape) for name in NEED + DELIVERED})
+        # The step's passes price the need themselves; only the panels' appraisal reads its diagnosis price.
+        priced = ("need", "diagnosis_cost") if self.appraisal_due() else ("need",)
+        care = self._care_need({name: buffers.array(name, shape) for name in priced + DELIVERED})
         care["shifted_cost"] = buffers.array("shifted_cost", (n,))
         admitting = m.discretionary_admissions
         width = n if admitting else 0

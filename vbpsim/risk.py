@@ -144,19 +144,26 @@ class RiskModel:
                 hi = mid
         return (lo + hi) / 2
 
-    def estimate(self, cost: np.ndarray, alive: np.ndarray) -> None:
-        """Fit the cells and the signal noise so the score's R^2 on the living hits the target."""
+    def estimate(self, cost: np.ndarray, alive: np.ndarray, scale: np.ndarray | None = None) -> None:
+        """Fit the cells and the signal noise so the score's R^2 on the living hits the target.
+
+        The cost is ``cost x scale`` per column when a scale is given (the model passes its
+        need in units and the unit costs, so no priced copy of the need is made).
+        """
         self.fits += 1
+        scale = np.ones(cost.shape[1]) if scale is None else np.asarray(scale, dtype=float)
         living = np.flatnonzero(alive)
         if self.target <= 0 or len(living) < 2:
-            self.cell_means = cost[living].mean(axis=0, keepdims=True) if len(living) else np.zeros((1, cost.shape[1]))
+            self.cell_means = (
+                (cost[living] * scale).mean(axis=0, keepdims=True) if len(living) else np.zeros((1, cost.shape[1]))
+            )
             self.edges = np.zeros(0)
             self.achieved.append(0.0)
             return
         sample = living
         if len(living) > FIT_SAMPLE:
             sample = np.sort(self.fit_rng.choice(living, FIT_SAMPLE, replace=False))
-        total = kernels.living_totals(cost, sample)  # cost[sample].sum(axis=1)
+        total = kernels.living_totals(cost, sample, scale)  # (cost * scale)[sample].sum(axis=1)
         log_total = np.log(np.maximum(total, 1e-12))
         order, _, bounds = sorted_cells(log_total)
         ceiling = between_cell_r2(total[order], bounds)
@@ -171,11 +178,12 @@ class RiskModel:
                 self.blend = self._fit_blend(cells, total)
         else:
             self.sigma = self._fit_sigma(log_total, self.eta[sample], total)
-        full_total = kernels.living_totals(cost, living)
+        full_total = kernels.living_totals(cost, living, scale)
         order, self.edges, bounds = sorted_cells(self._signal(full_total, living, self.sigma))
         counts = np.diff(bounds)
-        # cell_sums(cost[living][order], bounds) without two gathered copies of the cost
-        self.cell_means = kernels.ordered_cell_sums(cost, living[order], bounds) / np.maximum(counts, 1)[:, None]
+        # cell_sums((cost * scale)[living][order], bounds) without the priced and gathered copies
+        sums = kernels.ordered_cell_sums(cost, living[order], bounds, scale)
+        self.cell_means = sums / np.maximum(counts, 1)[:, None]
         predicted = np.repeat(self.cell_means.sum(axis=1), counts)
         ordered_total = full_total[order]
         if self.blend > 0:
@@ -191,7 +199,7 @@ class RiskModel:
         cells, totals = np.empty(len(cost), dtype=np.int32), np.empty(len(cost))
         raw_total, out = np.empty(cost.shape[1]), np.empty(cost.shape)
         kernels.risk_cells(
-            cost, alive, self.eta, self.sigma, self.edges, self.cell_means, self.blend,
+            cost, np.ones(cost.shape[1]), alive, self.eta, self.sigma, self.edges, self.cell_means, self.blend,
             cells, raw_total, totals, False, np.ones(cost.shape[1]), out,
         )  # fmt: skip
         return out

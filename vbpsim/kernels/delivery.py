@@ -73,6 +73,32 @@ class Buffers(dict):
 
 
 @numba.njit(**JIT_OPTIONS)
+def _extra_conditions(state: int, conditions: np.ndarray, i: int) -> int:
+    """Chronic conditions beyond the first (whose care the chronic row of the need table holds)."""
+    extra = 0
+    if state == CHRONIC:
+        for c in range(conditions.shape[1]):
+            extra += conditions[i, c]
+        extra -= 1
+    return extra
+
+
+@numba.njit(**JIT_OPTIONS)
+def _per_month(state: int, extra: int, d: int, own: float, chronic: float, check_up: float) -> float:
+    """Guideline units per month by diagnosis in discipline ``d``: ``Population.diagnosis_need``.
+
+    ``own``, ``chronic`` and ``check_up``: the need table's entries for the state, for a
+    chronic condition in ``d`` and for the healthy GP check-up.
+    """
+    per_month = own
+    if d < 2:
+        per_month += extra * chronic
+    if d == 0:
+        per_month += check_up if state == CHRONIC else 0.0
+    return per_month
+
+
+@numba.njit(**JIT_OPTIONS)
 def care_need(
     state: np.ndarray,
     conditions: np.ndarray,
@@ -90,30 +116,28 @@ def care_need(
     By diagnosis: ``need_per_month`` (``care.NEED_PER_MONTH``) of the patient's state, whose
     chronic row counts per condition (the first included in the state's row) plus the
     healthy check-up, as ``Population.diagnosis_need``; in person: times the frailty.
+    ``diagnosis_cost`` and ``cost`` are written unless empty (the step's later passes price
+    the need themselves: ``cost`` is ``need x unit_cost``); the totals are always summed.
     """
+    write_diagnosis, write_cost = diagnosis_cost.shape[0] > 0, cost.shape[0] > 0
     # column sums in scalars (an accumulator in memory is a store-to-load chain per patient)
     cost0 = cost1 = cost2 = cost3 = diagnosis0 = diagnosis1 = diagnosis2 = diagnosis3 = 0.0
     count0 = count1 = count2 = count3 = 0.0
+    check_up = need_per_month[HEALTHY, 0]
     for i in range(state.shape[0]):
         s = state[i]
-        extra = 0
-        if s == CHRONIC:
-            for c in range(conditions.shape[1]):
-                extra += conditions[i, c]
-            extra -= 1
+        extra = _extra_conditions(s, conditions, i)
         for d in range(N_DISCIPLINES):
-            per_month = need_per_month[s, d]
-            if d < 2:
-                per_month += extra * need_per_month[CHRONIC, d]
-            if d == 0:
-                per_month += need_per_month[HEALTHY, 0] if s == CHRONIC else 0.0
+            per_month = _per_month(s, extra, d, need_per_month[s, d], need_per_month[CHRONIC, d], check_up)
             diagnosis = per_month * months
             units = diagnosis * frailty[i]
             diagnosis_value = diagnosis * unit_cost[d]
             need_value = units * unit_cost[d]
             need[i, d] = units
-            diagnosis_cost[i, d] = diagnosis_value
-            cost[i, d] = need_value
+            if write_diagnosis:
+                diagnosis_cost[i, d] = diagnosis_value
+            if write_cost:
+                cost[i, d] = need_value
             in_care = 1.0 if units > 0 else 0.0
             if d == 0:  # (the loop's four rounds are unrolled: each branch is fixed at compile time)
                 cost0, diagnosis0, count0 = cost0 + need_value, diagnosis0 + diagnosis_value, count0 + in_care
@@ -335,7 +359,8 @@ def _search_guide(edges: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 @numba.njit(**JIT_OPTIONS)
 def risk_cells(
-    cost: np.ndarray,
+    need: np.ndarray,
+    price: np.ndarray,
     alive: np.ndarray,
     eta: np.ndarray,
     sigma: float,
@@ -351,36 +376,38 @@ def risk_cells(
 ) -> int:
     """Each living patient's risk cell (``RiskModel.scores``) and the raw scores' column sums; returns the living.
 
-    The signal is log(total cost) + sigma x eta; without edges every patient is in cell 0
-    and the blend is not applied (the risk model's degenerate fit). A cell depends only on
-    the patient's total cost and the fit: with ``reuse`` (the same fit as the call that
-    left ``cells`` and ``last_total``) a patient whose total cost is unchanged keeps their
-    cell without its logarithm and search; ``last_total`` is updated either way. Unless
-    ``scores`` is empty, each patient's raw scores times ``scale`` are written to it (0 for
-    the dead): ``RiskModel.scores`` (scale 1) and the model's calibrated scores.
+    A patient's cost is ``need x price`` per discipline (the model's need in units at unit
+    cost; ``RiskModel.scores`` passes costs and a price of 1). The signal is log(total cost)
+    + sigma x eta; without edges every patient is in cell 0 and the blend is not applied
+    (the risk model's degenerate fit). A cell depends only on the patient's total cost and
+    the fit: with ``reuse`` (the same fit as the call that left ``cells`` and
+    ``last_total``) a patient whose total cost is unchanged keeps their cell without its
+    logarithm and search; ``last_total`` is updated either way. Unless ``scores`` is empty,
+    each patient's raw scores times ``scale`` are written to it (0 for the dead):
+    ``RiskModel.scores`` (scale 1) and the model's calibrated scores.
     """
-    if cost.shape[1] != N_DISCIPLINES or raw_sum.shape[0] != N_DISCIPLINES:  # (numba checks no bounds)
-        raise ValueError("risk_cells: cost and raw_sum need one column per discipline")
+    if need.shape[1] != N_DISCIPLINES or price.shape[0] != N_DISCIPLINES or raw_sum.shape[0] != N_DISCIPLINES:
+        raise ValueError("risk_cells: cost and raw_sum need one column per discipline")  # (numba checks no bounds)
+    price0, price1, price2, price3 = price[0], price[1], price[2], price[3]
     raw0 = raw1 = raw2 = raw3 = 0.0  # column sums in scalars: a local array is a store-to-load chain per patient
     write = scores.shape[0] > 0
     living = 0
     has_edges = edges.shape[0] > 0
     guide, guide_origin, guide_scale = _search_guide(edges)
     use_blend = has_edges and blend > 0
-    for i in range(cost.shape[0]):
+    for i in range(need.shape[0]):
         if not alive[i]:
             cells[i] = 0
             last_total[i] = np.nan  # (no cell to keep)
             if write:
-                for d in range(cost.shape[1]):
+                for d in range(N_DISCIPLINES):
                     scores[i, d] = 0.0 * scale[d]
             continue
         living += 1
         cell = 0
+        cost0, cost1, cost2, cost3 = need[i, 0] * price0, need[i, 1] * price1, need[i, 2] * price2, need[i, 3] * price3
         if has_edges:
-            total = cost[i, 0]
-            for d in range(1, cost.shape[1]):
-                total += cost[i, d]
+            total = ((cost0 + cost1) + cost2) + cost3
             if reuse and total == last_total[i]:
                 cell = cells[i]
             else:
@@ -394,65 +421,68 @@ def risk_cells(
                 while cell < edges.shape[0] and edges[cell] < signal:
                     cell += 1
         cells[i] = cell
-        raw0 += _raw_score(cost[i, 0], cell_means[cell, 0], blend, use_blend)
-        raw1 += _raw_score(cost[i, 1], cell_means[cell, 1], blend, use_blend)
-        raw2 += _raw_score(cost[i, 2], cell_means[cell, 2], blend, use_blend)
-        raw3 += _raw_score(cost[i, 3], cell_means[cell, 3], blend, use_blend)
+        score0 = _raw_score(cost0, cell_means[cell, 0], blend, use_blend)
+        score1 = _raw_score(cost1, cell_means[cell, 1], blend, use_blend)
+        score2 = _raw_score(cost2, cell_means[cell, 2], blend, use_blend)
+        score3 = _raw_score(cost3, cell_means[cell, 3], blend, use_blend)
+        raw0, raw1, raw2, raw3 = raw0 + score0, raw1 + score1, raw2 + score2, raw3 + score3
         if write:
-            for d in range(N_DISCIPLINES):
-                scores[i, d] = _raw_score(cost[i, d], cell_means[cell, d], blend, use_blend) * scale[d]
+            scores[i, 0], scores[i, 1] = score0 * scale[0], score1 * scale[1]
+            scores[i, 2], scores[i, 3] = score2 * scale[2], score3 * scale[3]
     raw_sum[0], raw_sum[1], raw_sum[2], raw_sum[3] = raw0, raw1, raw2, raw3
     return living
 
 
 @numba.njit(**JIT_OPTIONS)
-def living_totals(cost: np.ndarray, living: np.ndarray) -> np.ndarray:
-    """``cost[living].sum(axis=1)``: each listed patient's total over the disciplines (left to right, as numpy)."""
+def living_totals(cost: np.ndarray, living: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``(cost * scale)[living].sum(axis=1)``: each listed patient's total (left to right, as numpy)."""
     out = np.empty(living.shape[0])
     for j in range(living.shape[0]):
         i = living[j]
-        total = cost[i, 0]
+        total = cost[i, 0] * scale[0]
         for d in range(1, cost.shape[1]):
-            total += cost[i, d]
+            total += cost[i, d] * scale[d]
         out[j] = total
     return out
 
 
 @numba.njit(**JIT_OPTIONS)
-def _pairwise_sum(cost: np.ndarray, rows: np.ndarray, d: int, lo: int, n: int) -> float:
-    """The pairwise summation of numpy (``pairwise_sum_DOUBLE``) of ``cost[rows[lo:lo + n], d]``."""
+def _pairwise_sum(cost: np.ndarray, rows: np.ndarray, d: int, lo: int, n: int, scale: float) -> float:
+    """The pairwise summation of numpy (``pairwise_sum_DOUBLE``) of ``cost[rows[lo:lo + n], d] * scale``."""
     if n < 8:
         total = 0.0
         for j in range(lo, lo + n):
-            total += cost[rows[j], d]
+            total += cost[rows[j], d] * scale
         return total
     if n <= 128:
-        r0, r1, r2, r3 = cost[rows[lo], d], cost[rows[lo + 1], d], cost[rows[lo + 2], d], cost[rows[lo + 3], d]
-        r4, r5, r6, r7 = cost[rows[lo + 4], d], cost[rows[lo + 5], d], cost[rows[lo + 6], d], cost[rows[lo + 7], d]
+        r0, r1 = cost[rows[lo], d] * scale, cost[rows[lo + 1], d] * scale
+        r2, r3 = cost[rows[lo + 2], d] * scale, cost[rows[lo + 3], d] * scale
+        r4, r5 = cost[rows[lo + 4], d] * scale, cost[rows[lo + 5], d] * scale
+        r6, r7 = cost[rows[lo + 6], d] * scale, cost[rows[lo + 7], d] * scale
         j = 8
         while j < n - n % 8:
-            r0 += cost[rows[lo + j], d]
-            r1 += cost[rows[lo + j + 1], d]
-            r2 += cost[rows[lo + j + 2], d]
-            r3 += cost[rows[lo + j + 3], d]
-            r4 += cost[rows[lo + j + 4], d]
-            r5 += cost[rows[lo + j + 5], d]
-            r6 += cost[rows[lo + j + 6], d]
-            r7 += cost[rows[lo + j + 7], d]
+            r0 += cost[rows[lo + j], d] * scale
+            r1 += cost[rows[lo + j + 1], d] * scale
+            r2 += cost[rows[lo + j + 2], d] * scale
+            r3 += cost[rows[lo + j + 3], d] * scale
+            r4 += cost[rows[lo + j + 4], d] * scale
+            r5 += cost[rows[lo + j + 5], d] * scale
+            r6 += cost[rows[lo + j + 6], d] * scale
+            r7 += cost[rows[lo + j + 7], d] * scale
             j += 8
         total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
         while j < n:
-            total += cost[rows[lo + j], d]
+            total += cost[rows[lo + j], d] * scale
             j += 1
         return total
     half = n // 2
     half -= half % 8
-    return _pairwise_sum(cost, rows, d, lo, half) + _pairwise_sum(cost, rows, d, lo + half, n - half)
+    return _pairwise_sum(cost, rows, d, lo, half, scale) + _pairwise_sum(cost, rows, d, lo + half, n - half, scale)
 
 
 @numba.njit(**JIT_OPTIONS)
-def ordered_cell_sums(cost: np.ndarray, rows: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """``risk.cell_sums(cost[rows], bounds)`` without the gathered copy: per cell and discipline, bit for bit.
+def ordered_cell_sums(cost: np.ndarray, rows: np.ndarray, bounds: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``risk.cell_sums((cost * scale)[rows], bounds)`` without the copies: per cell and discipline, bit for bit.
 
     ``np.add.reduceat`` adds each segment's first row to numpy's pairwise sum of the rest;
     its starts are the bounds clipped to the last row, and empty cells are set to 0 after.
@@ -467,8 +497,9 @@ def ordered_cell_sums(cost: np.ndarray, rows: np.ndarray, bounds: np.ndarray) ->
         start = min(bounds[k], n - 1)
         stop = min(bounds[k + 1], n - 1) if k + 1 < n_cells else n
         for d in range(cost.shape[1]):
-            first = cost[rows[start], d]
-            sums[k, d] = first + _pairwise_sum(cost, rows, d, start + 1, stop - start - 1) if stop > start else first
+            first = cost[rows[start], d] * scale[d]
+            rest = _pairwise_sum(cost, rows, d, start + 1, stop - start - 1, scale[d]) if stop > start else 0.0
+            sums[k, d] = first + rest if stop > start else first
     return sums
 
 
@@ -484,16 +515,18 @@ def _raw_score(cost: float, cell_mean: float, blend: float, use_blend: bool) -> 
 def observe(
     provider: np.ndarray,
     alive: np.ndarray,
-    cost: np.ndarray,
+    need: np.ndarray,
     cells: np.ndarray,
     cell_means: np.ndarray,
     blend: float,
     use_blend: bool,
     score_scale: np.ndarray,
     full: bool,
-    need: np.ndarray,
+    state: np.ndarray,
+    conditions: np.ndarray,
+    need_per_month: np.ndarray,
+    months: float,
     ratio: np.ndarray,
-    diagnosis_cost: np.ndarray,
     delivered: np.ndarray,
     case_scale: np.ndarray,
     threshold: np.ndarray,
@@ -511,21 +544,26 @@ def observe(
     With ``full`` false only the normative part (members, expected cost, scores) is
     computed and the patients' year-to-date accumulators are left alone; otherwise the
     delivered cost also adds to each patient's year-to-date cost, year's cost and score.
-    Each patient's scores are written to ``out_scores`` unless it is empty.
+    Each patient's scores are written to ``out_scores`` unless it is empty. A patient's need
+    is priced here as in :func:`care_need` (cost ``need x unit_cost``, its diagnosis price
+    from the state and conditions: the step's passes keep only the need in units).
     """
     acc = np.zeros(sums.shape)  # (local: the compiler knows nothing else writes it)
     write_scores = out_scores.shape[0] > 0
+    check_up = need_per_month[HEALTHY, 0]
     for i in range(provider.shape[0]):
         living = alive[i]
         cell = cells[i]
         score_total = 0.0
         cost_total = 0.0
+        s = state[i]
+        extra = _extra_conditions(s, conditions, i) if full else 0
         for d in range(N_DISCIPLINES):
             p = provider[i, d]
             raw = 0.0
             if living:
                 acc[MEMBERS, p] += 1.0
-                raw = _raw_score(cost[i, d], cell_means[cell, d], blend, use_blend)
+                raw = _raw_score(need[i, d] * unit_cost[d], cell_means[cell, d], blend, use_blend)
             score = raw * score_scale[d]
             if write_scores:
                 out_scores[i, d] = score
@@ -538,7 +576,8 @@ def observe(
             if units > 0:
                 acc[IN_CARE, p] += 1.0
                 acc[MET, p] += 1.0 if ratio[i, d] >= quality_standard else 0.0
-                acc[CASE_VALUE, p] += diagnosis_cost[i, d] * case_scale[d]
+                diagnosis = _per_month(s, extra, d, need_per_month[s, d], need_per_month[CHRONIC, d], check_up) * months
+                acc[CASE_VALUE, p] += diagnosis * unit_cost[d] * case_scale[d]
                 acc[NEED, p] += units
             delivered_units = delivered[i, d]
             delivered_cost = delivered_units * unit_cost[d]
