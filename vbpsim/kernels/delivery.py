@@ -73,32 +73,6 @@ class Buffers(dict):
 
 
 @numba.njit(**JIT_OPTIONS)
-def _extra_conditions(state: int, conditions: np.ndarray, i: int) -> int:
-    """Chronic conditions beyond the first (whose care the chronic row of the need table holds)."""
-    extra = 0
-    if state == CHRONIC:
-        for c in range(conditions.shape[1]):
-            extra += conditions[i, c]
-        extra -= 1
-    return extra
-
-
-@numba.njit(**JIT_OPTIONS)
-def _per_month(state: int, extra: int, d: int, own: float, chronic: float, check_up: float) -> float:
-    """Guideline units per month by diagnosis in discipline ``d``: ``Population.diagnosis_need``.
-
-    ``own``, ``chronic`` and ``check_up``: the need table's entries for the state, for a
-    chronic condition in ``d`` and for the healthy GP check-up.
-    """
-    per_month = own
-    if d < 2:
-        per_month += extra * chronic
-    if d == 0:
-        per_month += check_up if state == CHRONIC else 0.0
-    return per_month
-
-
-@numba.njit(**JIT_OPTIONS)
 def care_need(
     state: np.ndarray,
     conditions: np.ndarray,
@@ -126,9 +100,17 @@ def care_need(
     check_up = need_per_month[HEALTHY, 0]
     for i in range(state.shape[0]):
         s = state[i]
-        extra = _extra_conditions(s, conditions, i)
+        extra = 0
+        if s == CHRONIC:
+            for c in range(conditions.shape[1]):
+                extra += conditions[i, c]
+            extra -= 1
         for d in range(N_DISCIPLINES):
-            per_month = _per_month(s, extra, d, need_per_month[s, d], need_per_month[CHRONIC, d], check_up)
+            per_month = need_per_month[s, d]
+            if d < 2:
+                per_month += extra * need_per_month[CHRONIC, d]
+            if d == 0:
+                per_month += check_up if s == CHRONIC else 0.0
             diagnosis = per_month * months
             units = diagnosis * frailty[i]
             diagnosis_value = diagnosis * unit_cost[d]
@@ -557,7 +539,11 @@ def observe(
         score_total = 0.0
         cost_total = 0.0
         s = state[i]
-        extra = _extra_conditions(s, conditions, i) if full else 0
+        extra = 0  # the diagnosis price as in care_need (written out: through a helper the pass ran at half speed)
+        if full and s == CHRONIC:
+            for c in range(conditions.shape[1]):
+                extra += conditions[i, c]
+            extra -= 1
         for d in range(N_DISCIPLINES):
             p = provider[i, d]
             raw = 0.0
@@ -576,8 +562,12 @@ def observe(
             if units > 0:
                 acc[IN_CARE, p] += 1.0
                 acc[MET, p] += 1.0 if ratio[i, d] >= quality_standard else 0.0
-                diagnosis = _per_month(s, extra, d, need_per_month[s, d], need_per_month[CHRONIC, d], check_up) * months
-                acc[CASE_VALUE, p] += diagnosis * unit_cost[d] * case_scale[d]
+                per_month = need_per_month[s, d]
+                if d < 2:
+                    per_month += extra * need_per_month[CHRONIC, d]
+                if d == 0:
+                    per_month += check_up if s == CHRONIC else 0.0
+                acc[CASE_VALUE, p] += per_month * months * unit_cost[d] * case_scale[d]
                 acc[NEED, p] += units
             delivered_units = delivered[i, d]
             delivered_cost = delivered_units * unit_cost[d]
