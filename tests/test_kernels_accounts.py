@@ -99,12 +99,16 @@ def test_record_pass_totals_match_numpy_sums_at_scale() -> None:
     floats = [rng.random(n) for _ in range(10)]
     flags = [rng.random(n) < 0.1 for _ in range(7)]
     tallies = [np.zeros(n) for _ in range(6)]
+    candidates = np.flatnonzero(rng.random(n) < 0.05)  # admission entries: the candidates' only, zero elsewhere
+    for values in (floats[2], floats[3], floats[4], floats[5], floats[8], flags[2], flags[3], flags[4], flags[5]):
+        values[np.setdiff1d(np.arange(n), candidates)] = 0
     admission_guideline, redirected_units = floats[2], floats[3]
     out = record_pass(
         need, delivered, ratio, floats[0], provider, valuable, unit_cost,
-        flags[0], state, state, flags[1], rng.integers(0, 3, n), floats[1], floats[9], True,
-        admission_guideline, redirected_units, floats[4], floats[5], flags[2], flags[3], flags[4], floats[6],
-        flags[5], 0.5, floats[7], floats[8], flags[6], flags[6], 1 / 12, *tallies,
+        flags[0], state, state, flags[1], rng.integers(0, 3, n).astype(np.int8), floats[1], floats[9], True,
+        candidates, *(x[candidates] for x in (admission_guideline, redirected_units, floats[4], floats[5])),
+        *(x[candidates] for x in (flags[2], flags[3], flags[4])), floats[6].sum(),
+        flags[5][candidates], 0.5, floats[7], floats[8][candidates], flags[6], flags[6], 1 / 12, *tallies,
     )  # fmt: skip
     optimal = need * valuable[provider]
     optimal[:, 1] += admission_guideline

@@ -110,6 +110,16 @@ def test_deliver_equals_numpy(seed: int, mechanisms: str) -> None:
     assert ("diagnosis_cost" in care) == model.appraisal_due()
     if model.appraisal_due():
         assert_same("diagnosis_cost", care["diagnosis_cost"], diagnosis_cost)
+    # the admissions' values and flags are kept for the candidates only (``admission_index``)
+    # and the ACS admission probability only summed
+    index = care["admission_index"]
+    np.testing.assert_array_equal(index, np.flatnonzero(expected["admission_candidates"]))
+    for name in (*kernels.ADMISSION_VALUES, *kernels.ADMISSION_FLAGS):
+        dense = np.zeros_like(expected[name])
+        dense[index] = care.pop(name)
+        care[name] = dense
+    acs_total = expected.pop("acs_expected").sum()  # (pairwise; the pass sums by blocks)
+    np.testing.assert_allclose(care.pop("acs_expected_total"), acs_total, rtol=1e-14)
     assert care.keys() >= expected.keys()
     for name, value in expected.items():
         assert_same(name, care[name], value)

@@ -82,6 +82,7 @@ STREAMS = (
 )
 _NO_FLOATS = np.zeros(0)  # stand-ins for per-patient arrays a pass does not read (mechanism off)
 _NO_FLAGS = np.zeros(0, dtype=bool)
+_NO_INDEX = np.zeros(0, dtype=np.int64)
 _NO_SCORES = np.zeros((0, 4))  # the risk-cell pass writes no scores
 # Patient-by-discipline arrays of the need (``care_need``) and of the care delivered (``deliver_care``).
 NEED = ("need", "diagnosis_cost", "cost")
@@ -482,7 +483,14 @@ class VBPModel(mesa.Model):
             ]
         )
 
-    def _admit(self, care: dict[str, np.ndarray], values: np.ndarray, flags: np.ndarray, sums: np.ndarray) -> None:
+    def _admit(
+        self,
+        care: dict[str, np.ndarray],
+        candidates: np.ndarray,
+        values: np.ndarray,
+        flags: np.ndarray,
+        sums: np.ndarray,
+    ) -> None:
         """Discretionary admissions of this step (drawn in :meth:`deliver_care`'s pass): care keys and beliefs.
 
         Each candidate has an appropriateness rank u ~ U(0, 1); its hospital admits it when
@@ -496,8 +504,10 @@ class VBPModel(mesa.Model):
         ``selection.redirect_harm`` of its gain (delay, travel). ACS admissions are unplanned
         and strokes are emergencies: neither can be redirected. Candidates arise from
         :meth:`_admission_rates` (computed per patient in the pass); hospitals learn how many
-        candidates, units and case value to expect, GPs how many ACS candidates.
+        candidates, units and case value to expect, GPs how many ACS candidates. The care
+        keys of the admissions hold one entry per candidate, of the patients ``admission_index``.
         """
+        care["admission_index"] = candidates
         care.update(zip(kernels.ADMISSION_VALUES, values, strict=True))
         care.update(zip(kernels.ADMISSION_FLAGS, flags, strict=True))
         care["admission_by_hospital"] = sums[3:6]  # admission cases, their case value, redirected units
@@ -861,11 +871,13 @@ class VBPModel(mesa.Model):
         draws = buffers.array("admission_draws", (4, width))
         if admitting:
             self.streams["admissions"].random(out=draws)  # the same numbers as random((4, n))
+        # one column per candidate (a few percent of the patients: the rest of these stays untouched)
         values = buffers.array("admission_values", (len(kernels.ADMISSION_VALUES), width))
         flags = buffers.array("admission_flags", (len(kernels.ADMISSION_FLAGS), width), np.bool_)
+        candidates = buffers.array("admission_index", (width,), np.int64)
         sums = np.empty((7, table.n))  # per hospital: 3 belief sums, 3 observed; per GP: ACS expected
         decision = table.decision
-        care["duplicate_cost"], care["innovation_cost"] = kernels.deliver(
+        care["duplicate_cost"], care["innovation_cost"], n_candidates, acs_expected = kernels.deliver(
             pop.state, pop.conditions, pop.frailty, pop.provider, pop.delivery_noise, self.high_need,
             self.pending_duplicates, self.unit_cost,
             decision.intensity, decision.need_tilt, table.need_multiplier, decision.shift, self._shift_units(),
@@ -876,10 +888,11 @@ class VBPModel(mesa.Model):
             self._benefit_factor() if admitting else np.ones(table.n),
             decision.admission, decision.selection, m.prevention, self.prevention_stock,
             m.risk_selection, self.admission_steer_weight,
-            values, flags, sums[:6], sums[6],
+            values, flags, candidates, sums[:6], sums[6],
         )  # fmt: skip
         if admitting:
-            self._admit(care, values, flags, sums)
+            self._admit(care, candidates[:n_candidates], values[:, :n_candidates], flags[:, :n_candidates], sums)
+            care["acs_expected_total"] = acs_expected
         return care
 
     def contract_year(self) -> int:
@@ -1569,6 +1582,7 @@ class VBPModel(mesa.Model):
             pop.frailty,
             self.prevention_stock,
             admitting,
+            care["admission_index"] if admitting else _NO_INDEX,
             care["admission_guideline"] if admitting else floats,
             care["redirected_units"] if admitting else floats,
             care["admission_here_units"] if admitting else floats,
@@ -1576,7 +1590,7 @@ class VBPModel(mesa.Model):
             care["planned_admitted"] if admitting else flags,
             care["acs_admitted"] if admitting else flags,
             care["admission_candidates"] if admitting else flags,
-            care["acs_expected"] if admitting else floats,
+            care["acs_expected_total"] if admitting else 0.0,
             care["redirected"] if admitting else flags,
             high_risk,
             care["qol"],

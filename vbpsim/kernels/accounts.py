@@ -110,6 +110,7 @@ def record_pass(
     frailty: np.ndarray,
     prevention_stock: np.ndarray,
     admitting: bool,
+    admission_index: np.ndarray,
     admission_guideline: np.ndarray,
     redirected_units: np.ndarray,
     admission_here_units: np.ndarray,
@@ -117,7 +118,7 @@ def record_pass(
     planned_admitted: np.ndarray,
     acs_admitted: np.ndarray,
     admission_candidates: np.ndarray,
-    acs_expected: np.ndarray,
+    acs_expected_total: float,
     redirected: np.ndarray,
     high_risk_frailty: float,
     qol: np.ndarray,
@@ -136,13 +137,17 @@ def record_pass(
 
     Guideline care is the need at the providers' valuable intensity plus appropriate
     admission candidates; delivered care in the record includes redirected episodes (care
-    bought elsewhere), the cost accounts' ``delivered_here`` does not.
+    bought elsewhere), the cost accounts' ``delivered_here`` does not. The admission arrays
+    hold one entry per candidate, of the patients ``admission_index`` (ascending); the ACS
+    admission probability comes summed (the delivery pass sums it by the same blocks).
     """
     n, n_disc = need.shape
     out = np.zeros(len(RECORD_SLOTS))
     block = np.zeros(len(RECORD_SLOTS))  # one block's sums: added to ``out`` block by block, as pairwise sums do
     guideline_by = np.zeros(n_disc)
     delivered_by = np.zeros(n_disc)
+    n_candidates = admission_index.shape[0] if admitting else 0
+    j = 0  # the next candidate
     for start in range(0, n, SUM_BLOCK):
         low_value = shortfall = need_total = over = withheld = here_total = 0.0
         guideline_by[:] = 0.0
@@ -151,8 +156,9 @@ def record_pass(
             guideline_i = 0.0
             delivered_i = 0.0
             here_i = 0.0
-            appropriate = admission_guideline[i] if admitting else 0.0
-            elsewhere = redirected_units[i] if admitting else 0.0
+            candidate = j < n_candidates and admission_index[j] == i
+            appropriate = admission_guideline[j] if candidate else 0.0
+            elsewhere = redirected_units[j] if candidate else 0.0
             for d in range(n_disc):
                 c = unit_cost[d]
                 at_hospital = 1.0 if d == HOSPITAL else 0.0
@@ -200,22 +206,21 @@ def record_pass(
                     block[STEERED_LOW_RISK] += 1.0
             if state_before[i] == ACUTE and need[i, HOSPITAL] > 0 and delivered[i, HOSPITAL] <= 0:
                 block[DECLINED_EMERGENCIES] += 1.0
-            if admitting:
-                block[ADMISSION_SUMS] += admission_guideline[i]
-                block[ADMISSION_SUMS + 1] += admission_low_value_units[i]
-                block[ADMISSION_SUMS + 2] += admission_here_units[i]
-                block[ADMISSION_SUMS + 3] += redirected_units[i]
-                block[ADMISSION_COUNTS] += planned_admitted[i]
-                block[ADMISSION_COUNTS + 1] += acs_admitted[i]
-                block[ADMISSION_COUNTS + 2] += admission_candidates[i]
-                block[ADMISSION_COUNTS + 3] += acs_expected[i]
-                block[ADMISSION_COUNTS + 4] += redirected[i]
-                high_risk = 1.0 if frailty[i] >= high_risk_frailty else 0.0
-                block[ADMISSION_COUNTS + 5] += high_risk * redirected[i]
-                block[ADMISSION_COUNTS + 6] += high_risk * planned_admitted[i]
             tally_qalys[i] += qol[i] * dt_years
-            if admitting:
-                tally_qalys[i] += admission_qalys[i]
+            if candidate:  # (everyone else's admission entries are zero: adding them changed no sum)
+                block[ADMISSION_SUMS] += admission_guideline[j]
+                block[ADMISSION_SUMS + 1] += admission_low_value_units[j]
+                block[ADMISSION_SUMS + 2] += admission_here_units[j]
+                block[ADMISSION_SUMS + 3] += redirected_units[j]
+                block[ADMISSION_COUNTS] += planned_admitted[j]
+                block[ADMISSION_COUNTS + 1] += acs_admitted[j]
+                block[ADMISSION_COUNTS + 2] += admission_candidates[j]
+                block[ADMISSION_COUNTS + 4] += redirected[j]
+                high_risk = 1.0 if frailty[i] >= high_risk_frailty else 0.0
+                block[ADMISSION_COUNTS + 5] += high_risk * redirected[j]
+                block[ADMISSION_COUNTS + 6] += high_risk * planned_admitted[j]
+                tally_qalys[i] += admission_qalys[j]
+                j += 1
             tally_guideline[i] += guideline_i
             tally_delivered[i] += here_i
             tally_steered[i] += steered[i]
@@ -229,6 +234,8 @@ def record_pass(
         for k in range(len(block)):
             out[k] += block[k]
             block[k] = 0.0
+    if admitting:
+        out[ADMISSION_COUNTS + 3] = acs_expected_total
     return out
 
 

@@ -37,17 +37,16 @@ from . import JIT_OPTIONS, SUM_BLOCK
 N_DISCIPLINES = 4
 # rows of the need's column totals and of the (k, n) admission outputs, and their care keys
 TOTALS = ("cost_total", "diagnosis_cost_total", "in_care_count")
+# (one entry per admission candidate of the step, in patient order: ``admission_index`` says whose)
 ADMISSION_VALUES = (
     "admission_guideline",
     "admission_here_units",
     "admission_low_value_units",
     "admission_qalys",
     "redirected_units",
-    "acs_expected",
 )
 ADMISSION_FLAGS = ("redirected", "planned_admitted", "acs_admitted", "admission_candidates")
-# (ACS_EXPECTED last: a patient without a candidate has every row before it zero)
-GUIDELINE, HERE_UNITS, LOW_VALUE_UNITS, QALYS, REDIRECTED_UNITS, ACS_EXPECTED = range(6)
+GUIDELINE, HERE_UNITS, LOW_VALUE_UNITS, QALYS, REDIRECTED_UNITS = range(5)
 REDIRECTED, PLANNED_ADMITTED, ACS_ADMITTED, CANDIDATES = range(4)
 # rows of the per-provider sums of :func:`observe`
 MEMBERS, EXPECTED, UNITS, IN_CARE, MET, NEED, CASE_VALUE, OUTLIER, STOPLOSS = range(9)
@@ -191,14 +190,19 @@ def deliver(
     steer_weight: np.ndarray,
     values: np.ndarray,
     flags: np.ndarray,
+    candidates: np.ndarray,
     hospital_sums: np.ndarray,
     acs_at_gp: np.ndarray,
-) -> tuple[float, float]:
+) -> tuple[float, float, int, float]:
     """Delivery and discretionary admissions of every patient this step (``need`` from :func:`care_need`).
 
     Returns the cost of last step's duplicated work delivered now (the pending duplicates
     at unit cost) and the cost of the units innovations add or save at the delivered
-    intensities, each summed by blocks of ``SUM_BLOCK`` patients.
+    intensities, each summed by blocks of ``SUM_BLOCK`` patients, then the number of
+    admission candidates and the step's summed ACS admission probability (by blocks too).
+    The candidates' indices go to the start of ``candidates`` and their values and flags
+    (rows ``ADMISSION_VALUES``, ``ADMISSION_FLAGS``) to the same columns of ``values`` and
+    ``flags``: a few percent of the patients, so the rest of those buffers is never touched.
 
     Delivery: ratio = intensity x noise (x (1 +/- need tilt)); delivered = ratio x need x
     the provider's need multiplier, a rehab provider's shifted share moved to home care at ``shift_units``
@@ -233,12 +237,14 @@ def deliver(
         price_risk,
     ) = admission_params
     p_planned = 1 - math.exp(-planned_rate_param * dt)  # the same for every eligible patient
-    duplicate_cost = duplicate_block = innovation_cost = innovation_block = 0.0
+    duplicate_cost = duplicate_block = innovation_cost = innovation_block = acs_total = acs_block = 0.0
+    count = 0
     for i in range(n):
         if (i & (SUM_BLOCK - 1)) == 0:  # a new block of patients: the last block's sums to the totals
             duplicate_cost += duplicate_block
             innovation_cost += innovation_block
-            duplicate_block = innovation_block = 0.0
+            acs_total += acs_block
+            duplicate_block = innovation_block = acs_block = 0.0
         sign = 1.0 if high_need[i] else -1.0
         for d in range(N_DISCIPLINES):
             p = provider[i, d]
@@ -274,16 +280,12 @@ def deliver(
                 acs_rate = acs_rate * (1 - prevention_efficacy * prevention_stock[i])
             if acs_rate != 0:
                 p_acs = 1 - math.exp(-acs_rate * dt)
-        values[ACS_EXPECTED, i] = p_acs
+        acs_block += p_acs
         acs_by_gp[gp] += p_acs
         acs = draws[1, i] < p_acs
         eligible = s == HEALTHY or s == CHRONIC or s == DISABLED  # (a draw in [0, 1) is never below 0)
         planned = eligible and draws[0, i] < p_planned and not acs
         if not (planned or acs):  # most patients: no candidate this step
-            for row_index in range(ACS_EXPECTED):
-                values[row_index, i] = 0.0
-            for row_index in range(len(ADMISSION_FLAGS)):
-                flags[row_index, i] = False
             continue
         hospital = provider[i, HOSPITAL]
         rank = draws[2, i]
@@ -297,15 +299,17 @@ def deliver(
         if here:
             delivered[i, HOSPITAL] += units
         gain = gain_scale * (1 - rank / appropriate)
-        values[GUIDELINE, i] = units if rank < appropriate else 0.0
-        values[HERE_UNITS, i] = units if here else 0.0
-        values[LOW_VALUE_UNITS, i] = units if (here and rank >= appropriate) else 0.0
-        values[QALYS, i] = gain * (1 - redirect_harm * (1.0 if redirected else 0.0)) if admitted else 0.0
-        values[REDIRECTED_UNITS, i] = units if redirected else 0.0
-        flags[REDIRECTED, i] = redirected
-        flags[PLANNED_ADMITTED, i] = planned and admitted
-        flags[ACS_ADMITTED, i] = acs and admitted
-        flags[CANDIDATES, i] = True
+        candidates[count] = i
+        values[GUIDELINE, count] = units if rank < appropriate else 0.0
+        values[HERE_UNITS, count] = units if here else 0.0
+        values[LOW_VALUE_UNITS, count] = units if (here and rank >= appropriate) else 0.0
+        values[QALYS, count] = gain * (1 - redirect_harm * (1.0 if redirected else 0.0)) if admitted else 0.0
+        values[REDIRECTED_UNITS, count] = units if redirected else 0.0
+        flags[REDIRECTED, count] = redirected
+        flags[PLANNED_ADMITTED, count] = planned and admitted
+        flags[ACS_ADMITTED, count] = acs and admitted
+        flags[CANDIDATES, count] = True
+        count += 1
         by_hospital[0, hospital] += 1.0
         by_hospital[1, hospital] += units
         by_hospital[2, hospital] += price
@@ -316,7 +320,7 @@ def deliver(
             by_hospital[5, hospital] += units
     hospital_sums[:] = by_hospital
     acs_at_gp[:] = acs_by_gp
-    return duplicate_cost + duplicate_block, innovation_cost + innovation_block
+    return duplicate_cost + duplicate_block, innovation_cost + innovation_block, count, acs_total + acs_block
 
 
 GUIDE_CELLS = 4096  # buckets of the signal's range that point near its cell (exact search finishes)
