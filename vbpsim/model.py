@@ -535,14 +535,16 @@ class VBPModel(mesa.Model):
     def _care_need(self, care: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """:meth:`care_need` into the arrays of ``care`` (and the totals added to it).
 
-        ``diagnosis_cost`` and ``cost`` are written only if ``care`` has arrays for them.
+        ``diagnosis_cost``, ``cost`` and ``diagnosis_row`` (each patient's row of
+        :func:`vbpsim.kernels.delivery.diagnosis_table`) are written only if ``care`` has arrays for them.
         """
         pop = self.population
         totals = np.empty((3, len(DISCIPLINES)))
-        unpriced = np.empty((0, len(DISCIPLINES)))
+        unpriced, no_rows = np.empty((0, len(DISCIPLINES))), np.empty(0, dtype=np.uint8)
         kernels.care_need(
             pop.state, pop.conditions, pop.frailty, NEED_PER_MONTH, self.months_per_step, self.unit_cost,
-            care["need"], care.get("diagnosis_cost", unpriced), care.get("cost", unpriced), totals,
+            care["need"], care.get("diagnosis_cost", unpriced), care.get("cost", unpriced),
+            care.get("diagnosis_row", no_rows), totals,
         )  # fmt: skip
         care.update(zip(kernels.TOTALS, totals, strict=True))
         return care
@@ -612,7 +614,8 @@ class VBPModel(mesa.Model):
         none = np.empty((0, n_disciplines))
         kernels.observe(
             pop.provider, alive, need["need"], cells, model.cell_means, model.blend, model.blended, calibration, full,
-            pop.state, pop.conditions, NEED_PER_MONTH, self.months_per_step,
+            need["diagnosis_row"] if full else np.empty(0, dtype=np.uint8),
+            kernels.diagnosis_table(NEED_PER_MONTH, self.months_per_step, pop.conditions.shape[1]),
             need["ratio"] if full else none,
             need["delivered"] if full else none,
             self._case_scale(need),
@@ -864,7 +867,9 @@ class VBPModel(mesa.Model):
         shape = (n, len(DISCIPLINES))
         # The step's passes price the need themselves; only the panels' appraisal reads its diagnosis price.
         priced = ("need", "diagnosis_cost") if self.appraisal_due() else ("need",)
-        care = self._care_need({name: buffers.array(name, shape) for name in priced + DELIVERED})
+        care = {name: buffers.array(name, shape) for name in priced + DELIVERED}
+        care["diagnosis_row"] = buffers.array("diagnosis_row", (n,), np.uint8)
+        care = self._care_need(care)
         care["shifted_cost"] = buffers.array("shifted_cost", (n,))
         admitting = m.discretionary_admissions
         width = n if admitting else 0

@@ -118,7 +118,10 @@ class Population:
         need, out, cost, totals = np.empty(shape), np.empty(shape), np.empty(shape), np.empty((3, k))
         # the need pass for a month at unit prices and average risk: its diagnosis price is this need
         frailty, unit_cost = np.ones(self.size), np.ones(k)
-        kernels.care_need(self.state, self.conditions, frailty, NEED_PER_MONTH, 1.0, unit_cost, need, out, cost, totals)
+        no_rows = np.empty(0, dtype=np.uint8)
+        kernels.care_need(
+            self.state, self.conditions, frailty, NEED_PER_MONTH, 1.0, unit_cost, need, out, cost, no_rows, totals
+        )
         return out
 
     def stroke_hazard(self, clinical: ClinicalParams) -> np.ndarray:

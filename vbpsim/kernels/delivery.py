@@ -72,6 +72,30 @@ class Buffers(dict):
 
 
 @numba.njit(**JIT_OPTIONS)
+def diagnosis_table(need_per_month: np.ndarray, months: float, n_conditions: int) -> np.ndarray:
+    """Guideline units by diagnosis this step: row ``state x (n_conditions + 1) + chronic conditions``, by discipline.
+
+    ``Population.diagnosis_need`` times the step's months: the state's row of the need
+    table, whose chronic row holds one condition's care, plus each further condition's
+    GP and hospital care and, for the chronically ill, the healthy GP check-up. A lookup
+    per patient instead of that arithmetic and its branches (same operations, same bits).
+    """
+    n_states = need_per_month.shape[0]
+    table = np.empty((n_states * (n_conditions + 1), N_DISCIPLINES))
+    for s in range(n_states):
+        for count in range(n_conditions + 1):
+            extra = count - 1 if s == CHRONIC else 0
+            for d in range(N_DISCIPLINES):
+                per_month = need_per_month[s, d]
+                if d < 2:
+                    per_month += extra * need_per_month[CHRONIC, d]
+                if d == 0:
+                    per_month += need_per_month[HEALTHY, 0] if s == CHRONIC else 0.0
+                table[s * (n_conditions + 1) + count, d] = per_month * months
+    return table
+
+
+@numba.njit(**JIT_OPTIONS)
 def care_need(
     state: np.ndarray,
     conditions: np.ndarray,
@@ -82,6 +106,7 @@ def care_need(
     need: np.ndarray,
     diagnosis_cost: np.ndarray,
     cost: np.ndarray,
+    diagnosis_row: np.ndarray,
     totals: np.ndarray,
 ) -> None:
     """Need in units, its cost by diagnosis and in person; ``totals`` rows: cost, diagnosis cost, in care.
@@ -89,28 +114,28 @@ def care_need(
     By diagnosis: ``need_per_month`` (``care.NEED_PER_MONTH``) of the patient's state, whose
     chronic row counts per condition (the first included in the state's row) plus the
     healthy check-up, as ``Population.diagnosis_need``; in person: times the frailty.
-    ``diagnosis_cost`` and ``cost`` are written unless empty (the step's later passes price
-    the need themselves: ``cost`` is ``need x unit_cost``); the totals are always summed.
+    ``diagnosis_cost``, ``cost`` and ``diagnosis_row`` (each patient's row of
+    :func:`diagnosis_table`) are written unless empty: the step's later passes price the
+    need themselves (``cost`` is ``need x unit_cost``, the diagnosis price the row's units
+    at unit cost); the totals are always summed.
     """
-    write_diagnosis, write_cost = diagnosis_cost.shape[0] > 0, cost.shape[0] > 0
+    write_diagnosis, write_cost, write_row = diagnosis_cost.shape[0] > 0, cost.shape[0] > 0, diagnosis_row.shape[0] > 0
     # column sums in scalars (an accumulator in memory is a store-to-load chain per patient)
     cost0 = cost1 = cost2 = cost3 = diagnosis0 = diagnosis1 = diagnosis2 = diagnosis3 = 0.0
     count0 = count1 = count2 = count3 = 0.0
-    check_up = need_per_month[HEALTHY, 0]
+    by_diagnosis = diagnosis_table(need_per_month, months, conditions.shape[1])
+    rows_per_state = conditions.shape[1] + 1
     for i in range(state.shape[0]):
         s = state[i]
-        extra = 0
-        if s == CHRONIC:
+        count = 0  # chronic conditions, which only the chronic state's need counts (a helper taking the array
+        if s == CHRONIC:  # would slow this loop twofold, even inlined)
             for c in range(conditions.shape[1]):
-                extra += conditions[i, c]
-            extra -= 1
+                count += conditions[i, c]
+        row = s * rows_per_state + count
+        if write_row:
+            diagnosis_row[i] = row
         for d in range(N_DISCIPLINES):
-            per_month = need_per_month[s, d]
-            if d < 2:
-                per_month += extra * need_per_month[CHRONIC, d]
-            if d == 0:
-                per_month += check_up if s == CHRONIC else 0.0
-            diagnosis = per_month * months
+            diagnosis = by_diagnosis[row, d]
             units = diagnosis * frailty[i]
             diagnosis_value = diagnosis * unit_cost[d]
             need_value = units * unit_cost[d]
@@ -508,10 +533,8 @@ def observe(
     use_blend: bool,
     score_scale: np.ndarray,
     full: bool,
-    state: np.ndarray,
-    conditions: np.ndarray,
-    need_per_month: np.ndarray,
-    months: float,
+    diagnosis_row: np.ndarray,
+    by_diagnosis: np.ndarray,
     ratio: np.ndarray,
     delivered: np.ndarray,
     case_scale: np.ndarray,
@@ -532,22 +555,16 @@ def observe(
     delivered cost also adds to each patient's year-to-date cost, year's cost and score.
     Each patient's scores are written to ``out_scores`` unless it is empty. A patient's need
     is priced here as in :func:`care_need` (cost ``need x unit_cost``, its diagnosis price
-    from the state and conditions: the step's passes keep only the need in units).
+    ``by_diagnosis[diagnosis_row] x unit_cost``: the step's passes keep only the need in units).
     """
     acc = np.zeros(sums.shape)  # (local: the compiler knows nothing else writes it)
     write_scores = out_scores.shape[0] > 0
-    check_up = need_per_month[HEALTHY, 0]
     for i in range(provider.shape[0]):
         living = alive[i]
         cell = cells[i]
         score_total = 0.0
         cost_total = 0.0
-        s = state[i]
-        extra = 0  # the diagnosis price as in care_need (written out: through a helper the pass ran at half speed)
-        if full and s == CHRONIC:
-            for c in range(conditions.shape[1]):
-                extra += conditions[i, c]
-            extra -= 1
+        row = diagnosis_row[i] if full else 0
         for d in range(N_DISCIPLINES):
             p = provider[i, d]
             raw = 0.0
@@ -566,12 +583,7 @@ def observe(
             if units > 0:
                 acc[IN_CARE, p] += 1.0
                 acc[MET, p] += 1.0 if ratio[i, d] >= quality_standard else 0.0
-                per_month = need_per_month[s, d]
-                if d < 2:
-                    per_month += extra * need_per_month[CHRONIC, d]
-                if d == 0:
-                    per_month += check_up if s == CHRONIC else 0.0
-                acc[CASE_VALUE, p] += per_month * months * unit_cost[d] * case_scale[d]
+                acc[CASE_VALUE, p] += by_diagnosis[row, d] * unit_cost[d] * case_scale[d]
                 acc[NEED, p] += units
             delivered_units = delivered[i, d]
             delivered_cost = delivered_units * unit_cost[d]
