@@ -34,7 +34,10 @@ def test_outlook_pass_sums_like_bincount() -> None:
     need = rng.random((n, 4)) * (rng.random((n, 4)) < 0.7)
     high = rng.random(n) < 0.5
     hazard = rng.random(n) * (rng.random(n) < 0.8)
-    total, high_need, gp_hazard, at_risk = outlook_pass(provider, need, high, hazard, n_providers)
+    # the need as the passes read it: rows of a table times a weight (here each patient its own row, weight 1)
+    total, high_need, gp_hazard, at_risk = outlook_pass(
+        provider, np.arange(n), need, np.ones(n), high, hazard, n_providers
+    )
     flat = provider.ravel()
     np.testing.assert_allclose(total, np.bincount(flat, need.ravel(), n_providers), rtol=1e-12)
     np.testing.assert_allclose(high_need, np.bincount(flat, (need * high[:, None]).ravel(), n_providers), rtol=1e-12)
@@ -55,7 +58,8 @@ def test_steering_pass_matches_the_numpy_steering_rule() -> None:
     true_net = net + rng.normal(0, 50, n)
     unprofitable, weight, band = np.zeros(n, bool), np.zeros(n), np.zeros(n, np.int64)
     bounds = np.quantile(-true_net[state != 5], [0.25, 0.75])
-    args = (gp, state, net, cost, share, diag, perceived, 2.0, 12.0, n_providers, true_net, bounds, True)
+    rows = np.arange(n)  # (each patient its own row of the diagnosis price table, at a unit cost of 1)
+    args = (gp, state, net, cost, share, rows, diag, 1.0, perceived, 2.0, 12.0, n_providers, true_net, bounds, True)
     gain, harm, count = steering_pass(*args, unprofitable, weight, band)
     alive = state != 5
     value = share[gp] * net
@@ -99,12 +103,15 @@ def test_record_pass_totals_match_numpy_sums_at_scale() -> None:
     floats = [rng.random(n) for _ in range(10)]
     flags = [rng.random(n) < 0.1 for _ in range(7)]
     tallies = [np.zeros(n) for _ in range(6)]
+    by_diagnosis = rng.random((24, 4)) * (rng.random((24, 4)) < 0.8)  # the need: units by diagnosis x frailty
+    rows = rng.integers(0, 24, n).astype(np.uint8)
+    need = by_diagnosis[rows] * floats[1][:, None]
     candidates = np.flatnonzero(rng.random(n) < 0.05)  # admission entries: the candidates' only, zero elsewhere
     for values in (floats[2], floats[3], floats[4], floats[5], floats[8], flags[2], flags[3], flags[4], flags[5]):
         values[np.setdiff1d(np.arange(n), candidates)] = 0
     admission_guideline, redirected_units = floats[2], floats[3]
     out = record_pass(
-        need, delivered, ratio, floats[0], provider, valuable, unit_cost,
+        rows, by_diagnosis, delivered, ratio, floats[0], provider, valuable, unit_cost,
         flags[0], state, state, flags[1], rng.integers(0, 3, n).astype(np.int8), floats[1], floats[9], True,
         candidates, *(x[candidates] for x in (admission_guideline, redirected_units, floats[4], floats[5])),
         *(x[candidates] for x in (flags[2], flags[3], flags[4])), floats[6].sum(),

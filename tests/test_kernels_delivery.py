@@ -103,13 +103,13 @@ def test_deliver_equals_numpy(seed: int, mechanisms: str) -> None:
     for row, name in enumerate(("admission_cases", "admission_value")):
         by_hospital = np.bincount(hospital, weights=expected.pop(name), minlength=n_providers)
         np.testing.assert_allclose(care["admission_by_hospital"][row], by_hospital, rtol=1e-12, err_msg=name)
-    # the step prices the need inside its passes: its cost is never stored, its diagnosis price
-    # only for a step whose outlook appraises the panels
-    expected.pop("cost")
-    diagnosis_cost = expected.pop("diagnosis_cost")
-    assert ("diagnosis_cost" in care) == model.appraisal_due()
-    if model.appraisal_due():
-        assert_same("diagnosis_cost", care["diagnosis_cost"], diagnosis_cost)
+    # the step keeps each patient's row of units by diagnosis, not the need and its prices: the
+    # passes read the need as the row's units x frailty, priced at unit cost
+    assert not {"need", "cost", "diagnosis_cost"} & care.keys()
+    by_diagnosis = care["by_diagnosis"][care["diagnosis_row"]]
+    assert_same("need", model.need_units(care), expected.pop("need"))
+    assert_same("cost", model.need_units(care) * model.unit_cost, expected.pop("cost"))
+    assert_same("diagnosis_cost", by_diagnosis * model.unit_cost, expected.pop("diagnosis_cost"))
     # the admissions' values and flags are kept for the candidates only (``admission_index``)
     # and the ACS admission probability only summed
     index = care["admission_index"]
@@ -177,8 +177,8 @@ def test_guided_search_is_searchsorted() -> None:
     means, totals = model.cell_means, np.empty(n)
     no_scores = np.empty((0, 4))
     kernels.risk_cells(
-        cost, np.ones(4), alive, model.eta, 1.0, edges, means, 0.0, cells, np.empty(4), totals, False, np.ones(4),
-        no_scores,
+        cost, np.arange(n), np.ones(n), np.ones(4), alive, model.eta, 1.0, edges, means, 0.0, cells, np.empty(4),
+        totals, False, np.ones(4), no_scores,
     )  # fmt: skip
     np.testing.assert_array_equal(cells, np.searchsorted(edges, signal))
 
@@ -188,7 +188,8 @@ def test_risk_cells_refuse_another_width() -> None:
     n = 10
     with pytest.raises(ValueError, match="one column per discipline"):
         kernels.risk_cells(
-            np.ones((n, 1)), np.ones(1), np.ones(n, dtype=bool), np.zeros(n), 1.0, np.zeros(0), np.ones((1, 1)), 0.0,
+            np.ones((n, 1)), np.arange(n), np.ones(n), np.ones(1), np.ones(n, dtype=bool), np.zeros(n), 1.0,
+            np.zeros(0), np.ones((1, 1)), 0.0,
             np.empty(n, dtype=np.int32), np.empty(1), np.empty(n), False, np.ones(1), np.empty((0, 1)),
         )  # fmt: skip
 
@@ -209,8 +210,9 @@ def test_copies_do_not_share_buffers() -> None:
     fork = copy.deepcopy(model)
     assert len(fork._buffers) == 0
     fork_care = fork.deliver_care()
-    assert not np.shares_memory(care["need"], fork_care["need"])
-    assert_same("need", care["need"], fork_care["need"])
+    assert not np.shares_memory(care["delivered"], fork_care["delivered"])
+    assert not np.shares_memory(care["diagnosis_row"], fork_care["diagnosis_row"])
+    assert_same("need", model.need_units(care), fork.need_units(fork_care))
 
 
 def test_cached_risk_cells_follow_changes() -> None:

@@ -137,14 +137,20 @@ def test_compiled_cell_sums_are_numpys_bit_for_bit(n: int) -> None:
 
     cost, alive = _population(n, seed=n)
     living = np.flatnonzero(alive)
-    total = living_totals(cost, living, np.ones(4))
+    own, one = np.arange(n), np.ones(n)  # each patient its own row of costs, weight 1
+    total = living_totals(cost, own, one, living, np.ones(4))
     np.testing.assert_array_equal(total, cost[living].sum(axis=1))
     price = np.array([31.0, 0.7, 1e3, 2.5])
-    np.testing.assert_array_equal(living_totals(cost, living, price), (cost * price)[living].sum(axis=1))
+    np.testing.assert_array_equal(living_totals(cost, own, one, living, price), (cost * price)[living].sum(axis=1))
+    # the model's form: rows of a table of units times a weight (the frailty), priced
     g = np.random.default_rng(n)
+    table, rows, weight = g.random((24, 4)), g.integers(0, 24, n).astype(np.uint8), g.lognormal(0, 0.5, n)
+    priced = table[rows] * weight[:, None] * price
+    np.testing.assert_array_equal(living_totals(table, rows, weight, living, price), priced[living].sum(axis=1))
     for signal in (np.log(total) + g.standard_normal(len(living)), np.minimum(np.round(np.log(total)), 4.0)):
         order, _, bounds = sorted_cells(signal)
-        rows = living[order]
-        np.testing.assert_array_equal(ordered_cell_sums(cost, rows, bounds, np.ones(4)), cell_sums(cost[rows], bounds))
-        priced = ordered_cell_sums(cost, rows, bounds, price)
-        np.testing.assert_array_equal(priced, cell_sums((cost * price)[rows], bounds))
+        ordered = living[order]
+        sums = ordered_cell_sums(cost, own, one, ordered, bounds, np.ones(4))
+        np.testing.assert_array_equal(sums, cell_sums(cost[ordered], bounds))
+        sums = ordered_cell_sums(table, rows, weight, ordered, bounds, price)
+        np.testing.assert_array_equal(sums, cell_sums(priced[ordered], bounds))

@@ -35,9 +35,11 @@ def outlook(model: VBPModel, care: dict[str, np.ndarray]) -> Outlook:
     at_risk = np.zeros(n)
     if m.need_classes or m.prevention:
         # stroke hazard computed this step in update_health (lagged view)
+        pop = model.population
         need, high_need, hazard, at_risk_gp = outlook_pass(
-            model.population.provider, care["need"], model.high_need, care["stroke_hazard"], n
-        )
+            pop.provider, care["diagnosis_row"], care["by_diagnosis"], pop.frailty, model.high_need,
+            care["stroke_hazard"], n,
+        )  # fmt: skip
         if m.need_classes:  # each provider knows how much of its patients' need is high need
             table.high_need_share = np.divide(high_need, need, out=np.zeros(n), where=need > 0)
         if m.prevention:
@@ -150,8 +152,8 @@ def appraise_patients(
         pop.frailty,
         need["stroke_hazard"],  # yearly, from age and conditions (zero if not at risk)
         need["scores"],
-        need["need"],
-        need["diagnosis_cost"],
+        need["diagnosis_row"],
+        need["by_diagnosis"],
         model._case_scale(need),
         need["mean_cost"],
         model.outlier_threshold(need),
@@ -175,7 +177,9 @@ def appraise_patients(
         net,
         cost,
         share,
-        need["diagnosis_cost"][:, GP],
+        need["diagnosis_row"],
+        np.ascontiguousarray(need["by_diagnosis"][:, GP]),
+        float(model.unit_cost[GP]),
         pop.perceived_risk,
         model.config.providers.benefit_to_cost,
         float(spy),

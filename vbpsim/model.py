@@ -530,7 +530,9 @@ class VBPModel(mesa.Model):
         patient's own optimal care in service units, including the unobserved risk. The
         column totals (``cost_total``, ``diagnosis_cost_total``, ``in_care_count``) come with it.
         """
-        return self._care_need({name: np.empty((self.population.size, len(DISCIPLINES))) for name in NEED})
+        n = self.population.size
+        care = {name: np.empty((n, len(DISCIPLINES))) for name in NEED}
+        return self._care_need({**care, "diagnosis_row": np.empty(n, dtype=np.uint8)})
 
     def _care_need(self, care: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """:meth:`care_need` into the arrays of ``care`` (and the totals added to it).
@@ -540,12 +542,13 @@ class VBPModel(mesa.Model):
         """
         pop = self.population
         totals = np.empty((3, len(DISCIPLINES)))
-        unpriced, no_rows = np.empty((0, len(DISCIPLINES))), np.empty(0, dtype=np.uint8)
+        unpriced = np.empty((0, len(DISCIPLINES)))
         kernels.care_need(
             pop.state, pop.conditions, pop.frailty, NEED_PER_MONTH, self.months_per_step, self.unit_cost,
-            care["need"], care.get("diagnosis_cost", unpriced), care.get("cost", unpriced),
-            care.get("diagnosis_row", no_rows), totals,
+            care.get("need", unpriced), care.get("diagnosis_cost", unpriced), care.get("cost", unpriced),
+            care["diagnosis_row"], totals,
         )  # fmt: skip
+        care["by_diagnosis"] = kernels.diagnosis_table(NEED_PER_MONTH, self.months_per_step, pop.conditions.shape[1])
         care.update(zip(kernels.TOTALS, totals, strict=True))
         return care
 
@@ -570,7 +573,8 @@ class VBPModel(mesa.Model):
         if self._risk_estimated_at < 0 or (
             self.step_index % self.steps_per_year == 0 and self._risk_estimated_at != self.step_index
         ):
-            self.risk_model.estimate(need["need"], alive, self.unit_cost)
+            rows, frailty = need["diagnosis_row"], self.population.frailty
+            self.risk_model.estimate(need["by_diagnosis"], alive, self.unit_cost, rows=rows, weight=frailty)
             self._risk_estimated_at = self.step_index
         model, buffers = self.risk_model, self._buffers
         cells = buffers.array("risk_cells", alive.shape, np.int32)
@@ -579,7 +583,8 @@ class VBPModel(mesa.Model):
         buffers["risk_fit"] = model.fits
         raw_total = np.empty(len(DISCIPLINES))
         living = kernels.risk_cells(
-            need["need"], self.unit_cost, alive, model.eta, model.sigma, model.edges, model.cell_means, model.blend,
+            need["by_diagnosis"], need["diagnosis_row"], self.population.frailty, self.unit_cost, alive,
+            model.eta, model.sigma, model.edges, model.cell_means, model.blend,
             cells, raw_total, last_total, reuse, np.ones(len(DISCIPLINES)), scores,
         )  # fmt: skip
         true_total = need["cost_total"] * self.score_level
@@ -587,7 +592,7 @@ class VBPModel(mesa.Model):
 
     def _risk_scores(self, need: dict[str, np.ndarray]) -> np.ndarray:
         """Purchaser's predicted cost per patient and discipline this step (see :meth:`_risk_cells`)."""
-        scores = np.empty(need["need"].shape)
+        scores = np.empty((self.population.size, len(DISCIPLINES)))
         _, calibration, _ = self._risk_cells(need, self.population.alive, scores)
         return scores * calibration
 
@@ -609,13 +614,13 @@ class VBPModel(mesa.Model):
         cells, calibration, living = self._risk_cells(need, alive)
         n_disciplines = len(DISCIPLINES)
         keep_scores = full and self.appraisal_due()
-        scores = self._buffers.array("scores", need["need"].shape) if keep_scores else np.empty((0, n_disciplines))
+        shape = (pop.size, n_disciplines)
+        scores = self._buffers.array("scores", shape) if keep_scores else np.empty((0, n_disciplines))
         sums = np.empty((kernels.N_SUMS, self.providers.n))
         none = np.empty((0, n_disciplines))
         kernels.observe(
-            pop.provider, alive, need["need"], cells, model.cell_means, model.blend, model.blended, calibration, full,
-            need["diagnosis_row"] if full else np.empty(0, dtype=np.uint8),
-            kernels.diagnosis_table(NEED_PER_MONTH, self.months_per_step, pop.conditions.shape[1]),
+            pop.provider, alive, pop.frailty, cells, model.cell_means, model.blend, model.blended, calibration, full,
+            need["diagnosis_row"], need["by_diagnosis"],
             need["ratio"] if full else none,
             need["delivered"] if full else none,
             self._case_scale(need),
@@ -715,7 +720,7 @@ class VBPModel(mesa.Model):
         pop = self.population
         state = care["state_before"]  # at the start of the step
         alive = state != DEAD
-        risk = np.where(alive, (care["need"] * self.unit_cost).sum(axis=1), np.nan)
+        risk = np.where(alive, (self.need_units(care) * self.unit_cost).sum(axis=1), np.nan)
         bounds = np.nanquantile(risk, [0.25, 0.5, 0.75]) if alive.any() else np.zeros(3)
         need_class = np.select([state == HEALTHY, state == CHRONIC], [0, 1], 2)
         groups = {
@@ -782,6 +787,13 @@ class VBPModel(mesa.Model):
         if year_end:
             self._close_books_year()
         self.step_index += 1
+
+    def need_units(self, care: dict[str, np.ndarray]) -> np.ndarray:
+        """Guideline need per patient and discipline in units this step (units by diagnosis x frailty).
+
+        The step does not store it: its passes read each patient's row of units by diagnosis.
+        """
+        return care["by_diagnosis"][care["diagnosis_row"]] * self.population.frailty[:, None]
 
     def _guideline_cost(self, care: dict[str, np.ndarray]) -> np.ndarray:
         """The step's guideline cost per discipline (the need pass's column totals)."""
@@ -865,9 +877,8 @@ class VBPModel(mesa.Model):
         pop, table, m = self.population, self.providers, self.mechanisms
         n, buffers = pop.size, self._buffers
         shape = (n, len(DISCIPLINES))
-        # The step's passes price the need themselves; only the panels' appraisal reads its diagnosis price.
-        priced = ("need", "diagnosis_cost") if self.appraisal_due() else ("need",)
-        care = {name: buffers.array(name, shape) for name in priced + DELIVERED}
+        # The step keeps each patient's row of units by diagnosis: its passes read the need as that x frailty.
+        care = {name: buffers.array(name, shape) for name in DELIVERED}
         care["diagnosis_row"] = buffers.array("diagnosis_row", (n,), np.uint8)
         care = self._care_need(care)
         care["shifted_cost"] = buffers.array("shifted_cost", (n,))
@@ -887,7 +898,7 @@ class VBPModel(mesa.Model):
             self.pending_duplicates, self.unit_cost,
             decision.intensity, decision.need_tilt, table.need_multiplier, decision.shift, self._shift_units(),
             m.need_classes, m.care_shifting,
-            care["need"], *(care[name] for name in DELIVERED), care["shifted_cost"],
+            care["diagnosis_row"], care["by_diagnosis"], *(care[name] for name in DELIVERED), care["shifted_cost"],
             admitting, draws,
             self._admission_parameters() if admitting else np.zeros(13),
             self._benefit_factor() if admitting else np.ones(table.n),
@@ -1319,7 +1330,9 @@ class VBPModel(mesa.Model):
             provider=pop.provider,
             experience=pop.experience,
             benefit=care["benefit"],
-            need=care["need"],
+            diagnosis_row=care["diagnosis_row"],
+            gp_by_diagnosis=np.ascontiguousarray(care["by_diagnosis"][:, GP]),
+            frailty=pop.frailty,
             u_switch=u_switch,
             switch_scale=self.config.population.switch_rate,
             per_year=12 / self.steps_per_year,
@@ -1572,7 +1585,8 @@ class VBPModel(mesa.Model):
         flags, floats = _NO_FLAGS, _NO_FLOATS
         tally = self.patient_tally
         values = record_pass(
-            care["need"],
+            care["diagnosis_row"],
+            care["by_diagnosis"],
             care["delivered"],
             care["ratio"],
             care["shifted_cost"],

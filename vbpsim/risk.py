@@ -144,18 +144,31 @@ class RiskModel:
                 hi = mid
         return (lo + hi) / 2
 
-    def estimate(self, cost: np.ndarray, alive: np.ndarray, scale: np.ndarray | None = None) -> None:
+    def estimate(
+        self,
+        cost: np.ndarray,
+        alive: np.ndarray,
+        scale: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
+        weight: np.ndarray | None = None,
+    ) -> None:
         """Fit the cells and the signal noise so the score's R^2 on the living hits the target.
 
-        The cost is ``cost x scale`` per column when a scale is given (the model passes its
-        need in units and the unit costs, so no priced copy of the need is made).
+        Patient i's cost is ``cost[rows[i]] x weight[i] x scale`` per column: by default its
+        own row, weight and scale 1. The model passes its table of units by diagnosis, each
+        patient's row of it, the frailty and the unit costs, so no copy of the need is made.
         """
         self.fits += 1
+        n = len(alive)
         scale = np.ones(cost.shape[1]) if scale is None else np.asarray(scale, dtype=float)
+        rows = np.arange(n) if rows is None else rows
+        weight = np.ones(n) if weight is None else weight
         living = np.flatnonzero(alive)
         if self.target <= 0 or len(living) < 2:
             self.cell_means = (
-                (cost[living] * scale).mean(axis=0, keepdims=True) if len(living) else np.zeros((1, cost.shape[1]))
+                (cost[rows[living]] * weight[living, None] * scale).mean(axis=0, keepdims=True)
+                if len(living)
+                else np.zeros((1, cost.shape[1]))
             )
             self.edges = np.zeros(0)
             self.achieved.append(0.0)
@@ -163,7 +176,7 @@ class RiskModel:
         sample = living
         if len(living) > FIT_SAMPLE:
             sample = np.sort(self.fit_rng.choice(living, FIT_SAMPLE, replace=False))
-        total = kernels.living_totals(cost, sample, scale)  # (cost * scale)[sample].sum(axis=1)
+        total = kernels.living_totals(cost, rows, weight, sample, scale)  # the sample's total cost
         log_total = np.log(np.maximum(total, 1e-12))
         order, _, bounds = sorted_cells(log_total)
         ceiling = between_cell_r2(total[order], bounds)
@@ -178,11 +191,11 @@ class RiskModel:
                 self.blend = self._fit_blend(cells, total)
         else:
             self.sigma = self._fit_sigma(log_total, self.eta[sample], total)
-        full_total = kernels.living_totals(cost, living, scale)
+        full_total = kernels.living_totals(cost, rows, weight, living, scale)
         order, self.edges, bounds = sorted_cells(self._signal(full_total, living, self.sigma))
         counts = np.diff(bounds)
         # cell_sums((cost * scale)[living][order], bounds) without the priced and gathered copies
-        sums = kernels.ordered_cell_sums(cost, living[order], bounds, scale)
+        sums = kernels.ordered_cell_sums(cost, rows, weight, living[order], bounds, scale)
         self.cell_means = sums / np.maximum(counts, 1)[:, None]
         predicted = np.repeat(self.cell_means.sum(axis=1), counts)
         ordered_total = full_total[order]
@@ -199,7 +212,8 @@ class RiskModel:
         cells, totals = np.empty(len(cost), dtype=np.int32), np.empty(len(cost))
         raw_total, out = np.empty(cost.shape[1]), np.empty(cost.shape)
         kernels.risk_cells(
-            cost, np.ones(cost.shape[1]), alive, self.eta, self.sigma, self.edges, self.cell_means, self.blend,
+            cost, np.arange(len(cost)), np.ones(len(cost)), np.ones(cost.shape[1]), alive,
+            self.eta, self.sigma, self.edges, self.cell_means, self.blend,
             cells, raw_total, totals, False, np.ones(cost.shape[1]), out,
         )  # fmt: skip
         return out

@@ -95,7 +95,8 @@ ADMISSION_COUNTS = SLOT[ADMISSION_RECORDS[0]]  # the ADMISSION_RECORDS, in their
 
 @numba.njit(**JIT_OPTIONS)
 def record_pass(
-    need: np.ndarray,
+    diagnosis_row: np.ndarray,
+    by_diagnosis: np.ndarray,
     delivered: np.ndarray,
     ratio: np.ndarray,
     shifted_cost: np.ndarray,
@@ -137,11 +138,12 @@ def record_pass(
 
     Guideline care is the need at the providers' valuable intensity plus appropriate
     admission candidates; delivered care in the record includes redirected episodes (care
-    bought elsewhere), the cost accounts' ``delivered_here`` does not. The admission arrays
+    bought elsewhere), the cost accounts' ``delivered_here`` does not. Patient i's need in
+    discipline d is ``by_diagnosis[diagnosis_row[i], d] x frailty[i]``. The admission arrays
     hold one entry per candidate, of the patients ``admission_index`` (ascending); the ACS
     admission probability comes summed (the delivery pass sums it by the same blocks).
     """
-    n, n_disc = need.shape
+    n, n_disc = delivered.shape
     out = np.zeros(len(RECORD_SLOTS))
     block = np.zeros(len(RECORD_SLOTS))  # one block's sums: added to ``out`` block by block, as pairwise sums do
     guideline_by = np.zeros(n_disc)
@@ -159,10 +161,12 @@ def record_pass(
             candidate = j < n_candidates and admission_index[j] == i
             appropriate = admission_guideline[j] if candidate else 0.0
             elsewhere = redirected_units[j] if candidate else 0.0
+            diagnosis_at = diagnosis_row[i]
             for d in range(n_disc):
                 c = unit_cost[d]
                 at_hospital = 1.0 if d == HOSPITAL else 0.0
-                optimal = need[i, d] * valuable[provider[i, d]] + at_hospital * appropriate
+                units = by_diagnosis[diagnosis_at, d] * frailty[i]
+                optimal = units * valuable[provider[i, d]] + at_hospital * appropriate
                 given = delivered[i, d]
                 given_record = given + at_hospital * elsewhere
                 cost_of = optimal * c
@@ -175,7 +179,7 @@ def record_pass(
                 guideline_i += cost_of
                 delivered_i += delivered_cost
                 here_i += given * c
-                need_cost = need[i, d] * c
+                need_cost = units * c
                 r = ratio[i, d]
                 need_total += need_cost
                 over += max(r - 1.0, 0.0) * need_cost
@@ -204,7 +208,8 @@ def record_pass(
                     block[STEERED_HIGH_RISK] += 1.0
                 elif band == 0:
                     block[STEERED_LOW_RISK] += 1.0
-            if state_before[i] == ACUTE and need[i, HOSPITAL] > 0 and delivered[i, HOSPITAL] <= 0:
+            hospital_need = by_diagnosis[diagnosis_at, HOSPITAL] * frailty[i]
+            if state_before[i] == ACUTE and hospital_need > 0 and delivered[i, HOSPITAL] <= 0:
                 block[DECLINED_EMERGENCIES] += 1.0
             tally_qalys[i] += qol[i] * dt_years
             if candidate:  # (everyone else's admission entries are zero: adding them changed no sum)
@@ -280,8 +285,8 @@ def appraise_pass(
     frailty: np.ndarray,
     hazard: np.ndarray,
     scores: np.ndarray,
-    need: np.ndarray,
-    diagnosis_cost: np.ndarray,
+    diagnosis_row: np.ndarray,
+    by_diagnosis: np.ndarray,
     case_scale: np.ndarray,
     mean_cost: np.ndarray,
     threshold: np.ndarray,
@@ -299,9 +304,11 @@ def appraise_pass(
 
     ``grad`` holds per payee the marginal payment of member months, expected cost, average
     cost, cases, case value, cost, outlier cost and stop-loss excess (in that order);
-    only the disciplines inside the GP's payee count.
+    only the disciplines inside the GP's payee count. A patient's need is
+    ``by_diagnosis[diagnosis_row] x frailty`` in units, its diagnosis price
+    ``by_diagnosis[diagnosis_row] x unit_cost``.
     """
-    n, n_disc = need.shape
+    n, n_disc = scores.shape
     net = np.empty(n)
     true_net = np.empty(n)
     cost = np.zeros(n)
@@ -312,14 +319,17 @@ def appraise_pass(
         net_i = g_mm * months_per_step * steps_per_year
         true_i = net_i
         cost_i = 0.0
+        diagnosis_at = diagnosis_row[i]
         for d in range(n_disc):
             row = provider[i, d]
             if payee[row] != p:
                 continue
+            units_d = by_diagnosis[diagnosis_at, d] * frailty[i]
+            diagnosis_cost_d = by_diagnosis[diagnosis_at, d] * unit_cost[d]
             priced = (
                 scores[i, d] * g_exp
                 + mean_cost[d] * g_avg
-                + (need[i, d] > 0) * (g_cases + diagnosis_cost[i, d] * case_scale[d] * g_value)
+                + (units_d > 0) * (g_cases + diagnosis_cost_d * case_scale[d] * g_value)
             )
             per_unit = intensity[row] * need_multiplier[row]
             steps = episode_steps[d]
@@ -330,10 +340,10 @@ def appraise_pass(
             for view in range(2):
                 if view == 0:
                     risk = perceived_risk[i]
-                    need_units = diagnosis_cost[i, d] / unit_cost[d] * risk
+                    need_units = diagnosis_cost_d / unit_cost[d] * risk
                 else:
                     risk = frailty[i]
-                    need_units = need[i, d]
+                    need_units = units_d
                 e_units = hazard[i] * episode_units[d] * risk * per_unit
                 e_cost = e_units * unit_cost[d]
                 per_step_cost = episode_units[d] * risk * per_unit * unit_cost[d] / max(steps, 1e-9)
@@ -375,7 +385,9 @@ def steering_pass(
     net: np.ndarray,
     cost: np.ndarray,
     share: np.ndarray,
-    gp_diagnosis_cost: np.ndarray,
+    diagnosis_row: np.ndarray,
+    gp_by_diagnosis: np.ndarray,
+    gp_unit_cost: float,
     perceived_risk: np.ndarray,
     care_value_per_cost: float,
     steps_per_year: float,
@@ -418,7 +430,8 @@ def steering_pass(
         weight = steer_weight_of(loss, typical_sum[g] / max(living[g], 1.0))
         steer_weight[i] = weight
         gain[g] += loss * weight
-        care_value = care_value_per_cost * gp_diagnosis_cost[i] * perceived_risk[i] * steps_per_year
+        gp_diagnosis_cost = gp_by_diagnosis[diagnosis_row[i]] * gp_unit_cost  # (the GP's diagnosis price)
+        care_value = care_value_per_cost * gp_diagnosis_cost * perceived_risk[i] * steps_per_year
         harm[g] += care_value * weight
         count[g] += weight
     return gain, harm, count
@@ -489,22 +502,26 @@ def appraise_admissions_pass(
 @numba.njit(**JIT_OPTIONS)
 def outlook_pass(
     provider: np.ndarray,
-    need: np.ndarray,
+    diagnosis_row: np.ndarray,
+    by_diagnosis: np.ndarray,
+    frailty: np.ndarray,
     high_need: np.ndarray,
     stroke_hazard: np.ndarray,
     n_providers: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per provider: its patients' need, their high-need part; per GP: stroke hazard and patients at risk."""
-    n, n_disc = need.shape
+    n, n_disc = provider.shape
     total = np.zeros(n_providers)
     high = np.zeros(n_providers)
     hazard = np.zeros(n_providers)
     at_risk = np.zeros(n_providers)
     for i in range(n):
+        diagnosis_at = diagnosis_row[i]
         for d in range(n_disc):
             row = provider[i, d]
-            total[row] += need[i, d]
-            high[row] += need[i, d] * high_need[i]
+            units = by_diagnosis[diagnosis_at, d] * frailty[i]
+            total[row] += units
+            high[row] += units * high_need[i]
         g = provider[i, GP]
         hazard[g] += stroke_hazard[i]
         at_risk[g] += 1.0 if stroke_hazard[i] > 0 else 0.0

@@ -114,12 +114,13 @@ def care_need(
     By diagnosis: ``need_per_month`` (``care.NEED_PER_MONTH``) of the patient's state, whose
     chronic row counts per condition (the first included in the state's row) plus the
     healthy check-up, as ``Population.diagnosis_need``; in person: times the frailty.
-    ``diagnosis_cost``, ``cost`` and ``diagnosis_row`` (each patient's row of
-    :func:`diagnosis_table`) are written unless empty: the step's later passes price the
-    need themselves (``cost`` is ``need x unit_cost``, the diagnosis price the row's units
-    at unit cost); the totals are always summed.
+    ``need``, ``diagnosis_cost``, ``cost`` and ``diagnosis_row`` (each patient's row of
+    :func:`diagnosis_table`) are written unless empty; the totals are always summed. The
+    step keeps only the rows: its passes read a patient's need as the row's units by
+    diagnosis times the frailty (the same product, so the same bits) and price it.
     """
-    write_diagnosis, write_cost, write_row = diagnosis_cost.shape[0] > 0, cost.shape[0] > 0, diagnosis_row.shape[0] > 0
+    write_need, write_diagnosis, write_cost = need.shape[0] > 0, diagnosis_cost.shape[0] > 0, cost.shape[0] > 0
+    write_row = diagnosis_row.shape[0] > 0
     # column sums in scalars (an accumulator in memory is a store-to-load chain per patient)
     cost0 = cost1 = cost2 = cost3 = diagnosis0 = diagnosis1 = diagnosis2 = diagnosis3 = 0.0
     count0 = count1 = count2 = count3 = 0.0
@@ -139,7 +140,8 @@ def care_need(
             units = diagnosis * frailty[i]
             diagnosis_value = diagnosis * unit_cost[d]
             need_value = units * unit_cost[d]
-            need[i, d] = units
+            if write_need:
+                need[i, d] = units
             if write_diagnosis:
                 diagnosis_cost[i, d] = diagnosis_value
             if write_cost:
@@ -199,7 +201,8 @@ def deliver(
     shift_units: float,
     need_classes: bool,
     care_shifting: bool,
-    need: np.ndarray,
+    diagnosis_row: np.ndarray,
+    by_diagnosis: np.ndarray,
     ratio: np.ndarray,
     delivered: np.ndarray,
     shifted_cost: np.ndarray,
@@ -219,7 +222,7 @@ def deliver(
     hospital_sums: np.ndarray,
     acs_at_gp: np.ndarray,
 ) -> tuple[float, float, int, float]:
-    """Delivery and discretionary admissions of every patient this step (``need`` from :func:`care_need`).
+    """Delivery and discretionary admissions of every patient this step (need: ``by_diagnosis[row] x frailty``).
 
     Returns the cost of last step's duplicated work delivered now (the pending duplicates
     at unit cost) and the cost of the units innovations add or save at the delivered
@@ -271,14 +274,16 @@ def deliver(
             acs_total += acs_block
             duplicate_block = innovation_block = acs_block = 0.0
         sign = 1.0 if high_need[i] else -1.0
+        diagnosis_at = diagnosis_row[i]
         for d in range(N_DISCIPLINES):
             p = provider[i, d]
             r = intensity[p] * delivery_noise[i, d]
             if need_classes:
                 r = r * (1 + sign * need_tilt[p])
             ratio[i, d] = r
-            row[d] = r * need[i, d] * need_multiplier[p]
-            innovation_block += r * (need[i, d] * unit_cost[d]) * (need_multiplier[p] - 1.0)
+            units = by_diagnosis[diagnosis_at, d] * frailty[i]
+            row[d] = r * units * need_multiplier[p]
+            innovation_block += r * (units * unit_cost[d]) * (need_multiplier[p] - 1.0)
         shifted = 0.0
         if care_shifting:
             shifted = row[REHAB] * shift[provider[i, REHAB]]
@@ -370,7 +375,9 @@ def _search_guide(edges: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 @numba.njit(**JIT_OPTIONS)
 def risk_cells(
-    need: np.ndarray,
+    table: np.ndarray,
+    rows: np.ndarray,
+    weight: np.ndarray,
     price: np.ndarray,
     alive: np.ndarray,
     eta: np.ndarray,
@@ -387,8 +394,9 @@ def risk_cells(
 ) -> int:
     """Each living patient's risk cell (``RiskModel.scores``) and the raw scores' column sums; returns the living.
 
-    A patient's cost is ``need x price`` per discipline (the model's need in units at unit
-    cost; ``RiskModel.scores`` passes costs and a price of 1). The signal is log(total cost)
+    Patient i's cost is ``table[rows[i]] x weight[i] x price`` per discipline (the model: units
+    by diagnosis x frailty x unit cost; ``RiskModel.scores``: each patient's own row of costs,
+    weight and price 1). The signal is log(total cost)
     + sigma x eta; without edges every patient is in cell 0 and the blend is not applied
     (the risk model's degenerate fit). A cell depends only on the patient's total cost and
     the fit: with ``reuse`` (the same fit as the call that left ``cells`` and
@@ -397,7 +405,7 @@ def risk_cells(
     each patient's raw scores times ``scale`` are written to it (0 for the dead):
     ``RiskModel.scores`` (scale 1) and the model's calibrated scores.
     """
-    if need.shape[1] != N_DISCIPLINES or price.shape[0] != N_DISCIPLINES or raw_sum.shape[0] != N_DISCIPLINES:
+    if table.shape[1] != N_DISCIPLINES or price.shape[0] != N_DISCIPLINES or raw_sum.shape[0] != N_DISCIPLINES:
         raise ValueError("risk_cells: cost and raw_sum need one column per discipline")  # (numba checks no bounds)
     price0, price1, price2, price3 = price[0], price[1], price[2], price[3]
     raw0 = raw1 = raw2 = raw3 = 0.0  # column sums in scalars: a local array is a store-to-load chain per patient
@@ -406,7 +414,7 @@ def risk_cells(
     has_edges = edges.shape[0] > 0
     guide, guide_origin, guide_scale = _search_guide(edges)
     use_blend = has_edges and blend > 0
-    for i in range(need.shape[0]):
+    for i in range(alive.shape[0]):
         if not alive[i]:
             cells[i] = 0
             last_total[i] = np.nan  # (no cell to keep)
@@ -416,7 +424,9 @@ def risk_cells(
             continue
         living += 1
         cell = 0
-        cost0, cost1, cost2, cost3 = need[i, 0] * price0, need[i, 1] * price1, need[i, 2] * price2, need[i, 3] * price3
+        at, w = rows[i], weight[i]
+        cost0, cost1 = table[at, 0] * w * price0, table[at, 1] * w * price1
+        cost2, cost3 = table[at, 2] * w * price2, table[at, 3] * w * price3
         if has_edges:
             total = ((cost0 + cost1) + cost2) + cost3
             if reuse and total == last_total[i]:
@@ -445,61 +455,85 @@ def risk_cells(
 
 
 @numba.njit(**JIT_OPTIONS)
-def living_totals(cost: np.ndarray, living: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """``(cost * scale)[living].sum(axis=1)``: each listed patient's total (left to right, as numpy)."""
+def living_totals(
+    table: np.ndarray, rows: np.ndarray, weight: np.ndarray, living: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """``(cost * scale)[living].sum(axis=1)`` for the cost ``table[rows] x weight`` (left to right, as numpy)."""
     out = np.empty(living.shape[0])
     for j in range(living.shape[0]):
         i = living[j]
-        total = cost[i, 0] * scale[0]
-        for d in range(1, cost.shape[1]):
-            total += cost[i, d] * scale[d]
+        at, w = rows[i], weight[i]
+        total = table[at, 0] * w * scale[0]
+        for d in range(1, table.shape[1]):
+            total += table[at, d] * w * scale[d]
         out[j] = total
     return out
 
 
 @numba.njit(**JIT_OPTIONS)
-def _pairwise_sum(cost: np.ndarray, rows: np.ndarray, d: int, lo: int, n: int, scale: float) -> float:
-    """The pairwise summation of numpy (``pairwise_sum_DOUBLE``) of ``cost[rows[lo:lo + n], d] * scale``."""
+def _pairwise_sum(
+    table: np.ndarray, rows: np.ndarray, weight: np.ndarray, order: np.ndarray, d: int, lo: int, n: int, scale: float
+) -> float:
+    """The pairwise summation of numpy (``pairwise_sum_DOUBLE``) of the costs of patients ``order[lo:lo + n]``.
+
+    Patient i's cost: ``table[rows[i], d] x weight[i] x scale`` (written out: a helper taking
+    the arrays would slow the loop).
+    """
     if n < 8:
         total = 0.0
         for j in range(lo, lo + n):
-            total += cost[rows[j], d] * scale
+            total += table[rows[order[j]], d] * weight[order[j]] * scale
         return total
     if n <= 128:
-        r0, r1 = cost[rows[lo], d] * scale, cost[rows[lo + 1], d] * scale
-        r2, r3 = cost[rows[lo + 2], d] * scale, cost[rows[lo + 3], d] * scale
-        r4, r5 = cost[rows[lo + 4], d] * scale, cost[rows[lo + 5], d] * scale
-        r6, r7 = cost[rows[lo + 6], d] * scale, cost[rows[lo + 7], d] * scale
+        r0, r1 = (
+            table[rows[order[lo]], d] * weight[order[lo]] * scale,
+            table[rows[order[lo + 1]], d] * weight[order[lo + 1]] * scale,
+        )
+        r2, r3 = (
+            table[rows[order[lo + 2]], d] * weight[order[lo + 2]] * scale,
+            table[rows[order[lo + 3]], d] * weight[order[lo + 3]] * scale,
+        )
+        r4, r5 = (
+            table[rows[order[lo + 4]], d] * weight[order[lo + 4]] * scale,
+            table[rows[order[lo + 5]], d] * weight[order[lo + 5]] * scale,
+        )
+        r6, r7 = (
+            table[rows[order[lo + 6]], d] * weight[order[lo + 6]] * scale,
+            table[rows[order[lo + 7]], d] * weight[order[lo + 7]] * scale,
+        )
         j = 8
         while j < n - n % 8:
-            r0 += cost[rows[lo + j], d] * scale
-            r1 += cost[rows[lo + j + 1], d] * scale
-            r2 += cost[rows[lo + j + 2], d] * scale
-            r3 += cost[rows[lo + j + 3], d] * scale
-            r4 += cost[rows[lo + j + 4], d] * scale
-            r5 += cost[rows[lo + j + 5], d] * scale
-            r6 += cost[rows[lo + j + 6], d] * scale
-            r7 += cost[rows[lo + j + 7], d] * scale
+            r0 += table[rows[order[lo + j]], d] * weight[order[lo + j]] * scale
+            r1 += table[rows[order[lo + j + 1]], d] * weight[order[lo + j + 1]] * scale
+            r2 += table[rows[order[lo + j + 2]], d] * weight[order[lo + j + 2]] * scale
+            r3 += table[rows[order[lo + j + 3]], d] * weight[order[lo + j + 3]] * scale
+            r4 += table[rows[order[lo + j + 4]], d] * weight[order[lo + j + 4]] * scale
+            r5 += table[rows[order[lo + j + 5]], d] * weight[order[lo + j + 5]] * scale
+            r6 += table[rows[order[lo + j + 6]], d] * weight[order[lo + j + 6]] * scale
+            r7 += table[rows[order[lo + j + 7]], d] * weight[order[lo + j + 7]] * scale
             j += 8
         total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
         while j < n:
-            total += cost[rows[lo + j], d] * scale
+            total += table[rows[order[lo + j]], d] * weight[order[lo + j]] * scale
             j += 1
         return total
     half = n // 2
     half -= half % 8
-    return _pairwise_sum(cost, rows, d, lo, half, scale) + _pairwise_sum(cost, rows, d, lo + half, n - half, scale)
+    first = _pairwise_sum(table, rows, weight, order, d, lo, half, scale)
+    return first + _pairwise_sum(table, rows, weight, order, d, lo + half, n - half, scale)
 
 
 @numba.njit(**JIT_OPTIONS)
-def ordered_cell_sums(cost: np.ndarray, rows: np.ndarray, bounds: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """``risk.cell_sums((cost * scale)[rows], bounds)`` without the copies: per cell and discipline, bit for bit.
+def ordered_cell_sums(
+    table: np.ndarray, rows: np.ndarray, weight: np.ndarray, order: np.ndarray, bounds: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """``risk.cell_sums((cost * scale)[order], bounds)`` for the cost ``table[rows] x weight``, bit for bit, no copies.
 
     ``np.add.reduceat`` adds each segment's first row to numpy's pairwise sum of the rest;
     its starts are the bounds clipped to the last row, and empty cells are set to 0 after.
     """
-    n, n_cells = rows.shape[0], bounds.shape[0] - 1
-    sums = np.zeros((n_cells, cost.shape[1]))
+    n, n_cells = order.shape[0], bounds.shape[0] - 1
+    sums = np.zeros((n_cells, table.shape[1]))
     if n == 0:
         return sums
     for k in range(n_cells):
@@ -507,10 +541,12 @@ def ordered_cell_sums(cost: np.ndarray, rows: np.ndarray, bounds: np.ndarray, sc
             continue
         start = min(bounds[k], n - 1)
         stop = min(bounds[k + 1], n - 1) if k + 1 < n_cells else n
-        for d in range(cost.shape[1]):
-            first = cost[rows[start], d] * scale[d]
-            rest = _pairwise_sum(cost, rows, d, start + 1, stop - start - 1, scale[d]) if stop > start else 0.0
-            sums[k, d] = first + rest if stop > start else first
+        for d in range(table.shape[1]):
+            first = table[rows[order[start]], d] * weight[order[start]] * scale[d]
+            if stop > start:
+                sums[k, d] = first + _pairwise_sum(table, rows, weight, order, d, start + 1, stop - start - 1, scale[d])
+            else:
+                sums[k, d] = first
     return sums
 
 
@@ -526,7 +562,7 @@ def _raw_score(cost: float, cell_mean: float, blend: float, use_blend: bool) -> 
 def observe(
     provider: np.ndarray,
     alive: np.ndarray,
-    need: np.ndarray,
+    frailty: np.ndarray,
     cells: np.ndarray,
     cell_means: np.ndarray,
     blend: float,
@@ -554,8 +590,8 @@ def observe(
     computed and the patients' year-to-date accumulators are left alone; otherwise the
     delivered cost also adds to each patient's year-to-date cost, year's cost and score.
     Each patient's scores are written to ``out_scores`` unless it is empty. A patient's need
-    is priced here as in :func:`care_need` (cost ``need x unit_cost``, its diagnosis price
-    ``by_diagnosis[diagnosis_row] x unit_cost``: the step's passes keep only the need in units).
+    is read and priced here as in :func:`care_need`: ``by_diagnosis[diagnosis_row]`` units by
+    diagnosis (priced at unit cost: the case value), times the frailty (the need in units).
     """
     acc = np.zeros(sums.shape)  # (local: the compiler knows nothing else writes it)
     write_scores = out_scores.shape[0] > 0
@@ -564,13 +600,15 @@ def observe(
         cell = cells[i]
         score_total = 0.0
         cost_total = 0.0
-        row = diagnosis_row[i] if full else 0
+        row = diagnosis_row[i]
         for d in range(N_DISCIPLINES):
             p = provider[i, d]
             raw = 0.0
             if living:
                 acc[MEMBERS, p] += 1.0
-                raw = _raw_score(need[i, d] * unit_cost[d], cell_means[cell, d], blend, use_blend)
+                raw = _raw_score(
+                    by_diagnosis[row, d] * frailty[i] * unit_cost[d], cell_means[cell, d], blend, use_blend
+                )
             score = raw * score_scale[d]
             if write_scores:
                 out_scores[i, d] = score
@@ -579,7 +617,7 @@ def observe(
             if not full:
                 continue
             # (adding an exact 0 changes no sum, so zeros are skipped; need and delivered care are never negative)
-            units = need[i, d]
+            units = by_diagnosis[row, d] * frailty[i]
             if units > 0:
                 acc[IN_CARE, p] += 1.0
                 acc[MET, p] += 1.0 if ratio[i, d] >= quality_standard else 0.0

@@ -434,7 +434,9 @@ def choose(
     provider: np.ndarray,
     experience: np.ndarray,
     benefit: np.ndarray,
-    need: np.ndarray,
+    diagnosis_row: np.ndarray,
+    gp_by_diagnosis: np.ndarray,
+    frailty: np.ndarray,
     u_switch: np.ndarray,
     switch_scale: float,
     per_year: float,
@@ -458,7 +460,7 @@ def choose(
     n_moving = 0
     n_steered = 0
     for i in range(n):
-        if need[i, GP] > 0:
+        if gp_by_diagnosis[diagnosis_row[i]] * frailty[i] > 0:  # (seen by the GP: a GP need)
             experience[i] = 0.9 * experience[i] + 0.1 * benefit[i, GP]
         e = experience[i]
         alive = state[i] != DEAD
