@@ -20,6 +20,7 @@ Providers are few (10 to 1,000), so they are Mesa agents; their numeric state li
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -44,6 +45,11 @@ from .care import (  # noqa: F401  (re-exported: providers' constants)
 from .errors import ParameterError
 from .parameters import DISCIPLINES, EFFORT_TASKS, Scenario
 from .schemes import Observation, PaymentScheme
+
+
+def _clip(values: np.ndarray, lower: np.ndarray | float, upper: np.ndarray | float) -> np.ndarray:
+    """``np.clip`` for the small arrays of the decision rule: the same numbers, a fraction of the calls' cost."""
+    return np.minimum(np.maximum(values, lower), upper)
 
 
 @dataclass
@@ -96,6 +102,10 @@ class Decision:
     def concat(decisions: list[Decision]) -> Decision:
         """Decisions of several groups of providers stacked into one."""
         return Decision(*(np.concatenate([getattr(d, f) for d in decisions]) for f in Decision.FIELDS))
+
+    def tiled(self, copies: int) -> Decision:
+        """``copies`` stacked copies of this decision (one array op per field)."""
+        return Decision(*(np.concatenate([getattr(self, f)] * copies) for f in self.FIELDS))
 
     def get(self, dim: int) -> np.ndarray:
         """The values of decision dimension ``dim`` (index into DIMENSIONS)."""
@@ -172,13 +182,13 @@ class ProviderTable:
     def tiled(self, copies: int, n_payees: int) -> ProviderTable:
         """``copies`` stacked copies of all providers, each copy with payees of its own."""
         changes: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
             if isinstance(value, np.ndarray):
-                changes[f.name] = np.concatenate([value] * copies)
-        changes["payee"] = changes["payee"] + np.repeat(np.arange(copies) * n_payees, self.n)
-        changes["decision"] = Decision.concat([self.decision] * copies)
-        changes["habit"] = Decision.concat([self.habit] * copies)
+                changes[name] = np.concatenate([value] * copies)
+        changes["payee"] = changes["payee"] + _copy_offsets(copies, n_payees, self.n)
+        changes["decision"] = self.decision.tiled(copies)
+        changes["habit"] = self.habit.tiled(copies)
         return dataclasses.replace(self, **changes)
 
     def form_habits(self, share: float) -> None:
@@ -282,22 +292,36 @@ class Outlook:
         """The outlook of ``copies`` stacked copies of all providers (for batched probing)."""
         n = len(self.handoffs)
         changes: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name in self.SHARED or value is None:
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            if name in self.SHARED or value is None:
                 continue
             tiled = np.concatenate([value] * copies)
-            if f.name in self.TARGETS:
-                offset = np.repeat(np.arange(copies) * n, n).reshape((-1,) + (1,) * (value.ndim - 1))
-                tiled = np.where(tiled >= 0, tiled + offset, -1)
-            changes[f.name] = tiled
+            if name in self.TARGETS:
+                offset = _copy_offsets(copies, n, n)
+                tiled = np.where(tiled >= 0, tiled + (offset if value.ndim == 1 else offset[:, None]), -1)
+            changes[name] = tiled
         lagged = self.lagged
-        stacked = {
-            name: np.concatenate([getattr(lagged, name)] * copies)
-            for name in (*Observation.EXTENSIVE, *Observation.YEAR_TO_DATE, "measured_quality")
-        }
+        stacked = {name: np.concatenate([getattr(lagged, name)] * copies) for name in _LAGGED_TILED}
         retention = None if self.current_retention is None else np.concatenate([self.current_retention] * copies)
         return dataclasses.replace(self, lagged=lagged.replace(**stacked), current_retention=retention, **changes)
+
+
+_LAGGED_TILED = (*Observation.EXTENSIVE, *Observation.YEAR_TO_DATE, "measured_quality")
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    """Names of a dataclass's fields (looked up once per class)."""
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+@functools.cache
+def _copy_offsets(copies: int, step: int, n: int) -> np.ndarray:
+    """``step`` x the copy number of each row of ``copies`` stacked copies of ``n`` rows (read-only)."""
+    offsets = np.repeat(np.arange(copies) * step, n)
+    offsets.flags.writeable = False
+    return offsets
 
 
 class DecisionRule:
@@ -319,23 +343,23 @@ class DecisionRule:
     # -- candidates -----------------------------------------------------------------
     def candidates(
         self, current: Decision, active: np.ndarray, rng: np.random.Generator
-    ) -> tuple[list[Decision], list[tuple[int, list[int]]]]:
+    ) -> tuple[Decision, list[tuple[int, list[int]]]]:
         """Current choice, one step down and up in each active dimension, a random intensity.
 
-        Returns the candidates and, per decision dimension, the indices of the candidates
-        it chooses among. The first four (current, intensity down, up, random trial) are
-        the core model's; further dimensions add their steps after them.
+        Returns the K candidates stacked into one decision (candidate k in rows k*P..(k+1)*P
+        for P providers) and, per decision dimension, the indices of the candidates it
+        chooses among. The first four (current, intensity down, up, random trial) are the
+        core model's; further dimensions add their steps after them. A step moves one
+        dimension of every provider (of those that control it) and leaves the rest current.
         """
         p = self.params
         lo, hi = p.intensity_min, p.intensity_max
         x = current.intensity
-        trial = np.clip(rng.uniform(lo, hi, x.shape), lo, hi)
-        everyone = np.ones_like(x, dtype=bool)
-        cands = [
-            current,
-            current.moved(0, np.clip(x - p.search_step, lo, hi), everyone),
-            current.moved(0, np.clip(x + p.search_step, lo, hi), everyone),
-            current.moved(0, trial, everyone),
+        trial = _clip(rng.uniform(lo, hi, x.shape), lo, hi)
+        moves: list[tuple[int, np.ndarray, np.ndarray | None]] = [
+            (0, _clip(x - p.search_step, lo, hi), None),
+            (0, _clip(x + p.search_step, lo, hi), None),
+            (0, trial, None),
         ]
         groups = [(0, [0, 1, 2, 3])]
         step = self.effort.effort_step
@@ -346,10 +370,18 @@ class DecisionRule:
             upper = self._upper_bound(dim)
             lower = -upper if dim == 7 else 0.0
             values = current.get(dim)
-            groups.append((dim, [0, len(cands), len(cands) + 1]))
-            cands.append(current.moved(dim, np.clip(values - step, lower, upper), mask))
-            cands.append(current.moved(dim, np.clip(values + step, lower, upper), mask))
-        return cands, groups
+            groups.append((dim, [0, len(moves) + 1, len(moves) + 2]))
+            moves.append((dim, _clip(values - step, lower, upper), mask))
+            moves.append((dim, _clip(values + step, lower, upper), mask))
+        n = len(x)
+        stacked = current.tiled(len(moves) + 1)
+        for k, (dim, values, mask) in enumerate(moves, start=1):
+            target = stacked.get(dim)[k * n : (k + 1) * n]  # a view into candidate k
+            if mask is None:
+                target[:] = values
+            else:
+                target[mask] = values[mask]
+        return stacked, groups
 
     def _upper_bound(self, dim: int) -> np.ndarray | float:
         if dim == 7:
@@ -731,23 +763,29 @@ class DecisionRule:
         contract: PaymentScheme,
         distribute: DistributionRule,
         n_payees: int,
-        candidates: list[Decision],
+        candidates: Decision,
     ) -> np.ndarray:
         """Utility of each candidate for each provider, shape (K, P).
 
-        Providers sharing a payee are probed in separate rounds (others held at their
-        current decision), so each weighs only its own effect on the shared payment.
+        ``candidates``: K decisions stacked (:meth:`candidates`). Providers sharing a payee
+        are probed in separate rounds (others held at their current decision), so each
+        weighs only its own effect on the shared payment.
         """
-        n_cands, n = len(candidates), table.n
+        n = table.n
+        n_cands = len(candidates.intensity) // max(n, 1)
         utilities = np.empty((n_cands, n))
         if outlook.switch_rate is not None and outlook.current_retention is None:
             outlook.current_retention = outlook.retention(self.benefit_of(table, table.decision))
         stacked_table = table.tiled(n_cands, n_payees)
         stacked_outlook = outlook.tiled(n_cands)
         rounds = member_rank(table.payee)
-        for r in range(int(rounds.max()) + 1 if len(rounds) else 0):
+        n_rounds = int(rounds.max()) + 1 if len(rounds) else 0
+        for r in range(n_rounds):
             movers = rounds == r
-            trial = Decision.concat([cand.where(movers, table.decision) for cand in candidates])
+            if n_rounds == 1:  # everyone moves at once
+                trial = candidates
+            else:
+                trial = candidates.where(np.concatenate([movers] * n_cands), stacked_table.decision)
             units = self.own_units(stacked_table, trial, stacked_outlook)
             obs = self.expected_observation(stacked_table, stacked_outlook, trial, units)
             income = self.yearly_income(contract, obs, stacked_table, distribute, n_cands * n_payees)
@@ -763,14 +801,18 @@ class DecisionRule:
         pick = (rng.random(utilities.shape[1])[None, :] > cumulative).sum(axis=0)
         return np.minimum(pick, utilities.shape[0] - 1)
 
-    def noise_scale(self, dim: int, table: ProviderTable, outlook: Outlook) -> np.ndarray:
+    def noise_scale(
+        self, dim: int, table: ProviderTable, outlook: Outlook, stakes: np.ndarray | None = None
+    ) -> np.ndarray:
         """Logit temperature of a decision dimension: choice noise times what is at stake in it.
 
         Intensity and care shifting put the provider's whole care at stake; an effort task
         or selection only its own time budget, so small decisions are not drowned in the
-        noise of large ones.
+        noise of large ones. ``stakes``: :meth:`stakes` if already computed.
         """
-        return self.params.choice_noise * np.maximum(self.stakes(table, outlook)[:, dim], 1e-9)
+        if stakes is None:
+            stakes = self.stakes(table, outlook)
+        return self.params.choice_noise * np.maximum(stakes[:, dim], 1e-9)
 
     def stakes(self, table: ProviderTable, outlook: Outlook) -> np.ndarray:
         """What is at stake in each decision dimension, EUR per year, shape (P, 9).
@@ -816,13 +858,15 @@ class DecisionRule:
         self._ethics = table.ethics
         cands, groups = self.candidates(table.decision, outlook.active, rng)
         utilities = self.evaluate(table, outlook, contract, distribute, n_payees, cands)
+        stakes = self.stakes(table, outlook)
         chosen = table.decision.copy()
+        providers = np.arange(table.n)
         for dim, members in groups:
             options = utilities[members]
-            pick = self.logit_pick(options, self.noise_scale(dim, table, outlook), rng)
+            pick = self.logit_pick(options, self.noise_scale(dim, table, outlook, stakes), rng)
             pick = np.where(np.ptp(options, axis=0) > 0, pick, 0)  # nothing at stake: keep current
-            values = np.stack([cands[k].get(dim) for k in members])[pick, np.arange(table.n)]
-            chosen.get(dim)[:] = values
+            rows = np.asarray(members)[pick] * table.n + providers  # candidate pick[i]'s row of provider i
+            chosen.get(dim)[:] = cands.get(dim)[rows]
         return chosen
 
     def adoption_gain(
