@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -339,6 +340,28 @@ class DecisionRule:
         self.effort = scenario.effort
         self.timeliness = data_timeliness(scenario)
         self.change_cost = scenario.providers.change_cost
+        # While :meth:`evaluate` probes, quantities that several parts of the rule need
+        # (a decision's benefit, its task values, the spillovers' target rows) are computed
+        # once per (table, decision) and remembered here; None outside a probe.
+        self._memo: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] | None = None
+
+    def _remembered(self, name: str, owners: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        """``compute()``, remembered while probing for these ``owners`` (objects not changed while probing).
+
+        The entry holds its owners, so their ids stay theirs while it lives.
+        """
+        memo = self._memo
+        if memo is None:
+            return compute()
+        key = (name, *map(id, owners))
+        hit = memo.get(key)
+        if hit is None:
+            hit = memo[key] = (owners, compute())
+        return hit[1]
+
+    def _task(self, decision: Decision, task: int) -> np.ndarray:
+        """Value of a decision's effort on one task (:func:`task_value`)."""
+        return self._remembered(f"task {task}", (decision,), lambda: task_value(decision.effort[:, task]))
 
     # -- candidates -----------------------------------------------------------------
     def candidates(
@@ -433,6 +456,9 @@ class DecisionRule:
 
     def benefit_of(self, table: ProviderTable, decision: Decision) -> np.ndarray:
         """Expected benefit of the provider's care for a patient, 1 at guideline care."""
+        return self._remembered("benefit", (table, decision), lambda: self._benefit(table, decision))
+
+    def _benefit(self, table: ProviderTable, decision: Decision) -> np.ndarray:
         b = self.by_need(table, decision, lambda x: care_benefit(x, self.overtreatment_harm))
         if self.mechanisms.multitasking:
             q = self.timeliness * table.quality(decision.effort, self.effort.measured_share)
@@ -447,7 +473,7 @@ class DecisionRule:
         else:
             adherence = self.by_need(table, decision, lambda x: expected_indicator(x, self.delivery_noise))
         if self.mechanisms.multitasking:
-            return 0.5 * adherence + 0.5 * task_value(decision.effort[:, MEASURED])
+            return 0.5 * adherence + 0.5 * self._task(decision, MEASURED)
         return adherence
 
     def spillover_units(
@@ -462,7 +488,7 @@ class DecisionRule:
         now = table.decision
         out = []
         if self.mechanisms.coordination:
-            avoided = task_value(decision.effort[:, COORDINATION]) - task_value(now.effort[:, COORDINATION])
+            avoided = self._task(decision, COORDINATION) - self._task(now, COORDINATION)
             failures = -outlook.handoffs * HANDOFF_FAILURE * self.timeliness * self.effort.coordination_effect * avoided
             out.append((outlook.handoff_receiver, failures * outlook.failure_units))
             out.append((outlook.readmission_target, self._readmissions(failures, outlook) * outlook.readmission_units))
@@ -472,7 +498,7 @@ class DecisionRule:
         if self.mechanisms.prevention:
             prevented = (
                 outlook.preventable_strokes
-                * (task_value(decision.effort[:, PREVENTION]) - task_value(now.effort[:, PREVENTION]))
+                * (self._task(decision, PREVENTION) - self._task(now, PREVENTION))
                 * realised_share(outlook.money_horizon, self.effort.prevention_buildup)
             )
             for d in range(len(outlook.episode_units)):
@@ -496,7 +522,7 @@ class DecisionRule:
         """
         if not self.mechanisms.coordination:
             return outlook.readmission_target, np.zeros(table.n)
-        avoided = task_value(decision.effort[:, COORDINATION]) - task_value(table.decision.effort[:, COORDINATION])
+        avoided = self._task(decision, COORDINATION) - self._task(table.decision, COORDINATION)
         failures = -outlook.handoffs * HANDOFF_FAILURE * self.timeliness * self.effort.coordination_effect * avoided
         return outlook.readmission_target, self._readmissions(failures, outlook)
 
@@ -517,7 +543,7 @@ class DecisionRule:
         if self.mechanisms.prevention:
             prevented = (
                 self.effort.prevention_efficacy
-                * (task_value(decision.effort[:, PREVENTION]) - task_value(now.effort[:, PREVENTION]))
+                * (self._task(decision, PREVENTION) - self._task(now, PREVENTION))
                 * realised_share(outlook.money_horizon, self.effort.prevention_buildup)
             )
         target = outlook.prevention_targets[:, 1]  # the GP's chain hospital (-1 for non-GPs)
@@ -536,10 +562,12 @@ class DecisionRule:
         services = lagged.services.copy()
         services[np.arange(table.n), table.discipline] = units
         cost = care_cost(units, table.capacity, table.unit_cost, self.overtime_premium)
-        for target, delta in self.spillover_units(decision, outlook, table):
-            valid = borne_by_own_payee(target, table.payee)
-            np.add.at(services, (target[valid], table.discipline[target[valid]]), delta[valid])
-            np.add.at(cost, target[valid], delta[valid] * table.unit_cost[target[valid]])
+        spillovers = self.spillover_units(decision, outlook, table)
+        if spillovers:  # all pairs at once, in the same order: the same sums as pair by pair
+            valid, rows = self._remembered("spillover rows", (table, outlook), lambda: _landing(spillovers, table))
+            delta = np.concatenate([delta for _, delta in spillovers])[valid]
+            np.add.at(services, (rows, table.discipline[rows]), delta)
+            np.add.at(cost, rows, delta * table.unit_cost[rows])
         historical = lagged.historical_cost
         if outlook.rebase_weight is not None:
             historical = (1 - outlook.rebase_weight) * historical + outlook.rebase_weight * cost
@@ -607,13 +635,13 @@ class DecisionRule:
             now = table.decision
             acute = acute - (
                 outlook.preventable_strokes
-                * (task_value(decision.effort[:, PREVENTION]) - task_value(now.effort[:, PREVENTION]))
+                * (self._task(decision, PREVENTION) - self._task(now, PREVENTION))
                 * realised_share(outlook.money_horizon, self.effort.prevention_buildup)
             )
         out["acute_events"] = np.maximum(acute, 0.0)
         failure = np.full(table.n, HANDOFF_FAILURE)
         if self.mechanisms.coordination:
-            coordination = task_value(decision.effort[:, COORDINATION])
+            coordination = self._task(decision, COORDINATION)
             failure = failure * (1 - self.timeliness * self.effort.coordination_effect * coordination)
         out["readmissions"] = outlook.handoffs * failure * READMISSION_AFTER_FAILURE
         prom = belief["prom"] + clinical.qol_care_weight * belief["expected_prom"] * change
@@ -667,7 +695,7 @@ class DecisionRule:
                 outlook.handoffs
                 * spy
                 * HANDOFF_FAILURE
-                * (1 - self.timeliness * self.effort.coordination_effect * task_value(decision.effort[:, COORDINATION]))
+                * (1 - self.timeliness * self.effort.coordination_effect * self._task(decision, COORDINATION))
             )
             # Health is harmed by readmissions; duplicated work is a pure cost (counted as money only).
             readmission_harm = (
@@ -678,7 +706,7 @@ class DecisionRule:
             value = value - kappa * failures * readmission_harm
         if self.mechanisms.prevention:
             episode_cost = self._episode_cost(outlook, table)
-            prevented = outlook.preventable_strokes * spy * task_value(decision.effort[:, PREVENTION])
+            prevented = outlook.preventable_strokes * spy * self._task(decision, PREVENTION)
             value = value + kappa * prevented * episode_cost * realised_share(
                 outlook.health_horizon, self.effort.prevention_buildup
             )
@@ -780,18 +808,22 @@ class DecisionRule:
         stacked_outlook = outlook.tiled(n_cands)
         rounds = member_rank(table.payee)
         n_rounds = int(rounds.max()) + 1 if len(rounds) else 0
-        for r in range(n_rounds):
-            movers = rounds == r
-            if n_rounds == 1:  # everyone moves at once
-                trial = candidates
-            else:
-                trial = candidates.where(np.concatenate([movers] * n_cands), stacked_table.decision)
-            units = self.own_units(stacked_table, trial, stacked_outlook)
-            obs = self.expected_observation(stacked_table, stacked_outlook, trial, units)
-            income = self.yearly_income(contract, obs, stacked_table, distribute, n_cands * n_payees)
-            own_cost = obs.cost * self.steps_per_year  # the work the decision causes on its own row included
-            value = self.utility(stacked_table, trial, income, stacked_outlook, units, own_cost).reshape(n_cands, n)
-            utilities[:, movers] = value[:, movers]
+        self._memo = {}
+        try:
+            for r in range(n_rounds):
+                movers = rounds == r
+                if n_rounds == 1:  # everyone moves at once
+                    trial = candidates
+                else:
+                    trial = candidates.where(np.concatenate([movers] * n_cands), stacked_table.decision)
+                units = self.own_units(stacked_table, trial, stacked_outlook)
+                obs = self.expected_observation(stacked_table, stacked_outlook, trial, units)
+                income = self.yearly_income(contract, obs, stacked_table, distribute, n_cands * n_payees)
+                own_cost = obs.cost * self.steps_per_year  # the work the decision causes on its own row included
+                value = self.utility(stacked_table, trial, income, stacked_outlook, units, own_cost)
+                utilities[:, movers] = value.reshape(n_cands, n)[:, movers]
+        finally:
+            self._memo = None
         return utilities
 
     def logit_pick(self, utilities: np.ndarray, scale: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -921,6 +953,13 @@ def borne_by_own_payee(target: np.ndarray, payee: np.ndarray) -> np.ndarray:
     valid = target >= 0
     valid[valid] = payee[target[valid]] == payee[valid]
     return valid
+
+
+def _landing(spillovers: list[tuple[np.ndarray, np.ndarray]], table: ProviderTable) -> tuple[np.ndarray, np.ndarray]:
+    """Where the spillover pairs, concatenated in order, land: which ones count and their target rows."""
+    target = np.concatenate([target for target, _ in spillovers])
+    valid = np.concatenate([borne_by_own_payee(target, table.payee) for target, _ in spillovers])
+    return valid, target[valid]
 
 
 def member_rank(payee: np.ndarray) -> np.ndarray:
