@@ -985,45 +985,49 @@ def aggregate(obs: Observation, payee: np.ndarray, n_payees: int, discipline: np
         return np.bincount(payee, weights=values, minlength=n_payees)
 
     if discipline is None:
-        members = total(obs.member_months)
+        members = None
     else:
         n_disc = int(discipline.max()) + 1 if len(discipline) else 1
         per_discipline = np.bincount(
             payee * n_disc + discipline, weights=obs.member_months, minlength=n_payees * n_disc
         )
         members = per_discipline.reshape(n_payees, n_disc).max(axis=1)
-    weighted_quality = total(obs.measured_quality * np.maximum(obs.member_months, 1e-12))
-    weights = total(np.maximum(obs.member_months, 1e-12))
-    services = np.zeros((n_payees, obs.services.shape[1]))
-    np.add.at(services, payee, obs.services)
-    mixes = {}
-    for name in ("case_mix", "cost_mix", "expected_mix", "ytd_services"):
-        mixes[name] = np.zeros((n_payees, obs.services.shape[1]))
-        np.add.at(mixes[name], payee, getattr(obs, name))
-    # outcomes are counted once per event at one provider, so they add up
-    counts = {name: total(getattr(obs, name)) for name in (*Observation.OUTCOMES, *Observation.YEAR_TO_DATE[1:])}
+    weights = np.maximum(obs.member_months, 1e-12)
+    totals = {name: total(getattr(obs, name)) for name in _SUMMED}
+    # a (payee, discipline) cell adds its providers' rows in order from zero, as np.add.at would
+    n_cols = obs.services.shape[1]
+    cells = (payee[:, None] * n_cols + np.arange(n_cols)).ravel()
+    for name in _SUMMED_MIXES:
+        values = np.ravel(getattr(obs, name))
+        totals[name] = np.bincount(cells, weights=values, minlength=n_payees * n_cols).reshape(n_payees, n_cols)
     return Observation(
         months=obs.months,
-        services=services,
         unit_cost=obs.unit_cost,
-        cases=total(obs.cases),
-        case_value=total(obs.case_value),
-        member_months=members,
-        expected_cost=total(obs.expected_cost),
-        average_cost=total(obs.average_cost),
-        baseline_cost=total(obs.baseline_cost),
-        cost=total(obs.cost),
-        measured_quality=weighted_quality / weights,
-        outlier_cost=total(obs.outlier_cost),
-        historical_cost=total(obs.historical_cost),
-        stoploss_excess=total(obs.stoploss_excess),
-        investment=total(obs.investment),
-        outside_cost=total(obs.outside_cost),
+        member_months=total(obs.member_months) if members is None else members,
+        measured_quality=total(obs.measured_quality * weights) / total(weights),
         year=obs.year,
         month_of_year=obs.month_of_year,
-        **mixes,
-        **counts,
+        **totals,
     )
+
+
+# what :func:`aggregate` sums per payee: outcomes are counted once per event at one provider, so they add up
+_SUMMED = (
+    "cases",
+    "case_value",
+    "expected_cost",
+    "average_cost",
+    "baseline_cost",
+    "cost",
+    "outlier_cost",
+    "historical_cost",
+    "stoploss_excess",
+    "investment",
+    "outside_cost",
+    *Observation.OUTCOMES,
+    *Observation.YEAR_TO_DATE[1:],
+)
+_SUMMED_MIXES = ("services", "case_mix", "cost_mix", "expected_mix", "ytd_services")
 
 
 class DistributionRule:
