@@ -106,7 +106,7 @@ class Decision:
 
     def tiled(self, copies: int) -> Decision:
         """``copies`` stacked copies of this decision (one array op per field)."""
-        return Decision(*(np.concatenate([getattr(self, f)] * copies) for f in self.FIELDS))
+        return Decision(**_tiled({f: getattr(self, f) for f in self.FIELDS}, copies))
 
     def get(self, dim: int) -> np.ndarray:
         """The values of decision dimension ``dim`` (index into DIMENSIONS)."""
@@ -182,11 +182,8 @@ class ProviderTable:
 
     def tiled(self, copies: int, n_payees: int) -> ProviderTable:
         """``copies`` stacked copies of all providers, each copy with payees of its own."""
-        changes: dict[str, Any] = {}
-        for name in _field_names(type(self)):
-            value = getattr(self, name)
-            if isinstance(value, np.ndarray):
-                changes[name] = np.concatenate([value] * copies)
+        arrays = {name: getattr(self, name) for name in _field_names(type(self))}
+        changes: dict[str, Any] = _tiled({k: v for k, v in arrays.items() if isinstance(v, np.ndarray)}, copies)
         changes["payee"] = changes["payee"] + _copy_offsets(copies, n_payees, self.n)
         changes["decision"] = self.decision.tiled(copies)
         changes["habit"] = self.habit.tiled(copies)
@@ -292,18 +289,14 @@ class Outlook:
     def tiled(self, copies: int) -> Outlook:
         """The outlook of ``copies`` stacked copies of all providers (for batched probing)."""
         n = len(self.handoffs)
-        changes: dict[str, Any] = {}
-        for name in _field_names(type(self)):
-            value = getattr(self, name)
-            if name in self.SHARED or value is None:
-                continue
-            tiled = np.concatenate([value] * copies)
-            if name in self.TARGETS:
-                offset = _copy_offsets(copies, n, n)
-                tiled = np.where(tiled >= 0, tiled + (offset if value.ndim == 1 else offset[:, None]), -1)
-            changes[name] = tiled
+        arrays = {name: getattr(self, name) for name in _field_names(type(self)) if name not in self.SHARED}
+        changes: dict[str, Any] = _tiled({k: v for k, v in arrays.items() if v is not None}, copies)
+        offset = _copy_offsets(copies, n, n)
+        for name in self.TARGETS:
+            tiled = changes[name]
+            changes[name] = np.where(tiled >= 0, tiled + (offset if tiled.ndim == 1 else offset[:, None]), -1)
         lagged = self.lagged
-        stacked = {name: np.concatenate([getattr(lagged, name)] * copies) for name in _LAGGED_TILED}
+        stacked = _tiled({name: getattr(lagged, name) for name in _LAGGED_TILED}, copies)
         retention = None if self.current_retention is None else np.concatenate([self.current_retention] * copies)
         return dataclasses.replace(self, lagged=lagged.replace(**stacked), current_retention=retention, **changes)
 
@@ -315,6 +308,30 @@ _LAGGED_TILED = (*Observation.EXTENSIVE, *Observation.YEAR_TO_DATE, "measured_qu
 def _field_names(cls: type) -> tuple[str, ...]:
     """Names of a dataclass's fields (looked up once per class)."""
     return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _tiled(arrays: dict[str, np.ndarray], copies: int) -> dict[str, np.ndarray]:
+    """``copies`` stacked copies of each array (along its first axis), as ``np.concatenate([a] * copies)``.
+
+    The float vectors (most of them) are tiled together as the rows of one block (a few
+    calls for the lot, not one per array); each result is a C-contiguous row of it.
+    """
+    out = {}
+    vectors = []
+    for name, value in arrays.items():
+        if value.ndim == 1 and value.dtype == np.float64:
+            vectors.append(name)
+        else:
+            out[name] = np.concatenate([value] * copies)
+    lengths = {len(arrays[name]) for name in vectors}
+    if len(lengths) > 1:  # not one table's rows: one at a time
+        out.update({name: np.concatenate([arrays[name]] * copies) for name in vectors})
+    elif vectors:
+        block = np.array([arrays[name] for name in vectors])
+        tiled = np.empty((len(vectors), copies, block.shape[1]))
+        tiled[:] = block[:, None, :]
+        out.update(zip(vectors, tiled.reshape(len(vectors), -1), strict=True))
+    return out
 
 
 @functools.cache

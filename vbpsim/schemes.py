@@ -180,8 +180,25 @@ class Observation:
         return int(self.member_months.shape[0])
 
     def replace(self, **changes: Any) -> Observation:
-        """A copy with some fields replaced (used to probe contracts counterfactually)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some fields replaced (used to probe contracts counterfactually).
+
+        Shallow, as ``dataclasses.replace``. When building it anew could change nothing (an
+        Observation, known fields, no field None, so ``__post_init__`` has nothing to fill)
+        the fields are copied without calling ``__init__``: the decision rule replaces
+        observations in every probe.
+        """
+        state = self.__dict__
+        if (
+            type(self) is not Observation
+            or not changes.keys() <= _OBSERVATION_FIELDS
+            or any(value is None for value in changes.values())
+            or any(value is None for value in state.values())
+        ):
+            return dataclasses.replace(self, **changes)
+        new = object.__new__(Observation)
+        new.__dict__.update(state)
+        new.__dict__.update(changes)
+        return new
 
     def rescaled(self, months: float) -> Observation:
         """The same rates over another period length (e.g. a month projected to a year)."""
@@ -226,6 +243,9 @@ class Observation:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.months += other.months
         self.year = other.year
+
+
+_OBSERVATION_FIELDS = frozenset(field.name for field in dataclasses.fields(Observation))
 
 
 class PaymentScheme:
