@@ -376,6 +376,12 @@ class DecisionRule:
             hit = memo[key] = (owners, compute())
         return hit[1]
 
+    def _realised(self, outlook: Outlook, horizon: str) -> np.ndarray:
+        """Share of prevention's lagged effect realised within a horizon of the outlook (:func:`realised_share`)."""
+        return self._remembered(
+            horizon, (outlook,), lambda: realised_share(getattr(outlook, horizon), self.effort.prevention_buildup)
+        )
+
     def _task(self, decision: Decision, task: int) -> np.ndarray:
         """Value of a decision's effort on one task (:func:`task_value`)."""
         return self._remembered(f"task {task}", (decision,), lambda: task_value(decision.effort[:, task]))
@@ -516,7 +522,7 @@ class DecisionRule:
             prevented = (
                 outlook.preventable_strokes
                 * (self._task(decision, PREVENTION) - self._task(now, PREVENTION))
-                * realised_share(outlook.money_horizon, self.effort.prevention_buildup)
+                * self._realised(outlook, "money_horizon")
             )
             for d in range(len(outlook.episode_units)):
                 out.append((outlook.prevention_targets[:, d], -prevented * outlook.episode_units[d]))
@@ -561,7 +567,7 @@ class DecisionRule:
             prevented = (
                 self.effort.prevention_efficacy
                 * (self._task(decision, PREVENTION) - self._task(now, PREVENTION))
-                * realised_share(outlook.money_horizon, self.effort.prevention_buildup)
+                * self._realised(outlook, "money_horizon")
             )
         target = outlook.prevention_targets[:, 1]  # the GP's chain hospital (-1 for non-GPs)
         row = np.maximum(target, 0)
@@ -600,7 +606,9 @@ class DecisionRule:
             members[name] = value * scale
         target, readmitted = self.readmission_cases(decision, outlook, table)
         if np.any(readmitted != 0):
-            valid = borne_by_own_payee(target, table.payee)
+            valid = self._remembered(
+                "readmission rows", (table, target), lambda: borne_by_own_payee(target, table.payee)
+            )
             rows, extra = target[valid], readmitted[valid]
             value = extra * outlook.readmission_units[valid] * table.unit_cost[rows]
             members["cases"] = members["cases"].copy()
@@ -653,7 +661,7 @@ class DecisionRule:
             acute = acute - (
                 outlook.preventable_strokes
                 * (self._task(decision, PREVENTION) - self._task(now, PREVENTION))
-                * realised_share(outlook.money_horizon, self.effort.prevention_buildup)
+                * self._realised(outlook, "money_horizon")
             )
         out["acute_events"] = np.maximum(acute, 0.0)
         failure = np.full(table.n, HANDOFF_FAILURE)
@@ -705,7 +713,8 @@ class DecisionRule:
         """Yearly value (EUR) of the patients' health the decision produces, before altruism."""
         spy = self.steps_per_year
         kappa = self.benefit_to_cost
-        care_value = kappa * table.unit_cost * table.need_belief * spy  # health, not units: innovation-neutral
+        # health, not units: innovation-neutral
+        care_value = self._remembered("care value", (table,), lambda: kappa * table.unit_cost * table.need_belief * spy)
         value = care_value * self.benefit_of(table, decision)
         if self.mechanisms.coordination:
             failures = (
@@ -718,15 +727,17 @@ class DecisionRule:
             readmission_harm = (
                 READMISSION_AFTER_FAILURE
                 * outlook.readmission_units
-                * self._receiver_cost(outlook.readmission_target, table)
+                * self._remembered(
+                    "receiver cost", (table, outlook), lambda: self._receiver_cost(outlook.readmission_target, table)
+                )
             )
             value = value - kappa * failures * readmission_harm
         if self.mechanisms.prevention:
-            episode_cost = self._episode_cost(outlook, table)
-            prevented = outlook.preventable_strokes * spy * self._task(decision, PREVENTION)
-            value = value + kappa * prevented * episode_cost * realised_share(
-                outlook.health_horizon, self.effort.prevention_buildup
+            episode_cost = self._remembered(
+                "episode cost", (table, outlook), lambda: self._episode_cost(outlook, table)
             )
+            prevented = outlook.preventable_strokes * spy * self._task(decision, PREVENTION)
+            value = value + kappa * prevented * episode_cost * self._realised(outlook, "health_horizon")
         if outlook.admission_candidates is not None:
             admission_cost = outlook.admission_units * table.unit_cost
             benefit = self.admission_benefit(decision.admission)
@@ -844,24 +855,30 @@ class DecisionRule:
         return utilities
 
     def logit_pick(self, utilities: np.ndarray, scale: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Index of the chosen candidate per provider: a logit (noisy best) choice."""
-        weights = np.exp((utilities - utilities.max(axis=0)) / np.maximum(scale, 1e-9))
-        cumulative = np.cumsum(weights / weights.sum(axis=0), axis=0)
-        pick = (rng.random(utilities.shape[1])[None, :] > cumulative).sum(axis=0)
-        return np.minimum(pick, utilities.shape[0] - 1)
+        """Index of the chosen candidate per provider: a logit (noisy best) choice.
+
+        ``utilities`` (K, P) with ``scale`` (P,) picks for one decision; (D, K, P) with
+        ``scale`` (D, P) for D decisions at once, drawing as D calls in turn would.
+        """
+        weights = np.exp((utilities - utilities.max(axis=-2, keepdims=True)) / np.maximum(scale, 1e-9)[..., None, :])
+        cumulative = np.cumsum(weights / weights.sum(axis=-2, keepdims=True), axis=-2)
+        draws = rng.random(utilities.shape[:-2] + utilities.shape[-1:])
+        pick = (draws[..., None, :] > cumulative).sum(axis=-2)
+        return np.minimum(pick, utilities.shape[-2] - 1)
 
     def noise_scale(
-        self, dim: int, table: ProviderTable, outlook: Outlook, stakes: np.ndarray | None = None
+        self, dim: int | list[int], table: ProviderTable, outlook: Outlook, stakes: np.ndarray | None = None
     ) -> np.ndarray:
         """Logit temperature of a decision dimension: choice noise times what is at stake in it.
 
         Intensity and care shifting put the provider's whole care at stake; an effort task
         or selection only its own time budget, so small decisions are not drowned in the
-        noise of large ones. ``stakes``: :meth:`stakes` if already computed.
+        noise of large ones. ``dim``: a dimension, or a list of them (one row each);
+        ``stakes``: :meth:`stakes` if already computed.
         """
         if stakes is None:
             stakes = self.stakes(table, outlook)
-        return self.params.choice_noise * np.maximum(stakes[:, dim], 1e-9)
+        return self.params.choice_noise * np.maximum(stakes[:, dim].T, 1e-9)
 
     def stakes(self, table: ProviderTable, outlook: Outlook) -> np.ndarray:
         """What is at stake in each decision dimension, EUR per year, shape (P, 9).
@@ -885,7 +902,9 @@ class DecisionRule:
         """
         if self.change_cost <= 0:
             return np.zeros(table.n)
-        stakes = self.stakes(table, outlook) * outlook.active
+        stakes = self._remembered(
+            "active stakes", (table, outlook), lambda: self.stakes(table, outlook) * outlook.active
+        )
         habit = table.habit
         gaps = [decision.get(dim) - habit.get(dim) for dim in range(len(Decision.DIMENSIONS))]
         return self.change_cost * (stakes * np.column_stack(gaps) ** 2).sum(axis=1)
@@ -910,12 +929,16 @@ class DecisionRule:
         stakes = self.stakes(table, outlook)
         chosen = table.decision.copy()
         providers = np.arange(table.n)
-        for dim, members in groups:
+        # dimensions with as many candidates are picked together, in order (the same draws)
+        for batch in _same_size_runs(groups):
+            dims = [dim for dim, _ in batch]
+            members = np.array([members for _, members in batch])  # (dimensions, candidates)
             options = utilities[members]
-            pick = self.logit_pick(options, self.noise_scale(dim, table, outlook, stakes), rng)
-            pick = np.where(np.ptp(options, axis=0) > 0, pick, 0)  # nothing at stake: keep current
-            rows = np.asarray(members)[pick] * table.n + providers  # candidate pick[i]'s row of provider i
-            chosen.get(dim)[:] = cands.get(dim)[rows]
+            pick = self.logit_pick(options, self.noise_scale(dims, table, outlook, stakes), rng)
+            pick = np.where(np.ptp(options, axis=-2) > 0, pick, 0)  # nothing at stake: keep current
+            rows = np.take_along_axis(members, pick, axis=1) * table.n + providers  # candidate pick[i]'s row of i
+            for dim, dim_rows in zip(dims, rows, strict=True):
+                chosen.get(dim)[:] = cands.get(dim)[dim_rows]
         return chosen
 
     def adoption_gain(
@@ -958,6 +981,17 @@ class DecisionRule:
         felt = np.where(money >= 0, money, table.loss_aversion * money)
         stakes = np.abs(money) + np.abs(health) + upfront
         return felt + health, stakes
+
+
+def _same_size_runs(groups: list[tuple[int, list[int]]]) -> list[list[tuple[int, list[int]]]]:
+    """The groups split into runs of consecutive groups with as many candidates."""
+    runs: list[list[tuple[int, list[int]]]] = []
+    for group in groups:
+        if runs and len(runs[-1][0][1]) == len(group[1]):
+            runs[-1].append(group)
+        else:
+            runs.append([group])
+    return runs
 
 
 def borne_by_own_payee(target: np.ndarray, payee: np.ndarray) -> np.ndarray:
