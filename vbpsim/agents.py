@@ -284,7 +284,7 @@ class Outlook:
 
     def retention(self, benefit: np.ndarray) -> np.ndarray:
         """Share of the panel kept over a year when patients experience ``benefit``."""
-        return np.exp(-self.switch_rate * (1 - np.clip(benefit, 0, 1.5)))
+        return np.exp(-self.switch_rate * (1 - _clip(benefit, 0, 1.5)))
 
     def tiled(self, copies: int) -> Outlook:
         """The outlook of ``copies`` stacked copies of all providers (for batched probing)."""
@@ -994,22 +994,28 @@ def _same_size_runs(groups: list[tuple[int, list[int]]]) -> list[list[tuple[int,
     return runs
 
 
-def borne_by_own_payee(target: np.ndarray, payee: np.ndarray) -> np.ndarray:
+def borne_by_own_payee(target: np.ndarray, payee: np.ndarray, source_payee: np.ndarray | None = None) -> np.ndarray:
     """Which spillovers (source row -> ``target`` row, -1 for none) land inside the source's own payee.
 
     Only those can change what the source earns or spends. Probes keep only them: in a
     batched probe every payee's movers try a candidate at once, and a spillover onto another
     payee's row would otherwise leak one provider's trial move into a stranger's books.
+    ``source_payee``: the payee of each spillover's source when entry i of ``target`` is
+    not row i's (several lists of spillovers one after the other); by default ``payee``.
     """
+    source_payee = payee if source_payee is None else source_payee
     valid = target >= 0
-    valid[valid] = payee[target[valid]] == payee[valid]
+    valid[valid] = payee[target[valid]] == source_payee[valid]
     return valid
 
 
 def _landing(spillovers: list[tuple[np.ndarray, np.ndarray]], table: ProviderTable) -> tuple[np.ndarray, np.ndarray]:
-    """Where the spillover pairs, concatenated in order, land: which ones count and their target rows."""
+    """Where the spillover pairs, concatenated in order, land: which ones count and their target rows.
+
+    A spillover counts when it is borne by its source's own payee (:func:`borne_by_own_payee`).
+    """
     target = np.concatenate([target for target, _ in spillovers])
-    valid = np.concatenate([borne_by_own_payee(target, table.payee) for target, _ in spillovers])
+    valid = borne_by_own_payee(target, table.payee, np.concatenate([table.payee] * len(spillovers)))
     return valid, target[valid]
 
 
