@@ -108,6 +108,12 @@ class Decision:
         """``copies`` stacked copies of this decision (one array op per field)."""
         return Decision(**_tiled({f: getattr(self, f) for f in self.FIELDS}, copies))
 
+    def matrix(self) -> np.ndarray:
+        """All dimensions as one array, shape (P, 9): column ``dim`` is :meth:`get` (``dim``)."""
+        return np.column_stack(
+            [self.intensity, self.effort, self.selection, self.shift, self.need_tilt, self.admission]
+        )
+
     def get(self, dim: int) -> np.ndarray:
         """The values of decision dimension ``dim`` (index into DIMENSIONS)."""
         if dim == 0:
@@ -769,7 +775,7 @@ class DecisionRule:
         """Yearly disutility of effort: convex in total (time-weighted) effort, so tasks compete."""
         efforts = np.column_stack([decision.effort, decision.selection])
         budgets = outlook.budgets
-        total = np.maximum(budgets.sum(axis=1), 1e-9)
+        total = self._remembered("effort budget", (outlook,), lambda: np.maximum(budgets.sum(axis=1), 1e-9))
         return (budgets * efforts).sum(axis=1) ** 2 / (2 * total)
 
     def utility(
@@ -905,9 +911,8 @@ class DecisionRule:
         stakes = self._remembered(
             "active stakes", (table, outlook), lambda: self.stakes(table, outlook) * outlook.active
         )
-        habit = table.habit
-        gaps = [decision.get(dim) - habit.get(dim) for dim in range(len(Decision.DIMENSIONS))]
-        return self.change_cost * (stakes * np.column_stack(gaps) ** 2).sum(axis=1)
+        habit = self._remembered("habit", (table.habit,), table.habit.matrix)
+        return self.change_cost * (stakes * (decision.matrix() - habit) ** 2).sum(axis=1)
 
     def choose(
         self,
