@@ -99,11 +99,6 @@ class Decision:
         """An independent copy."""
         return Decision(*(getattr(self, f).copy() for f in self.FIELDS))
 
-    @staticmethod
-    def concat(decisions: list[Decision]) -> Decision:
-        """Decisions of several groups of providers stacked into one."""
-        return Decision(*(np.concatenate([getattr(d, f) for d in decisions]) for f in Decision.FIELDS))
-
     def tiled(self, copies: int) -> Decision:
         """``copies`` stacked copies of this decision (one array op per field)."""
         return Decision(**_tiled({f: getattr(self, f) for f in self.FIELDS}, copies))
@@ -121,13 +116,6 @@ class Decision:
         if dim <= len(EFFORT_TASKS):
             return self.effort[:, dim - 1]
         return {5: self.selection, 6: self.shift, 7: self.need_tilt}.get(dim, self.admission)
-
-    def moved(self, dim: int, values: np.ndarray, where: np.ndarray) -> Decision:
-        """A copy with dimension ``dim`` set to ``values`` where ``where`` holds."""
-        out = self.copy()
-        target = out.get(dim)
-        target[where] = values[where]
-        return out
 
     def where(self, mask: np.ndarray, other: Decision) -> Decision:
         """Take this decision where ``mask`` holds and ``other`` elsewhere."""
