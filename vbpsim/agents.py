@@ -100,7 +100,7 @@ class Decision:
         return Decision(*(getattr(self, f).copy() for f in self.FIELDS))
 
     def tiled(self, copies: int) -> Decision:
-        """``copies`` stacked copies of this decision (one array op per field)."""
+        """``copies`` stacked copies of this decision (provider rows repeated, as for the table)."""
         return Decision(**_tiled({f: getattr(self, f) for f in self.FIELDS}, copies))
 
     def matrix(self) -> np.ndarray:
@@ -351,15 +351,17 @@ class DecisionRule:
         self.effort = scenario.effort
         self.timeliness = data_timeliness(scenario)
         self.change_cost = scenario.providers.change_cost
-        # While :meth:`evaluate` probes, quantities that several parts of the rule need
-        # (a decision's benefit, its task values, the spillovers' target rows) are computed
-        # once per (table, decision) and remembered here; None outside a probe.
+        # While :meth:`evaluate` probes, quantities that several parts of the rule need, or
+        # that every probing round needs again (a decision's benefit and task values, the
+        # spillovers' landing rows, the outlook's realised prevention shares...), are computed
+        # once per table, outlook or decision and remembered here; None outside a probe.
         self._memo: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] | None = None
 
     def _remembered(self, name: str, owners: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
-        """``compute()``, remembered while probing for these ``owners`` (objects not changed while probing).
+        """``compute()``, remembered while probing for these ``owners`` (nothing changes them while probing).
 
-        The entry holds its owners, so their ids stay theirs while it lives.
+        Keyed by the owners' ids; the entry holds the owners, so no other object can take
+        one of those ids while it lives. Outside a probe, just ``compute()``.
         """
         memo = self._memo
         if memo is None:
