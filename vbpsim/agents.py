@@ -356,6 +356,7 @@ class DecisionRule:
         # spillovers' landing rows, the outlook's realised prevention shares...), are computed
         # once per table, outlook or decision and remembered here; None outside a probe.
         self._memo: dict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] | None = None
+        self._rounds: tuple[bytes, np.ndarray, int] | None = None  # payees, member ranks, rounds (evaluate)
 
     def _remembered(self, name: str, owners: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
         """``compute()``, remembered while probing for these ``owners`` (nothing changes them while probing).
@@ -830,8 +831,11 @@ class DecisionRule:
             outlook.current_retention = outlook.retention(self.benefit_of(table, table.decision))
         stacked_table = table.tiled(n_cands, n_payees)
         stacked_outlook = outlook.tiled(n_cands)
-        rounds = member_rank(table.payee)
-        n_rounds = int(rounds.max()) + 1 if len(rounds) else 0
+        payees = table.payee.tobytes()
+        if self._rounds is None or self._rounds[0] != payees:  # the groups rarely change: rank them once
+            ranks = member_rank(table.payee)
+            self._rounds = (payees, ranks, int(ranks.max()) + 1 if len(ranks) else 0)
+        _, rounds, n_rounds = self._rounds
         self._memo = {}
         try:
             for r in range(n_rounds):
