@@ -476,51 +476,60 @@ def _pairwise_sum(
 ) -> float:
     """The pairwise summation of numpy (``pairwise_sum_DOUBLE``) of the costs of patients ``order[lo:lo + n]``.
 
-    Patient i's cost: ``table[rows[i], d] x weight[i] x scale`` (written out: a helper taking
-    the arrays would slow the loop).
+    Patient i's cost is ``table[rows[i], d] x weight[i] x scale``. numpy sums up to 8 terms
+    in a row, up to 128 in 8 interleaved partial sums, and splits longer runs in two halves
+    (the first a multiple of 8 long) whose sums it adds; the halves are walked here with an
+    explicit stack (a recursive numba function takes seconds longer to compile).
     """
-    if n < 8:
-        total = 0.0
-        for j in range(lo, lo + n):
-            total += table[rows[order[j]], d] * weight[order[j]] * scale
-        return total
-    if n <= 128:
-        r0, r1 = (
-            table[rows[order[lo]], d] * weight[order[lo]] * scale,
-            table[rows[order[lo + 1]], d] * weight[order[lo + 1]] * scale,
-        )
-        r2, r3 = (
-            table[rows[order[lo + 2]], d] * weight[order[lo + 2]] * scale,
-            table[rows[order[lo + 3]], d] * weight[order[lo + 3]] * scale,
-        )
-        r4, r5 = (
-            table[rows[order[lo + 4]], d] * weight[order[lo + 4]] * scale,
-            table[rows[order[lo + 5]], d] * weight[order[lo + 5]] * scale,
-        )
-        r6, r7 = (
-            table[rows[order[lo + 6]], d] * weight[order[lo + 6]] * scale,
-            table[rows[order[lo + 7]], d] * weight[order[lo + 7]] * scale,
-        )
-        j = 8
-        while j < n - n % 8:
-            r0 += table[rows[order[lo + j]], d] * weight[order[lo + j]] * scale
-            r1 += table[rows[order[lo + j + 1]], d] * weight[order[lo + j + 1]] * scale
-            r2 += table[rows[order[lo + j + 2]], d] * weight[order[lo + j + 2]] * scale
-            r3 += table[rows[order[lo + j + 3]], d] * weight[order[lo + j + 3]] * scale
-            r4 += table[rows[order[lo + j + 4]], d] * weight[order[lo + j + 4]] * scale
-            r5 += table[rows[order[lo + j + 5]], d] * weight[order[lo + j + 5]] * scale
-            r6 += table[rows[order[lo + j + 6]], d] * weight[order[lo + j + 6]] * scale
-            r7 += table[rows[order[lo + j + 7]], d] * weight[order[lo + j + 7]] * scale
-            j += 8
-        total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while j < n:
-            total += table[rows[order[lo + j]], d] * weight[order[lo + j]] * scale
-            j += 1
-        return total
-    half = n // 2
-    half -= half % 8
-    first = _pairwise_sum(table, rows, weight, order, d, lo, half, scale)
-    return first + _pairwise_sum(table, rows, weight, order, d, lo + half, n - half, scale)
+    starts = np.empty(64, dtype=np.int64)  # the runs still open, innermost last (depth ~ log2(n / 128))
+    lengths = np.empty(64, dtype=np.int64)
+    stage = np.empty(64, dtype=np.int64)  # 0: not split yet, 1: first half being summed, 2: second half
+    first_half = np.empty(64)
+    partial = np.empty(8)
+    top, value, have_value = 0, 0.0, False
+    starts[0], lengths[0], stage[0] = lo, n, 0
+    while True:
+        if have_value:  # a run is summed: it is the first or second half of the run below it
+            if top < 0:
+                return value
+            if stage[top] == 1:
+                first_half[top], stage[top], have_value = value, 2, False
+                half = lengths[top] // 2
+                half -= half % 8
+                top += 1
+                starts[top], lengths[top], stage[top] = starts[top - 1] + half, lengths[top - 1] - half, 0
+            else:
+                value = first_half[top] + value
+                top -= 1
+            continue
+        begin, length = starts[top], lengths[top]
+        if length > 128:
+            half = length // 2
+            half -= half % 8
+            stage[top] = 1
+            top += 1
+            starts[top], lengths[top], stage[top] = begin, half, 0
+            continue
+        if length < 8:
+            value = 0.0
+            for j in range(begin, begin + length):
+                value += table[rows[order[j]], d] * weight[order[j]] * scale
+        else:
+            for k in range(8):
+                partial[k] = table[rows[order[begin + k]], d] * weight[order[begin + k]] * scale
+            j = 8
+            while j < length - length % 8:
+                for k in range(8):
+                    partial[k] += table[rows[order[begin + j + k]], d] * weight[order[begin + j + k]] * scale
+                j += 8
+            value = ((partial[0] + partial[1]) + (partial[2] + partial[3])) + (
+                (partial[4] + partial[5]) + (partial[6] + partial[7])
+            )
+            while j < length:
+                value += table[rows[order[begin + j]], d] * weight[order[begin + j]] * scale
+                j += 1
+        top -= 1
+        have_value = True
 
 
 @numba.njit(**JIT_OPTIONS)
