@@ -27,6 +27,7 @@ CASES = [
     ("outlier", {}),
     ("ffs", {"mechanisms": "none"}),
     ("p4p", {"contract.attribution": "prospective"}),
+    ("capitation", {"purchaser.risk_adjustment": "full"}),  # scores blended with the own cost (appraisal too)
 ]
 
 

@@ -151,7 +151,12 @@ def appraise_patients(
         pop.perceived_risk,
         pop.frailty,
         need["stroke_hazard"],  # yearly, from age and conditions (zero if not at risk)
-        need["scores"],
+        need["scored"],
+        need["risk_cells"],
+        model.risk_model.cell_means,
+        model.risk_model.blend,
+        model.risk_model.blended,
+        need["score_calibration"],
         need["diagnosis_row"],
         need["by_diagnosis"],
         model._case_scale(need),

@@ -603,8 +603,9 @@ class VBPModel(mesa.Model):
     def _patient_sums(self, need: dict[str, np.ndarray], full: bool) -> np.ndarray:
         """The patient pass of the observation: per-provider sums (rows ``kernels.MEMBERS..STOPLOSS``).
 
-        Sets ``need["mean_cost"]``, and ``need["scores"]`` (calibrated risk scores) on an
-        observed step whose outlook appraises the patients (:meth:`appraisal_due`). With
+        Sets ``need["mean_cost"]`` and what gives each patient's calibrated risk score
+        (:meth:`risk_scores`): ``risk_cells``, ``score_calibration`` and ``scored`` (the
+        living, who are scored). With
         ``full`` (an observed step: ``need`` is :meth:`deliver_care`'s care) the delivered
         care is summed too, and each patient's cost adds to their year-to-date cost and to
         this year's cost and score (for the risk model's realised R^2).
@@ -613,9 +614,7 @@ class VBPModel(mesa.Model):
         alive = pop.alive
         cells, calibration, living = self._risk_cells(need, alive)
         n_disciplines = len(DISCIPLINES)
-        keep_scores = full and self.appraisal_due()
-        shape = (pop.size, n_disciplines)
-        scores = self._buffers.array("scores", shape) if keep_scores else np.empty((0, n_disciplines))
+        scores = np.empty((0, n_disciplines))  # (not kept: the appraisal scores patients from their cells)
         sums = np.empty((kernels.N_SUMS, self.providers.n))
         none = np.empty((0, n_disciplines))
         kernels.observe(
@@ -633,10 +632,22 @@ class VBPModel(mesa.Model):
             self._year_patient_cost if full else np.empty(0),
             scores, sums,
         )  # fmt: skip
-        if keep_scores:
-            need["scores"] = scores
+        need.update(risk_cells=cells, score_calibration=calibration, scored=alive)
         need["mean_cost"] = need["cost_total"] * self.score_level / max(living, 1)
         return sums
+
+    def risk_scores(self, care: dict[str, np.ndarray]) -> np.ndarray:
+        """Each patient's calibrated risk score per discipline as the purchaser observed it this step.
+
+        Not stored by the step (the appraisal computes it where it reads it): the mean cost of
+        the patient's risk cell, blended with its own cost when the fit blends, times the
+        calibration, 0 for those dead when observed.
+        """
+        model = self.risk_model
+        raw = model.cell_means[care["risk_cells"]]
+        if model.blended:
+            raw = model.blend * (self.need_units(care) * self.unit_cost) + (1 - model.blend) * raw
+        return np.where(care["scored"][:, None], raw, 0.0) * care["score_calibration"]
 
     def appraisal_due(self) -> bool:
         """Whether this step's outlook has the GPs review their panels (quarterly, and at the first outlook)."""

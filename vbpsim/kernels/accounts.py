@@ -284,7 +284,12 @@ def appraise_pass(
     perceived_risk: np.ndarray,
     frailty: np.ndarray,
     hazard: np.ndarray,
-    scores: np.ndarray,
+    scored: np.ndarray,
+    cells: np.ndarray,
+    cell_means: np.ndarray,
+    blend: float,
+    use_blend: bool,
+    score_scale: np.ndarray,
     diagnosis_row: np.ndarray,
     by_diagnosis: np.ndarray,
     case_scale: np.ndarray,
@@ -306,9 +311,11 @@ def appraise_pass(
     cost, cases, case value, cost, outlier cost and stop-loss excess (in that order);
     only the disciplines inside the GP's payee count. A patient's need is
     ``by_diagnosis[diagnosis_row] x frailty`` in units, its diagnosis price
-    ``by_diagnosis[diagnosis_row] x unit_cost``.
+    ``by_diagnosis[diagnosis_row] x unit_cost``; its risk score is the observation's
+    (``kernels.delivery.observe``): its cell's mean cost, blended with its own cost if
+    ``use_blend``, times ``score_scale``, 0 if it was not ``scored`` (dead when observed).
     """
-    n, n_disc = scores.shape
+    n, n_disc = provider.shape
     net = np.empty(n)
     true_net = np.empty(n)
     cost = np.zeros(n)
@@ -326,8 +333,13 @@ def appraise_pass(
                 continue
             units_d = by_diagnosis[diagnosis_at, d] * frailty[i]
             diagnosis_cost_d = by_diagnosis[diagnosis_at, d] * unit_cost[d]
+            raw = 0.0
+            if scored[i]:
+                raw = cell_means[cells[i], d]
+                if use_blend:
+                    raw = blend * (units_d * unit_cost[d]) + (1 - blend) * raw
             priced = (
-                scores[i, d] * g_exp
+                raw * score_scale[d] * g_exp
                 + mean_cost[d] * g_avg
                 + (units_d > 0) * (g_cases + diagnosis_cost_d * case_scale[d] * g_value)
             )
