@@ -56,6 +56,10 @@ def risk_scores(model: RiskModel, cost: np.ndarray, alive: np.ndarray) -> np.nda
 class DeliveryOracle:
     """Numpy delivery methods (verbatim from commit 1bcaa63) that override the compiled ones."""
 
+    # The numpy formulation keeps the pending duplicates as one dense array (a plain attribute
+    # shadowing VBPModel's property, which keeps them as a list of the patients concerned).
+    pending_duplicates: np.ndarray | None = None
+
     def _admit(self, care: dict[str, np.ndarray]) -> None:
         """Discretionary admissions of this step: candidates arise, hospitals admit and redirect.
 

@@ -55,6 +55,7 @@ def randomised(seed: int, **overrides: object) -> tuple[VBPModel, VBPModel]:
     model.step_index = 5  # mid-year: no re-estimation of the risk model
     oracle = copy.deepcopy(model)
     oracle.__class__ = NumpyModel
+    oracle.pending_duplicates = model.pending_duplicates  # (the oracle keeps them dense)
     return model, oracle
 
 

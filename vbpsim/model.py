@@ -83,6 +83,7 @@ STREAMS = (
 _NO_FLOATS = np.zeros(0)  # stand-ins for per-patient arrays a pass does not read (mechanism off)
 _NO_FLAGS = np.zeros(0, dtype=bool)
 _NO_INDEX = np.zeros(0, dtype=np.int64)
+_NO_UNITS = np.zeros((0, len(DISCIPLINES)))
 _NO_SCORES = np.zeros((0, 4))  # the risk-cell pass writes no scores
 # Patient-by-discipline arrays of the need (``care_need``) and of the care delivered (``deliver_care``).
 NEED = ("need", "diagnosis_cost", "cost")
@@ -636,6 +637,22 @@ class VBPModel(mesa.Model):
         need["mean_cost"] = need["cost_total"] * self.score_level / max(living, 1)
         return sums
 
+    @property
+    def pending_duplicates(self) -> np.ndarray:
+        """Duplicated work per patient and discipline (units) after last step's failed hand-offs, due this step.
+
+        Kept as a list of the few patients concerned (``_pending_rows``, ascending, and their
+        units); this dense copy is for inspection and tests, and assigning one sets the list.
+        """
+        dense = np.zeros((self.population.size, len(DISCIPLINES)))
+        dense[self._pending_rows] = self._pending_units
+        return dense
+
+    @pending_duplicates.setter
+    def pending_duplicates(self, dense: np.ndarray) -> None:
+        rows = np.flatnonzero(np.any(dense != 0, axis=1))
+        self._pending_rows, self._pending_units = rows, np.array(dense[rows], dtype=float)
+
     def risk_scores(self, care: dict[str, np.ndarray]) -> np.ndarray:
         """Each patient's calibrated risk score per discipline as the purchaser observed it this step.
 
@@ -906,7 +923,7 @@ class VBPModel(mesa.Model):
         decision = table.decision
         care["duplicate_cost"], care["innovation_cost"], n_candidates, acs_expected = kernels.deliver(
             pop.state, pop.conditions, pop.frailty, pop.provider, pop.delivery_noise, self.high_need,
-            self.pending_duplicates, self.unit_cost,
+            self._pending_rows, self._pending_units, self.unit_cost,
             decision.intensity, decision.need_tilt, table.need_multiplier, decision.shift, self._shift_units(),
             m.need_classes, m.care_shifting,
             care["diagnosis_row"], care["by_diagnosis"], *(care[name] for name in DELIVERED), care["shifted_cost"],
@@ -917,6 +934,7 @@ class VBPModel(mesa.Model):
             m.risk_selection, self.admission_steer_weight,
             values, flags, candidates, sums[:6], sums[6],
         )  # fmt: skip
+        self._pending_rows, self._pending_units = _NO_INDEX, _NO_UNITS  # delivered now
         if admitting:
             self._admit(care, candidates[:n_candidates], values[:, :n_candidates], flags[:, :n_candidates], sums)
             care["acs_expected_total"] = acs_expected
@@ -1085,6 +1103,8 @@ class VBPModel(mesa.Model):
         qol, base_stroke = self._scratch("qol", (n,)), self._scratch("stroke_hazard", (n,))
         events = self._scratch("events", (n,), np.uint8)
         readmitted = self._scratch("readmitted", (n,), np.int64)
+        pending_rows = self._scratch("pending_rows", (n,), np.int64)  # (only the first few are ever written)
+        pending_units = self._scratch("pending_units", (n, len(DISCIPLINES)))
         per_sender = np.zeros((5, table.n))
         eff = self.config.effort
         # The age terms in bulk: numpy's vectorised power and exp cost a fraction of a loop's calls.
@@ -1130,11 +1150,14 @@ class VBPModel(mesa.Model):
             dies=dies,
             new_state=new_state,
             events=events,
-            pending_duplicates=self.pending_duplicates,
+            pending_rows=pending_rows,
+            pending_units=pending_units,
             readmitted=readmitted,
             per_provider=per_sender,
         )
-        n_readmitted, youngest, oldest, sums = first
+        n_readmitted, n_pending, youngest, oldest, sums = first
+        # duplicated work after failed hand-offs, delivered next step (a few patients: kept as a list)
+        self._pending_rows, self._pending_units = pending_rows[:n_pending].copy(), pending_units[:n_pending].copy()
         totals = {k: float(v) for k, v in zip(health_kernels.TRANSITION_TOTALS, sums, strict=True)}
         care.update(benefit=benefit, stroke_hazard=base_stroke, qol=qol, strokes=strokes, dies=dies)
         care["state_before"] = state

@@ -192,7 +192,8 @@ def deliver(
     provider: np.ndarray,
     delivery_noise: np.ndarray,
     high_need: np.ndarray,
-    pending: np.ndarray,
+    pending_rows: np.ndarray,
+    pending_units: np.ndarray,
     unit_cost: np.ndarray,
     intensity: np.ndarray,
     need_tilt: np.ndarray,
@@ -234,7 +235,8 @@ def deliver(
 
     Delivery: ratio = intensity x noise (x (1 +/- need tilt)); delivered = ratio x need x
     the provider's need multiplier, a rehab provider's shifted share moved to home care at ``shift_units``
-    per unit, plus last step's pending duplicates (which are cleared). Admissions (when
+    per unit, plus last step's pending duplicates (``pending_units`` of the patients
+    ``pending_rows``, ascending; the caller clears them). Admissions (when
     ``admissions``): candidates from ``draws`` (the admissions stream's ``random((4, n))``)
     as in ``VBPModel._admit``; ``admission_params`` holds, in order: overtreatment harm,
     planned and ACS admission rates, undertreatment harm, prevention efficacy, step length
@@ -266,7 +268,7 @@ def deliver(
     ) = admission_params
     p_planned = 1 - math.exp(-planned_rate_param * dt)  # the same for every eligible patient
     duplicate_cost = duplicate_block = innovation_cost = innovation_block = acs_total = acs_block = 0.0
-    count = 0
+    count = next_pending = 0
     for i in range(n):
         if (i & (SUM_BLOCK - 1)) == 0:  # a new block of patients: the last block's sums to the totals
             duplicate_cost += duplicate_block
@@ -290,10 +292,13 @@ def deliver(
             row[REHAB] -= shifted
             row[NURSING] += shifted * shift_units
         shifted_cost[i] = shifted * unit_cost[REHAB]
+        with_duplicates = next_pending < pending_rows.shape[0] and pending_rows[next_pending] == i
         for d in range(N_DISCIPLINES):
-            delivered[i, d] = row[d] + pending[i, d]
-            duplicate_block += pending[i, d] * unit_cost[d]
-            pending[i, d] = 0.0
+            duplicate = pending_units[next_pending, d] if with_duplicates else 0.0
+            delivered[i, d] = row[d] + duplicate
+            duplicate_block += duplicate * unit_cost[d]
+        if with_duplicates:
+            next_pending += 1
         if not admissions:
             continue
         s = state[i]

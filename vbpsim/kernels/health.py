@@ -157,7 +157,8 @@ def transitions(
     dies: np.ndarray,
     new_state: np.ndarray,
     events: np.ndarray,
-    pending_duplicates: np.ndarray,
+    pending_rows: np.ndarray,
+    pending_units: np.ndarray,
     readmitted: np.ndarray,
     per_provider: np.ndarray,
 ) -> tuple:
@@ -165,18 +166,19 @@ def transitions(
 
     Writes the care benefit (after providers' factors), quality of life (0 for the dead),
     yearly stroke hazard before care, strokes, deaths, the new state (readmissions acute),
-    hand-off event bits, the failed hand-offs' duplicated work, and the readmitted patients'
-    indices (returned count first). Adds per provider (rows of ``per_provider``): strokes
-    and expected strokes at the GP, hand-offs,
-    failures and their duplicated units at the sender. Returns the count, the youngest and
-    the oldest patient's age (bounds of the onset probabilities) and the totals named in
-    :data:`TRANSITION_TOTALS`. ``by_age`` (the stroke hazard ratio of age) and
-    ``p_background`` (the step's probability of other-cause death) come computed in bulk:
-    numpy's vectorised powers and exponentials cost a fraction of a loop's scalar calls.
+    hand-off event bits, the failed hand-offs' duplicated work (``pending_units`` of the
+    patients ``pending_rows``, in patient order), and the readmitted patients' indices. Adds
+    per provider (rows of ``per_provider``): strokes and expected strokes at the GP,
+    hand-offs, failures and their duplicated units at the sender. Returns the number of
+    readmitted and of pending patients, the youngest and the oldest patient's age (bounds of
+    the onset probabilities) and the totals named in :data:`TRANSITION_TOTALS`. ``by_age``
+    (the stroke hazard ratio of age) and ``p_background`` (the step's probability of
+    other-cause death) come computed in bulk: numpy's vectorised powers and exponentials
+    cost a fraction of a loop's scalar calls.
     """
     n = state.shape[0]
     n_disciplines = ratio.shape[1]
-    n_readmitted = 0
+    n_readmitted = n_pending = 0
     qalys = stroke_h_sum = untreated_sum = guideline_sum = 0.0
     handoffs = failures = readmissions = risk_sum = p_fail_sum = 0.0
     guideline_qol = lead_sum = n_alive = n_strokes = n_deaths = 0.0
@@ -286,8 +288,11 @@ def transitions(
                             ns = ACUTE
                             readmitted[n_readmitted] = i
                             n_readmitted += 1
+                        pending_rows[n_pending] = i
                         for d in range(n_disciplines):
-                            pending_duplicates[i, d] = duplicate_share * (need_per_month[ns, d] * frailty[i] * months)
+                            duplicate = duplicate_share * (need_per_month[ns, d] * frailty[i] * months)
+                            pending_units[n_pending, d] = duplicate
+                        n_pending += 1
                         receiver = handoff_receiver[sender]
                         duplicated = 0.0
                         if receiver >= 0:
@@ -301,7 +306,7 @@ def transitions(
         events[i] = flags
     _add(totals, (qalys, stroke_h_sum, untreated_sum, guideline_sum, handoffs, failures, readmissions,
                   risk_sum, p_fail_sum, guideline_qol, lead_sum, n_alive, n_strokes, n_deaths))  # fmt: skip
-    return n_readmitted, youngest, oldest, totals
+    return n_readmitted, n_pending, youngest, oldest, totals
 
 
 @numba.njit(**JIT_OPTIONS)
