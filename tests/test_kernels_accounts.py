@@ -96,7 +96,6 @@ def test_record_pass_totals_match_numpy_sums_at_scale() -> None:
     rng = np.random.default_rng(11)
     n, n_providers = 300_000, 50
     need, delivered = rng.random((n, 4)), rng.random((n, 4))
-    ratio = rng.random((n, 4)) * 2
     provider = rng.integers(0, n_providers, (n, 4)).astype(np.int32)
     valuable, unit_cost = 1 + rng.random(n_providers) * 0.1, np.array([50.0, 600.0, 150.0, 60.0])
     state = rng.integers(0, 6, n).astype(np.int8)
@@ -111,10 +110,10 @@ def test_record_pass_totals_match_numpy_sums_at_scale() -> None:
         values[np.setdiff1d(np.arange(n), candidates)] = 0
     admission_guideline, redirected_units = floats[2], floats[3]
     out = record_pass(
-        rows, by_diagnosis, delivered, ratio, floats[0], provider, valuable, unit_cost,
+        rows, by_diagnosis, delivered, floats[0], provider, valuable, unit_cost,
         flags[0], state, state, flags[1], rng.integers(0, 3, n).astype(np.int8), floats[1], floats[9], True,
         candidates, *(x[candidates] for x in (admission_guideline, redirected_units, floats[4], floats[5])),
-        *(x[candidates] for x in (flags[2], flags[3], flags[4])), floats[6].sum(),
+        *(x[candidates] for x in (flags[2], flags[3], flags[4])), floats[6].sum(), 1.5, 2.5,
         flags[5][candidates], 0.5, floats[7], floats[8][candidates], flags[6], flags[6], 1 / 12, *tallies,
     )  # fmt: skip
     optimal = need * valuable[provider]
@@ -122,15 +121,14 @@ def test_record_pass_totals_match_numpy_sums_at_scale() -> None:
     given = delivered.copy()
     given[:, 1] += redirected_units
     excess = given * unit_cost - optimal * unit_cost
-    need_cost = need * unit_cost
     expected = {
         "guideline_cost": (optimal * unit_cost).sum(),
         "low_value_cost": np.maximum(excess, 0).sum(),
         "shortfall_cost": np.maximum(-excess, 0).sum(),
-        "overtreatment": (np.maximum(ratio - 1, 0) * need_cost).sum(),
         "delivered_here": (delivered * unit_cost).sum(),
         "alive_frailty": floats[1][state != 5].sum(),
     }
+    assert (out[SLOT["overtreatment"]], out[SLOT["withheld"]]) == (1.5, 2.5)  # (the delivery pass sums them)
     for name, value in expected.items():
         assert abs(out[SLOT[name]] - value) <= 2e-15 * abs(value), name
     np.testing.assert_allclose(tallies[2], (delivered * unit_cost).sum(axis=1), rtol=1e-15)

@@ -98,6 +98,12 @@ def test_deliver_equals_numpy(seed: int, mechanisms: str) -> None:
     innovation = (expected["ratio"] * (expected["need"] * model.unit_cost) * (multiplier - 1.0)).sum()
     assert_same("innovation_cost", np.float64(care["innovation_cost"]), innovation)
     assert_same("duplicate_cost", np.float64(care["duplicate_cost"]), (duplicates * model.unit_cost).sum())
+    # the ratio of care to need is recomputed where read, not stored; the record's over- and
+    # undertreatment are summed in the delivery pass (by blocks; numpy sums pairwise)
+    ratio, need_cost = expected.pop("ratio"), expected["need"] * model.unit_cost
+    assert_same("ratio", model.care_ratios(), ratio)
+    for name, excess in (("overtreatment_total", ratio - 1), ("withheld_total", 1 - ratio)):
+        np.testing.assert_allclose(care.pop(name), (np.maximum(excess, 0) * need_cost).sum(), rtol=1e-14)
     assert duplicates.any()
     # and the admissions' cases and case value only by hospital
     hospital, n_providers = model.population.provider[:, 1], model.providers.n

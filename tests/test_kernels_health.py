@@ -61,10 +61,16 @@ def scramble(model: VBPModel, seed: int) -> dict[str, np.ndarray]:
     table.benefit_gain = rng.uniform(0.0, 0.4, table.n) * (rng.random(table.n) < 0.5)
     table.decision.effort[:] = rng.random(table.decision.effort.shape)
     table.decision.selection[:] = rng.random(table.n)
-    care = model.deliver_care()
+    # care ratios below, at and above the optimum and zero: as the delivery noise at intensity 1, no tilt
+    # (the compiled passes recompute the ratio from these, the numpy ones store it)
     ratio = rng.uniform(0.0, 2.0, (n, len(DISCIPLINES)))
     ratio[rng.random(ratio.shape) < 0.1] = 1.0
     ratio[rng.random(ratio.shape) < 0.05] = 0.0
+    table.decision.intensity[:] = 1.0
+    table.decision.need_tilt[:] = 0.0
+    pop.delivery_noise = ratio
+    care = model.deliver_care()
+    assert np.array_equal(model.care_ratios(), ratio)
     care["ratio"] = ratio
     return care
 

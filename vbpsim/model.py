@@ -87,7 +87,7 @@ _NO_UNITS = np.zeros((0, len(DISCIPLINES)))
 _NO_SCORES = np.zeros((0, 4))  # the risk-cell pass writes no scores
 # Patient-by-discipline arrays of the need (``care_need``) and of the care delivered (``deliver_care``).
 NEED = ("need", "diagnosis_cost", "cost")
-DELIVERED = ("ratio", "delivered")
+DELIVERED = ("delivered",)
 INNOVATION_RECORDS = ("innovation_nmb", "innovation_upfront", "innovation_realised", "innovation_ideal")
 
 
@@ -621,7 +621,7 @@ class VBPModel(mesa.Model):
         kernels.observe(
             pop.provider, alive, pop.frailty, cells, model.cell_means, model.blend, model.blended, calibration, full,
             need["diagnosis_row"], need["by_diagnosis"],
-            need["ratio"] if full else none,
+            *self._style(),
             need["delivered"] if full else none,
             self._case_scale(need),
             self.outlier_threshold(need) if full else np.zeros(n_disciplines),
@@ -816,6 +816,30 @@ class VBPModel(mesa.Model):
             self._close_books_year()
         self.step_index += 1
 
+    def _style(self) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray, np.ndarray]:
+        """What the passes recompute each patient's care ratio from (see :meth:`care_ratios`)."""
+        decision = self.providers.decision
+        return (
+            decision.intensity,
+            decision.need_tilt,
+            self.mechanisms.need_classes,
+            self.high_need,
+            self.population.delivery_noise,
+        )
+
+    def care_ratios(self) -> np.ndarray:
+        """Each patient's ratio of care delivered to need per discipline under the current decisions.
+
+        ``intensity x delivery noise``, x (1 +/- need tilt) with need classes (high need +).
+        The step does not store it: its passes recompute it where they read it.
+        """
+        decision, pop = self.providers.decision, self.population
+        ratio = decision.intensity[pop.provider] * pop.delivery_noise
+        if self.mechanisms.need_classes:
+            sign = np.where(self.high_need, 1.0, -1.0)[:, None]
+            ratio = ratio * (1 + sign * decision.need_tilt[pop.provider])
+        return ratio
+
     def need_units(self, care: dict[str, np.ndarray]) -> np.ndarray:
         """Guideline need per patient and discipline in units this step (units by diagnosis x frailty).
 
@@ -921,7 +945,7 @@ class VBPModel(mesa.Model):
         candidates = buffers.array("admission_index", (width,), np.int64)
         sums = np.empty((7, table.n))  # per hospital: 3 belief sums, 3 observed; per GP: ACS expected
         decision = table.decision
-        care["duplicate_cost"], care["innovation_cost"], n_candidates, acs_expected = kernels.deliver(
+        delivered = kernels.deliver(
             pop.state, pop.conditions, pop.frailty, pop.provider, pop.delivery_noise, self.high_need,
             self._pending_rows, self._pending_units, self.unit_cost,
             decision.intensity, decision.need_tilt, table.need_multiplier, decision.shift, self._shift_units(),
@@ -934,6 +958,8 @@ class VBPModel(mesa.Model):
             m.risk_selection, self.admission_steer_weight,
             values, flags, candidates, sums[:6], sums[6],
         )  # fmt: skip
+        care["duplicate_cost"], care["innovation_cost"], n_candidates, acs_expected = delivered[:4]
+        care["overtreatment_total"], care["withheld_total"] = delivered[4:]
         self._pending_rows, self._pending_units = _NO_INDEX, _NO_UNITS  # delivered now
         if admitting:
             self._admit(care, candidates[:n_candidates], values[:, :n_candidates], flags[:, :n_candidates], sums)
@@ -1112,13 +1138,18 @@ class VBPModel(mesa.Model):
         p_background = pop.background_mortality(clinical, out=self._scratch("p_background", (n,)))
         np.multiply(p_background, -dt, out=p_background)  # 1 - exp(-hazard * dt), in place
         np.subtract(1, np.exp(p_background, out=p_background), out=p_background)
+        intensity, need_tilt, need_classes, high_need, delivery_noise = self._style()
         first = health_kernels.transitions(
             state=state,
             age=pop.age,
             conditions=pop.conditions,
             provider=pop.provider,
             frailty=pop.frailty,
-            ratio=care["ratio"],
+            intensity=intensity,  # the care ratio as delivered (decisions change after the health step)
+            need_tilt=need_tilt,
+            need_classes=need_classes,
+            high_need=high_need,
+            delivery_noise=delivery_noise,
             by_age=by_age,
             p_background=p_background,
             prevention_stock=self.prevention_stock,
@@ -1622,7 +1653,6 @@ class VBPModel(mesa.Model):
             care["diagnosis_row"],
             care["by_diagnosis"],
             care["delivered"],
-            care["ratio"],
             care["shifted_cost"],
             pop.provider,
             valuable,
@@ -1644,6 +1674,8 @@ class VBPModel(mesa.Model):
             care["acs_admitted"] if admitting else flags,
             care["admission_candidates"] if admitting else flags,
             care["acs_expected_total"] if admitting else 0.0,
+            care["overtreatment_total"],
+            care["withheld_total"],
             care["redirected"] if admitting else flags,
             high_risk,
             care["qol"],

@@ -98,7 +98,6 @@ def record_pass(
     diagnosis_row: np.ndarray,
     by_diagnosis: np.ndarray,
     delivered: np.ndarray,
-    ratio: np.ndarray,
     shifted_cost: np.ndarray,
     provider: np.ndarray,
     valuable: np.ndarray,
@@ -120,6 +119,8 @@ def record_pass(
     acs_admitted: np.ndarray,
     admission_candidates: np.ndarray,
     acs_expected_total: float,
+    overtreatment_total: float,
+    withheld_total: float,
     redirected: np.ndarray,
     high_risk_frailty: float,
     qol: np.ndarray,
@@ -141,7 +142,8 @@ def record_pass(
     bought elsewhere), the cost accounts' ``delivered_here`` does not. Patient i's need in
     discipline d is ``by_diagnosis[diagnosis_row[i], d] x frailty[i]``. The admission arrays
     hold one entry per candidate, of the patients ``admission_index`` (ascending); the ACS
-    admission probability comes summed (the delivery pass sums it by the same blocks).
+    admission probability, and the guideline cost over- and undertreated weighted by the
+    ratio's distance from 1, come summed (the delivery pass sums them by the same blocks).
     """
     n, n_disc = delivered.shape
     out = np.zeros(len(RECORD_SLOTS))
@@ -151,7 +153,7 @@ def record_pass(
     n_candidates = admission_index.shape[0] if admitting else 0
     j = 0  # the next candidate
     for start in range(0, n, SUM_BLOCK):
-        low_value = shortfall = need_total = over = withheld = here_total = 0.0
+        low_value = shortfall = need_total = here_total = 0.0
         guideline_by[:] = 0.0
         delivered_by[:] = 0.0
         for i in range(start, min(start + SUM_BLOCK, n)):
@@ -180,10 +182,7 @@ def record_pass(
                 delivered_i += delivered_cost
                 here_i += given * c
                 need_cost = units * c
-                r = ratio[i, d]
                 need_total += need_cost
-                over += max(r - 1.0, 0.0) * need_cost
-                withheld += max(1.0 - r, 0.0) * need_cost
             here_total += here_i
             block[GUIDELINE_COST] += guideline_i
             block[SHIFTED_COST] += shifted_cost[i]
@@ -234,13 +233,13 @@ def record_pass(
         block[LOW_VALUE_COST], block[SHORTFALL_COST] = low_value, shortfall
         block[GUIDELINE_BY_DISCIPLINE : GUIDELINE_BY_DISCIPLINE + n_disc] = guideline_by
         block[DELIVERED_BY_DISCIPLINE : DELIVERED_BY_DISCIPLINE + n_disc] = delivered_by
-        block[NEED_COST], block[OVERTREATMENT] = need_total, over
-        block[WITHHELD], block[DELIVERED_HERE] = withheld, here_total
+        block[NEED_COST], block[DELIVERED_HERE] = need_total, here_total
         for k in range(len(block)):
             out[k] += block[k]
             block[k] = 0.0
     if admitting:
         out[ADMISSION_COUNTS + 3] = acs_expected_total
+    out[OVERTREATMENT], out[WITHHELD] = overtreatment_total, withheld_total
     return out
 
 

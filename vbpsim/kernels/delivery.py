@@ -204,7 +204,6 @@ def deliver(
     care_shifting: bool,
     diagnosis_row: np.ndarray,
     by_diagnosis: np.ndarray,
-    ratio: np.ndarray,
     delivered: np.ndarray,
     shifted_cost: np.ndarray,
     admissions: bool,
@@ -222,13 +221,16 @@ def deliver(
     candidates: np.ndarray,
     hospital_sums: np.ndarray,
     acs_at_gp: np.ndarray,
-) -> tuple[float, float, int, float]:
+) -> tuple[float, float, int, float, float, float]:
     """Delivery and discretionary admissions of every patient this step (need: ``by_diagnosis[row] x frailty``).
 
     Returns the cost of last step's duplicated work delivered now (the pending duplicates
     at unit cost) and the cost of the units innovations add or save at the delivered
     intensities, each summed by blocks of ``SUM_BLOCK`` patients, then the number of
-    admission candidates and the step's summed ACS admission probability (by blocks too).
+    admission candidates and the step's summed ACS admission probability, the guideline
+    cost of care given beyond the guideline (overtreatment) and short of it (withheld), each
+    weighted by how far the ratio is off (all by blocks too). The ratio of care to need,
+    ``intensity x noise (x (1 +/- need tilt))``, is not stored: later passes recompute it.
     The candidates' indices go to the start of ``candidates`` and their values and flags
     (rows ``ADMISSION_VALUES``, ``ADMISSION_FLAGS``) to the same columns of ``values`` and
     ``flags``: a few percent of the patients, so the rest of those buffers is never touched.
@@ -268,24 +270,32 @@ def deliver(
     ) = admission_params
     p_planned = 1 - math.exp(-planned_rate_param * dt)  # the same for every eligible patient
     duplicate_cost = duplicate_block = innovation_cost = innovation_block = acs_total = acs_block = 0.0
+    over_total = over_block = withheld_total = withheld_block = 0.0
     count = next_pending = 0
     for i in range(n):
         if (i & (SUM_BLOCK - 1)) == 0:  # a new block of patients: the last block's sums to the totals
             duplicate_cost += duplicate_block
             innovation_cost += innovation_block
             acs_total += acs_block
-            duplicate_block = innovation_block = acs_block = 0.0
+            over_total += over_block
+            withheld_total += withheld_block
+            duplicate_block = innovation_block = acs_block = over_block = withheld_block = 0.0
         sign = 1.0 if high_need[i] else -1.0
         diagnosis_at = diagnosis_row[i]
+        gp_ratio = 0.0
         for d in range(N_DISCIPLINES):
             p = provider[i, d]
             r = intensity[p] * delivery_noise[i, d]
             if need_classes:
                 r = r * (1 + sign * need_tilt[p])
-            ratio[i, d] = r
+            if d == GP:
+                gp_ratio = r
             units = by_diagnosis[diagnosis_at, d] * frailty[i]
             row[d] = r * units * need_multiplier[p]
             innovation_block += r * (units * unit_cost[d]) * (need_multiplier[p] - 1.0)
+            need_cost = units * unit_cost[d]
+            over_block += max(r - 1.0, 0.0) * need_cost
+            withheld_block += max(1.0 - r, 0.0) * need_cost
         shifted = 0.0
         if care_shifting:
             shifted = row[REHAB] * shift[provider[i, REHAB]]
@@ -305,7 +315,7 @@ def deliver(
         gp = provider[i, GP]
         p_acs = 0.0  # outside the chronic state the ACS hazard is 0, and 1 - exp(-0) is 0
         if s == CHRONIC:
-            benefit = _benefit(ratio[i, GP], overtreatment_harm) * benefit_factor[gp]
+            benefit = _benefit(gp_ratio, overtreatment_harm) * benefit_factor[gp]
             n_conditions = 0
             for c in range(conditions.shape[1]):
                 n_conditions += conditions[i, c]
@@ -355,7 +365,14 @@ def deliver(
             by_hospital[5, hospital] += units
     hospital_sums[:] = by_hospital
     acs_at_gp[:] = acs_by_gp
-    return duplicate_cost + duplicate_block, innovation_cost + innovation_block, count, acs_total + acs_block
+    return (
+        duplicate_cost + duplicate_block,
+        innovation_cost + innovation_block,
+        count,
+        acs_total + acs_block,
+        over_total + over_block,
+        withheld_total + withheld_block,
+    )
 
 
 GUIDE_CELLS = 4096  # buckets of the signal's range that point near its cell (exact search finishes)
@@ -585,7 +602,11 @@ def observe(
     full: bool,
     diagnosis_row: np.ndarray,
     by_diagnosis: np.ndarray,
-    ratio: np.ndarray,
+    intensity: np.ndarray,
+    need_tilt: np.ndarray,
+    need_classes: bool,
+    high_need: np.ndarray,
+    delivery_noise: np.ndarray,
     delivered: np.ndarray,
     case_scale: np.ndarray,
     threshold: np.ndarray,
@@ -634,7 +655,10 @@ def observe(
             units = by_diagnosis[row, d] * frailty[i]
             if units > 0:
                 acc[IN_CARE, p] += 1.0
-                acc[MET, p] += 1.0 if ratio[i, d] >= quality_standard else 0.0
+                r = intensity[p] * delivery_noise[i, d]  # the ratio of care to need, as delivered
+                if need_classes:
+                    r = r * (1 + (1.0 if high_need[i] else -1.0) * need_tilt[p])
+                acc[MET, p] += 1.0 if r >= quality_standard else 0.0
                 acc[CASE_VALUE, p] += by_diagnosis[row, d] * unit_cost[d] * case_scale[d]
                 acc[NEED, p] += units
             delivered_units = delivered[i, d]

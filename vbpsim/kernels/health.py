@@ -125,7 +125,11 @@ def transitions(
     conditions: np.ndarray,
     provider: np.ndarray,
     frailty: np.ndarray,
-    ratio: np.ndarray,
+    intensity: np.ndarray,
+    need_tilt: np.ndarray,
+    need_classes: bool,
+    high_need: np.ndarray,
+    delivery_noise: np.ndarray,
     by_age: np.ndarray,
     p_background: np.ndarray,
     prevention_stock: np.ndarray,
@@ -177,7 +181,7 @@ def transitions(
     cost a fraction of a loop's scalar calls.
     """
     n = state.shape[0]
-    n_disciplines = ratio.shape[1]
+    n_disciplines = provider.shape[1]
     n_readmitted = n_pending = 0
     qalys = stroke_h_sum = untreated_sum = guideline_sum = 0.0
     handoffs = failures = readmissions = risk_sum = p_fail_sum = 0.0
@@ -194,8 +198,12 @@ def transitions(
         s = state[i]
         youngest = min(youngest, age[i])
         oldest = max(oldest, age[i])
+        sign = 1.0 if high_need[i] else -1.0
         for d in range(n_disciplines):
-            r = ratio[i, d]  # both branches computed: a select, not a jump the CPU mispredicts
+            r = intensity[provider[i, d]] * delivery_noise[i, d]  # the ratio of care to need, as delivered
+            if need_classes:
+                r = r * (1 + sign * need_tilt[provider[i, d]])
+            # both branches computed: a select, not a jump the CPU mispredicts
             below = _max0(r * (2.0 - r))
             x = r - 1.0
             above = 1.0 - overtreatment_harm * (x * x)
