@@ -25,7 +25,7 @@ from vbpsim.model import VBPModel
 from vbpsim.parameters import MechanismParams
 
 MECHANISMS = tuple(MechanismParams.model_fields)
-CARE_OUT = ("benefit", "qol", "strokes", "dies", "state_before", "stroke_hazard")
+CARE_OUT = ("qol", "strokes", "dies", "state_before", "stroke_hazard")
 MODEL_STATE = (
     "prevention_stock",
     "pending_duplicates",
@@ -98,6 +98,10 @@ def test_health_pass_equals_numpy_on_scrambled_patients(seed: int, mechanisms_on
     assert health_c.keys() == health_o.keys()
     assert [k for k in health_o if not close(health_c[k], health_o[k])] == []
     assert [k for k in CARE_OUT if not close(care_c[k], care_o[k])] == []
+    # the compiled pass keeps the benefit of care only where it is read again: the GP's and the new lead's
+    lead = LEAD_DISCIPLINE[compiled.population.state]  # (onsets keep a patient's lead discipline)
+    assert close(care_c["gp_benefit"], care_o["benefit"][:, GP])
+    assert close(care_c["after_benefit"], care_o["benefit"][np.arange(len(lead)), lead])
     assert compare(compiled, oracle) == []
     # the scrambled step reached every branch: each transition, failed hand-offs, readmissions
     new = compiled.population.state
@@ -179,7 +183,8 @@ def test_onset_bound_skips_only_patients_without_onsets() -> None:
                 conditions=conditions,
                 onset_draws=draws,
                 provider=pop.provider,
-                benefit=care["ratio"],
+                gp_benefit=care["ratio"][:, 0].copy(),
+                after_benefit=care["ratio"][:, 1].copy(),
                 base_stroke=np.zeros(n),
                 qol_out=np.zeros(n),
                 p_background=np.zeros(n),

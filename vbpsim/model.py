@@ -735,6 +735,7 @@ class VBPModel(mesa.Model):
         }
 
     EQUITY_TALLIES: tuple[str, ...] = ("qalys", "guideline_cost", "delivered_cost", "steered", "strokes", "deaths")
+    COUNTED_TALLIES: tuple[str, ...] = ("steered", "strokes", "deaths")
     AGE_BANDS: tuple[float, ...] = (50.0, 65.0, 80.0)  # bands < 50, 50-64, 65-79, >= 80
 
     def _start_tallies(self, care: dict[str, np.ndarray]) -> None:
@@ -758,7 +759,12 @@ class VBPModel(mesa.Model):
             "need_level": np.where(alive, self.high_need.astype(int), -1),
         }
         self.patient_groups = {name: group.astype(np.int8) for name, group in groups.items()}  # -1 to 3: a byte each
-        self.patient_tally = {name: np.zeros(pop.size) for name in self.EQUITY_TALLIES}
+        # counts (steered, strokes, deaths) as small integers: at most one a step, and exact either way
+        count_type = np.uint16 if self.n_steps < np.iinfo(np.uint16).max else np.uint32
+        self.patient_tally = {
+            name: np.zeros(pop.size, dtype=count_type if name in self.COUNTED_TALLIES else np.float64)
+            for name in self.EQUITY_TALLIES
+        }
 
     def _measured_outcomes(self) -> dict[str, np.ndarray]:
         """Last step's outcomes as the purchaser sees them: the PROM with measurement noise."""
@@ -1125,7 +1131,8 @@ class VBPModel(mesa.Model):
         state = pop.state
         new_state = np.empty_like(state)
         strokes, dies = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
-        benefit = self._scratch("benefit", (n, len(DISCIPLINES)))
+        # the benefit of care in the GP discipline and in the lead discipline of the new state
+        gp_benefit, after_benefit = self._scratch("gp_benefit", (n,)), self._scratch("after_benefit", (n,))
         qol, base_stroke = self._scratch("qol", (n,)), self._scratch("stroke_hazard", (n,))
         events = self._scratch("events", (n,), np.uint8)
         readmitted = self._scratch("readmitted", (n,), np.int64)
@@ -1174,7 +1181,8 @@ class VBPModel(mesa.Model):
             months=months,
             prevention=self.mechanisms.prevention,
             prevention_efficacy=eff.prevention_efficacy,
-            benefit=benefit,
+            gp_benefit=gp_benefit,
+            after_benefit=after_benefit,
             qol_out=qol,
             base_stroke=base_stroke,
             strokes=strokes,
@@ -1190,7 +1198,8 @@ class VBPModel(mesa.Model):
         # duplicated work after failed hand-offs, delivered next step (a few patients: kept as a list)
         self._pending_rows, self._pending_units = pending_rows[:n_pending].copy(), pending_units[:n_pending].copy()
         totals = {k: float(v) for k, v in zip(health_kernels.TRANSITION_TOTALS, sums, strict=True)}
-        care.update(benefit=benefit, stroke_hazard=base_stroke, qol=qol, strokes=strokes, dies=dies)
+        care.update(gp_benefit=gp_benefit, after_benefit=after_benefit, stroke_hazard=base_stroke, qol=qol)
+        care.update(strokes=strokes, dies=dies)
         care["state_before"] = state
         self._route_readmissions(readmitted[:n_readmitted], rng)
         self._learn_handoffs(
@@ -1212,7 +1221,8 @@ class VBPModel(mesa.Model):
             conditions=pop.conditions,
             onset_draws=onset_draws,
             provider=pop.provider,
-            benefit=benefit,
+            gp_benefit=gp_benefit,
+            after_benefit=after_benefit,
             base_stroke=base_stroke,
             qol_out=qol,
             p_background=p_background,
@@ -1394,7 +1404,7 @@ class VBPModel(mesa.Model):
             state=pop.state,
             provider=pop.provider,
             experience=pop.experience,
-            benefit=care["benefit"],
+            gp_benefit=care["gp_benefit"],
             diagnosis_row=care["diagnosis_row"],
             gp_by_diagnosis=np.ascontiguousarray(care["by_diagnosis"][:, GP]),
             frailty=pop.frailty,

@@ -109,7 +109,6 @@ class Population:
 
     def __post_init__(self) -> None:
         self.frailty = np.exp(self.log_risk_observable + self.log_risk_private)
-        self.observable_risk = np.exp(self.log_risk_observable)
         self.perceived_risk = np.exp(self.log_risk_observable + self.provider_view_private)  # providers' view
 
     def diagnosis_need(self) -> np.ndarray:

@@ -27,9 +27,16 @@ from ..care import (
     DISABLED,
     GP,
     HEALTHY,
+    LEAD_DISCIPLINE,
     POST_ACUTE,
 )
 from . import JIT_OPTIONS, SUM_BLOCK
+
+# ``transitions`` keeps a patient's benefit of care in the lead discipline of the state it
+# leaves the patient in; the condition onsets drawn after it only make the healthy chronic,
+# so ``after_routing`` reads the right one as long as those two states share their lead.
+if LEAD_DISCIPLINE[HEALTHY] != LEAD_DISCIPLINE[CHRONIC]:
+    raise ImportError("vbpsim.kernels.health: the healthy and the chronic state must share their lead discipline")
 
 # Bits of the per-patient event flags written by ``transitions``.
 HANDOFF, FAILED, READMITTED = 1, 2, 4
@@ -154,7 +161,8 @@ def transitions(
     months: float,
     prevention: bool,
     prevention_efficacy: float,
-    benefit: np.ndarray,
+    gp_benefit: np.ndarray,
+    after_benefit: np.ndarray,
     qol_out: np.ndarray,
     base_stroke: np.ndarray,
     strokes: np.ndarray,
@@ -168,7 +176,8 @@ def transitions(
 ) -> tuple:
     """One step's health transitions of every patient, on the step's bulk draws ``u`` and ``u_handoff``.
 
-    Writes the care benefit (after providers' factors), quality of life (0 for the dead),
+    Writes the care benefit (after providers' factors) in the GP discipline and in the lead
+    discipline of the patient's new state (``gp_benefit``, ``after_benefit``), quality of life (0 for the dead),
     yearly stroke hazard before care, strokes, deaths, the new state (readmissions acute),
     hand-off event bits, the failed hand-offs' duplicated work (``pending_units`` of the
     patients ``pending_rows``, in patient order), and the readmitted patients' indices. Adds
@@ -183,6 +192,7 @@ def transitions(
     n = state.shape[0]
     n_disciplines = provider.shape[1]
     n_readmitted = n_pending = 0
+    benefit = np.empty(n_disciplines)  # this patient's, by discipline
     qalys = stroke_h_sum = untreated_sum = guideline_sum = 0.0
     handoffs = failures = readmissions = risk_sum = p_fail_sum = 0.0
     guideline_qol = lead_sum = n_alive = n_strokes = n_deaths = 0.0
@@ -207,9 +217,9 @@ def transitions(
             below = _max0(r * (2.0 - r))
             x = r - 1.0
             above = 1.0 - overtreatment_harm * (x * x)
-            benefit[i, d] = (below if r <= 1.0 else above) * benefit_factor[provider[i, d]]
+            benefit[d] = (below if r <= 1.0 else above) * benefit_factor[provider[i, d]]
         lead = lead_discipline[s]
-        lead_benefit = benefit[i, lead]
+        lead_benefit = benefit[lead]
         shortfall = 1.0 - lead_benefit
         qol = qol_table[s] * (1.0 - qol_care_weight * _clip01(shortfall))
         at_risk = s == HEALTHY or s == CHRONIC
@@ -233,7 +243,7 @@ def transitions(
             guideline_qol += qol_table[s]
             lead_sum += lead_benefit
             qol_out[i] = qol
-            stroke_h = bs * (1.0 + harm * (1.0 - benefit[i, GP]))
+            stroke_h = bs * (1.0 + harm * (1.0 - benefit[GP]))
             if prevention:
                 stroke_h = stroke_h * (1.0 - prevention_efficacy * prevention_stock[i])
             worse = 1.0 + harm * shortfall
@@ -308,6 +318,8 @@ def transitions(
                             duplicated = duplicate_share * (need_per_month[ns, at] * frailty[i] * months)
                         per_provider[FAILURE_UNITS, sender] += duplicated
                         per_provider[FAILURES, sender] += 1.0
+        gp_benefit[i] = benefit[GP]
+        after_benefit[i] = benefit[lead_discipline[ns]]  # (onsets keep the lead: see the module's check)
         strokes[i] = stroke
         dies[i] = died
         new_state[i] = ns
@@ -325,7 +337,8 @@ def after_routing(
     conditions: np.ndarray,
     onset_draws: np.ndarray,
     provider: np.ndarray,
-    benefit: np.ndarray,
+    gp_benefit: np.ndarray,
+    after_benefit: np.ndarray,
     base_stroke: np.ndarray,
     qol_out: np.ndarray,
     p_background: np.ndarray,
@@ -416,7 +429,7 @@ def after_routing(
         n_alive += 1.0
         guideline_qol += qol_table[ns]
         lead = lead_discipline[ns]
-        b = benefit[i, lead]
+        b = after_benefit[i]
         state_death = _state_death(ns, monthly)
         direct += qol_table[ns] * qol_care_weight * _clip01(1.0 - b)
         deaths += state_death * harm * (1.0 - b)
@@ -430,9 +443,9 @@ def after_routing(
             if prevention:
                 kept = 1.0 - prevention_efficacy * prevention_stock[i]
                 prevented += bs * (1.0 - kept)
-            strokes += bs * harm * (1.0 - benefit[i, GP]) * kept * dt
+            strokes += bs * harm * (1.0 - gp_benefit[i]) * kept * dt
             if innovation:
-                w = benefit[i, GP] / (1.0 + benefit_gain[gp])
+                w = gp_benefit[i] / (1.0 + benefit_gain[gp])
                 strokes_without += bs * harm * (1.0 - w) * kept * dt
     _add(totals, (direct, deaths, strokes, direct_without, deaths_without, strokes_without, prevented,
                   guideline_qol, n_alive))  # fmt: skip
@@ -446,7 +459,7 @@ def choose(
     state: np.ndarray,
     provider: np.ndarray,
     experience: np.ndarray,
-    benefit: np.ndarray,
+    gp_benefit: np.ndarray,
     diagnosis_row: np.ndarray,
     gp_by_diagnosis: np.ndarray,
     frailty: np.ndarray,
@@ -474,7 +487,7 @@ def choose(
     n_steered = 0
     for i in range(n):
         if gp_by_diagnosis[diagnosis_row[i]] * frailty[i] > 0:  # (seen by the GP: a GP need)
-            experience[i] = 0.9 * experience[i] + 0.1 * benefit[i, GP]
+            experience[i] = 0.9 * experience[i] + 0.1 * gp_benefit[i]
         e = experience[i]
         alive = state[i] != DEAD
         gp = provider[i, GP]
