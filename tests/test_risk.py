@@ -126,31 +126,20 @@ def test_refit_equals_the_oracle(target: float, fit_sample: int, monkeypatch: py
         assert fast.achieved[-1] == pytest.approx(target, abs=0.02)
 
 
-@pytest.mark.parametrize("n", [5, 130, 3_000, 40_000])
-def test_compiled_cell_sums_are_numpys_bit_for_bit(n: int) -> None:
-    """The refit's compiled gather-and-sum equals ``cell_sums(cost[rows], bounds)`` to the last bit.
-
-    Cells of every size (numpy's pairwise summation switches at 8 and 128 terms), empty
-    cells, and heavily tied signals whose top cells are empty (``reduceat``'s clipped starts).
-    """
-    from vbpsim.kernels.delivery import living_totals, ordered_cell_sums
-
-    cost, alive = _population(n, seed=n)
-    living = np.flatnonzero(alive)
-    own, one = np.arange(n), np.ones(n)  # each patient its own row of costs, weight 1
-    total = living_totals(cost, own, one, living, np.ones(4))
-    np.testing.assert_array_equal(total, cost[living].sum(axis=1))
-    price = np.array([31.0, 0.7, 1e3, 2.5])
-    np.testing.assert_array_equal(living_totals(cost, own, one, living, price), (cost * price)[living].sum(axis=1))
-    # the model's form: rows of a table of units times a weight (the frailty), priced
+@pytest.mark.parametrize("n", [5, 130, 3_000])
+def test_refit_reads_costs_from_a_table_as_from_the_priced_need(n: int) -> None:
+    """The refit's costs as rows of a table x a weight x prices equal the priced dense need, bit for bit."""
     g = np.random.default_rng(n)
     table, rows, weight = g.random((24, 4)), g.integers(0, 24, n).astype(np.uint8), g.lognormal(0, 0.5, n)
-    priced = table[rows] * weight[:, None] * price
-    np.testing.assert_array_equal(living_totals(table, rows, weight, living, price), priced[living].sum(axis=1))
-    for signal in (np.log(total) + g.standard_normal(len(living)), np.minimum(np.round(np.log(total)), 4.0)):
-        order, _, bounds = sorted_cells(signal)
-        ordered = living[order]
-        sums = ordered_cell_sums(cost, own, one, ordered, bounds, np.ones(4))
-        np.testing.assert_array_equal(sums, cell_sums(cost[ordered], bounds))
-        sums = ordered_cell_sums(table, rows, weight, ordered, bounds, price)
-        np.testing.assert_array_equal(sums, cell_sums(priced[ordered], bounds))
+    price = np.array([31.0, 0.7, 1e3, 2.5])
+    priced = table[rows] * weight[:, None] * price  # the need (units by diagnosis x frailty) at unit cost
+    who = np.sort(g.choice(n, max(n // 2, 1), replace=False))
+    np.testing.assert_array_equal(risk._cost(table, rows, weight, price, who), priced[who])
+    np.testing.assert_array_equal(risk._total_cost(table, rows, weight, price, who), priced[who].sum(axis=1))
+    alive = g.random(n) > 0.1
+    dense, viewed = RiskModel(0.11, n, np.random.default_rng(3)), RiskModel(0.11, n, np.random.default_rng(3))
+    dense.estimate(priced, alive)
+    viewed.estimate(table, alive, price, rows=rows, weight=weight)
+    np.testing.assert_array_equal(viewed.cell_means, dense.cell_means)
+    np.testing.assert_array_equal(viewed.edges, dense.edges)
+    assert viewed.sigma == dense.sigma and viewed.achieved == dense.achieved

@@ -90,6 +90,25 @@ def between_cell_r2(ordered_total: np.ndarray, bounds: np.ndarray) -> float:
     return float(np.sum(counts[filled] * (means - grand) ** 2) / spread)
 
 
+def _cost(table: np.ndarray, rows: np.ndarray, weight: np.ndarray, scale: np.ndarray, who: np.ndarray) -> np.ndarray:
+    """Patients ``who``'s cost per column: ``table[rows] x weight x scale`` (one gathered copy)."""
+    out = np.take(table, rows[who], axis=0)
+    out *= weight[who, None]
+    out *= scale
+    return out
+
+
+def _total_cost(
+    table: np.ndarray, rows: np.ndarray, weight: np.ndarray, scale: np.ndarray, who: np.ndarray
+) -> np.ndarray:
+    """Patients ``who``'s total cost, column by column as ``_cost(...).sum(axis=1)`` adds (without the copy)."""
+    at, w = rows[who], weight[who]
+    total = np.take(table[:, 0], at) * w * scale[0]
+    for column in range(1, table.shape[1]):
+        total += np.take(table[:, column], at) * w * scale[column]
+    return total
+
+
 class RiskModel:
     """A risk score with a requested R^2, re-estimated by the purchaser once a year."""
 
@@ -176,7 +195,7 @@ class RiskModel:
         sample = living
         if len(living) > FIT_SAMPLE:
             sample = np.sort(self.fit_rng.choice(living, FIT_SAMPLE, replace=False))
-        total = kernels.living_totals(cost, rows, weight, sample, scale)  # the sample's total cost
+        total = _total_cost(cost, rows, weight, scale, sample)
         log_total = np.log(np.maximum(total, 1e-12))
         order, _, bounds = sorted_cells(log_total)
         ceiling = between_cell_r2(total[order], bounds)
@@ -191,12 +210,12 @@ class RiskModel:
                 self.blend = self._fit_blend(cells, total)
         else:
             self.sigma = self._fit_sigma(log_total, self.eta[sample], total)
-        full_total = kernels.living_totals(cost, rows, weight, living, scale)
+        full_total = _total_cost(cost, rows, weight, scale, living)
         order, self.edges, bounds = sorted_cells(self._signal(full_total, living, self.sigma))
         counts = np.diff(bounds)
-        # cell_sums((cost * scale)[living][order], bounds) without the priced and gathered copies
-        sums = kernels.ordered_cell_sums(cost, rows, weight, living[order], bounds, scale)
-        self.cell_means = sums / np.maximum(counts, 1)[:, None]
+        self.cell_means = (
+            cell_sums(_cost(cost, rows, weight, scale, living[order]), bounds) / np.maximum(counts, 1)[:, None]
+        )
         predicted = np.repeat(self.cell_means.sum(axis=1), counts)
         ordered_total = full_total[order]
         if self.blend > 0:
