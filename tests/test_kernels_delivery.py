@@ -239,3 +239,19 @@ def test_cached_risk_cells_follow_changes() -> None:
         oracle.observe(expected)
         assert_same("scores", model.risk_scores(care), expected["scores"])
     assert model.risk_model.fits == 2
+
+
+def test_chunked_admission_draws_are_the_whole_draw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delivered chunk by chunk (each row's draws from a copy of the stream advanced to it), steps are unchanged."""
+    from vbpsim import model as model_module
+
+    whole, chunked = (build_model("ffs", "small", years=1, seed=4) for _ in range(2))
+    assert whole.population.size > 1024 and whole.mechanisms.discretionary_admissions
+    for _ in range(3):
+        whole.step()
+    monkeypatch.setattr(model_module, "ADMISSION_CHUNK", 1024)  # (a multiple of SUM_BLOCK, as it must be)
+    for _ in range(3):
+        chunked.step()
+    assert chunked.records == whole.records
+    assert chunked.streams["admissions"].random() == whole.streams["admissions"].random()
+    np.testing.assert_array_equal(chunked.admission_belief, whole.admission_belief)

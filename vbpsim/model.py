@@ -83,6 +83,7 @@ STREAMS = (
 _NO_FLOATS = np.zeros(0)  # stand-ins for per-patient arrays a pass does not read (mechanism off)
 _NO_FLAGS = np.zeros(0, dtype=bool)
 _NO_INDEX = np.zeros(0, dtype=np.int64)
+ADMISSION_CHUNK = 65_536  # patients whose admission draws are drawn at a time (a multiple of kernels.SUM_BLOCK)
 _NO_UNITS = np.zeros((0, len(DISCIPLINES)))
 _NO_SCORES = np.zeros((0, 4))  # the risk-cell pass writes no scores
 # Patient-by-discipline arrays of the need (``care_need``) and of the care delivered (``deliver_care``).
@@ -942,30 +943,41 @@ class VBPModel(mesa.Model):
         care["shifted_cost"] = buffers.array("shifted_cost", (n,))
         admitting = m.discretionary_admissions
         width = n if admitting else 0
-        draws = buffers.array("admission_draws", (4, width))
-        if admitting:
-            self.streams["admissions"].random(out=draws)  # the same numbers as random((4, n))
         # one column per candidate (a few percent of the patients: the rest of these stays untouched)
         values = buffers.array("admission_values", (len(kernels.ADMISSION_VALUES), width))
         flags = buffers.array("admission_flags", (len(kernels.ADMISSION_FLAGS), width), np.bool_)
         candidates = buffers.array("admission_index", (width,), np.int64)
-        sums = np.empty((7, table.n))  # per hospital: 3 belief sums, 3 observed; per GP: ACS expected
+        sums = np.zeros((7, table.n))  # per hospital: 3 belief sums, 3 observed; per GP: ACS expected
+        carry, counters = np.zeros(10), np.zeros(2, dtype=np.int64)  # running totals across the chunks
         decision = table.decision
-        delivered = kernels.deliver(
-            pop.state, pop.conditions, pop.frailty, pop.provider, pop.delivery_noise, self.high_need,
-            self._pending_rows, self._pending_units, self.unit_cost,
-            decision.intensity, decision.need_tilt, table.need_multiplier, decision.shift, self._shift_units(),
-            m.need_classes, m.care_shifting,
-            care["diagnosis_row"], care["by_diagnosis"], *(care[name] for name in DELIVERED), care["shifted_cost"],
-            admitting, draws,
-            self._admission_parameters() if admitting else np.zeros(13),
-            self._benefit_factor() if admitting else np.ones(table.n),
-            decision.admission, decision.selection, m.prevention, self.prevention_stock,
-            m.risk_selection, self.admission_steer_weight,
-            values, flags, candidates, sums[:6], sums[6],
-        )  # fmt: skip
-        care["duplicate_cost"], care["innovation_cost"], n_candidates, acs_expected = delivered[:4]
-        care["overtreatment_total"], care["withheld_total"] = delivered[4:]
+        factor = self._benefit_factor() if admitting else np.ones(table.n)
+        parameters = self._admission_parameters() if admitting else np.zeros(13)
+        # The admission draws are the admissions stream's random((4, n)), drawn chunk by chunk from
+        # copies of the stream advanced to each row (the same numbers, without a 4 x n array).
+        rows = [self._advanced(self.streams["admissions"], r * n) for r in range(4)] if admitting else []
+        chunk = ADMISSION_CHUNK if admitting else max(n, 1)
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            draws = np.empty((4, stop - start if admitting else 0))
+            for row, stream in enumerate(rows):
+                stream.random(out=draws[row])
+            kernels.deliver(
+                pop.state, pop.conditions, pop.frailty, pop.provider, pop.delivery_noise, self.high_need,
+                self._pending_rows, self._pending_units, self.unit_cost,
+                decision.intensity, decision.need_tilt, table.need_multiplier, decision.shift, self._shift_units(),
+                m.need_classes, m.care_shifting,
+                care["diagnosis_row"], care["by_diagnosis"], *(care[name] for name in DELIVERED),
+                care["shifted_cost"], admitting, draws, parameters, factor,
+                decision.admission, decision.selection, m.prevention, self.prevention_stock,
+                m.risk_selection, self.admission_steer_weight,
+                values, flags, candidates, sums[:6], sums[6], start, stop, carry, counters,
+            )  # fmt: skip
+        if admitting:
+            self.streams["admissions"].bit_generator.advance(4 * n)
+        totals = carry[0::2] + carry[1::2]  # each running total plus its last block
+        care["duplicate_cost"], care["innovation_cost"], acs_expected = float(totals[0]), float(totals[1]), totals[2]
+        care["overtreatment_total"], care["withheld_total"] = float(totals[3]), float(totals[4])
+        n_candidates = int(counters[0])
         self._pending_rows, self._pending_units = _NO_INDEX, _NO_UNITS  # delivered now
         if admitting:
             self._admit(care, candidates[:n_candidates], values[:, :n_candidates], flags[:, :n_candidates], sums)
@@ -1025,6 +1037,13 @@ class VBPModel(mesa.Model):
             mean_case = care["cost_total"] / np.maximum(care["in_care_count"], 1)
             care["outlier_threshold"] = self.config.purchaser.outlier_threshold * mean_case
         return care["outlier_threshold"]
+
+    @staticmethod
+    def _advanced(stream: np.random.Generator, draws: int) -> np.random.Generator:
+        """A copy of ``stream`` that has drawn ``draws`` more numbers (``stream`` itself is untouched)."""
+        bit_generator = type(stream.bit_generator)()
+        bit_generator.state = stream.bit_generator.state
+        return np.random.Generator(bit_generator.advance(draws))
 
     def _shift_units(self) -> float:
         """Home-care units that replace one shifted rehabilitation unit."""

@@ -221,15 +221,23 @@ def deliver(
     candidates: np.ndarray,
     hospital_sums: np.ndarray,
     acs_at_gp: np.ndarray,
-) -> tuple[float, float, int, float, float, float]:
+    start: int,
+    stop: int,
+    carry: np.ndarray,
+    counters: np.ndarray,
+) -> None:
     """Delivery and discretionary admissions of every patient this step (need: ``by_diagnosis[row] x frailty``).
 
-    Returns the cost of last step's duplicated work delivered now (the pending duplicates
-    at unit cost) and the cost of the units innovations add or save at the delivered
-    intensities, each summed by blocks of ``SUM_BLOCK`` patients, then the number of
-    admission candidates and the step's summed ACS admission probability, the guideline
-    cost of care given beyond the guideline (overtreatment) and short of it (withheld), each
-    weighted by how far the ratio is off (all by blocks too). The ratio of care to need,
+    Patients ``start`` to ``stop`` (a chunk: the caller walks the population chunk by chunk,
+    ``draws`` holding the chunk's admission draws). ``carry`` holds the running totals and
+    the open block's sums, in pairs (total, block): the cost of last step's duplicated work
+    delivered now (the pending duplicates at unit cost), the cost of the units innovations
+    add or save at the delivered intensities, the summed ACS admission probability, and the
+    guideline cost of care given beyond the guideline (overtreatment) and short of it
+    (withheld), each weighted by how far the ratio is off; a total is its pair's sum after
+    the last chunk (summed by blocks of ``SUM_BLOCK`` patients). ``counters``: the admission
+    candidates so far and the next pending patient. ``hospital_sums`` and ``acs_at_gp`` add
+    up over the chunks (the caller zeroes them first). The ratio of care to need,
     ``intensity x noise (x (1 +/- need tilt))``, is not stored: later passes recompute it.
     The candidates' indices go to the start of ``candidates`` and their values and flags
     (rows ``ADMISSION_VALUES``, ``ADMISSION_FLAGS``) to the same columns of ``values`` and
@@ -239,7 +247,7 @@ def deliver(
     the provider's need multiplier, a rehab provider's shifted share moved to home care at ``shift_units``
     per unit, plus last step's pending duplicates (``pending_units`` of the patients
     ``pending_rows``, ascending; the caller clears them). Admissions (when
-    ``admissions``): candidates from ``draws`` (the admissions stream's ``random((4, n))``)
+    ``admissions``): candidates from ``draws`` (columns ``start:stop`` of the admissions stream's ``random((4, n))``)
     as in ``VBPModel._admit``; ``admission_params`` holds, in order: overtreatment harm,
     planned and ACS admission rates, undertreatment harm, prevention efficacy, step length
     in years, admission units, twice the QALY gain of an admission, the appropriate share,
@@ -249,10 +257,8 @@ def deliver(
     ``hospital_sums`` collects the candidates' count, units and value (rows 0-2) and
     this step's admission cases, their value and redirected units (rows 3-5).
     """
-    n = state.shape[0]
     row = np.empty(N_DISCIPLINES)
-    by_hospital = np.zeros(hospital_sums.shape)
-    acs_by_gp = np.zeros(acs_at_gp.shape)
+    by_hospital, acs_by_gp = hospital_sums, acs_at_gp
     (
         overtreatment_harm,
         planned_rate_param,
@@ -269,10 +275,11 @@ def deliver(
         price_risk,
     ) = admission_params
     p_planned = 1 - math.exp(-planned_rate_param * dt)  # the same for every eligible patient
-    duplicate_cost = duplicate_block = innovation_cost = innovation_block = acs_total = acs_block = 0.0
-    over_total = over_block = withheld_total = withheld_block = 0.0
-    count = next_pending = 0
-    for i in range(n):
+    duplicate_cost, duplicate_block, innovation_cost, innovation_block = carry[0], carry[1], carry[2], carry[3]
+    acs_total, acs_block, over_total, over_block = carry[4], carry[5], carry[6], carry[7]
+    withheld_total, withheld_block = carry[8], carry[9]
+    count, next_pending = counters[0], counters[1]
+    for i in range(start, stop):
         if (i & (SUM_BLOCK - 1)) == 0:  # a new block of patients: the last block's sums to the totals
             duplicate_cost += duplicate_block
             innovation_cost += innovation_block
@@ -327,17 +334,17 @@ def deliver(
                 p_acs = 1 - math.exp(-acs_rate * dt)
         acs_block += p_acs
         acs_by_gp[gp] += p_acs
-        acs = draws[1, i] < p_acs
+        acs = draws[1, i - start] < p_acs
         eligible = s == HEALTHY or s == CHRONIC or s == DISABLED  # (a draw in [0, 1) is never below 0)
-        planned = eligible and draws[0, i] < p_planned and not acs
+        planned = eligible and draws[0, i - start] < p_planned and not acs
         if not (planned or acs):  # most patients: no candidate this step
             continue
         hospital = provider[i, HOSPITAL]
-        rank = draws[2, i]
+        rank = draws[2, i - start]
         admitted = rank < admission_share[hospital]
         redirected = False
         if risk_selection:
-            redirected = planned and admitted and (draws[3, i] < selection[hospital] * steer_weight[i])
+            redirected = planned and admitted and (draws[3, i - start] < selection[hospital] * steer_weight[i])
         here = admitted and not redirected
         units = admission_units * frailty[i]
         price = price_unit * (price_base + price_risk * frailty[i])
@@ -363,16 +370,10 @@ def deliver(
             by_hospital[4, hospital] += price
         if redirected:
             by_hospital[5, hospital] += units
-    hospital_sums[:] = by_hospital
-    acs_at_gp[:] = acs_by_gp
-    return (
-        duplicate_cost + duplicate_block,
-        innovation_cost + innovation_block,
-        count,
-        acs_total + acs_block,
-        over_total + over_block,
-        withheld_total + withheld_block,
-    )
+    carry[0], carry[1], carry[2], carry[3] = duplicate_cost, duplicate_block, innovation_cost, innovation_block
+    carry[4], carry[5], carry[6], carry[7] = acs_total, acs_block, over_total, over_block
+    carry[8], carry[9] = withheld_total, withheld_block
+    counters[0], counters[1] = count, next_pending
 
 
 GUIDE_CELLS = 4096  # buckets of the signal's range that point near its cell (exact search finishes)
