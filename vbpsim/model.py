@@ -929,9 +929,10 @@ class VBPModel(mesa.Model):
         deliver that share instead, at home-care prices (outside a rehab bundle's border).
         With discretionary admissions, this step's candidates are admitted or redirected
         in the same pass (:meth:`_admit`). Two compiled passes over the patients: the need
-        (:meth:`care_need`: the need in units, and its diagnosis price on the steps whose
-        outlook appraises the panels), then delivery (:func:`vbpsim.kernels.delivery.deliver`);
-        the patient arrays of the returned care are reused by the next step's call.
+        (:meth:`care_need`, here only each patient's row of the table of units by diagnosis
+        and the column totals), then delivery (:func:`vbpsim.kernels.delivery.deliver`),
+        chunk by chunk with the chunk's admission draws; the patient arrays of the returned
+        care are reused by the next step's call.
         """
         pop, table, m = self.population, self.providers, self.mechanisms
         n, buffers = pop.size, self._buffers
