@@ -151,20 +151,6 @@ def check_seed(seed: Any) -> int:
     return int(seed)
 
 
-class ScratchArrays(dict):
-    """Work arrays the patient passes reuse from step to step, by name.
-
-    Their contents are only valid within a step, so a copy of the model (the arms of
-    ``compare``, the app's forks) or a pickled one starts without them.
-    """
-
-    def __deepcopy__(self, memo: dict) -> ScratchArrays:
-        return ScratchArrays()
-
-    def __reduce__(self) -> tuple:
-        return (ScratchArrays, ())
-
-
 class VBPModel(mesa.Model):
     """Agent-based model of provider behaviour under a payment contract.
 
@@ -208,7 +194,7 @@ class VBPModel(mesa.Model):
         self.months_per_step = 12.0 / sim.steps_per_year
         self.dt_years = 1.0 / sim.steps_per_year
         self.unit_cost = np.array([self.config.clinical.unit_cost[d] for d in DISCIPLINES])
-        self._buffers = kernels.Buffers()  # the patient passes' output arrays, reused step to step
+        self._buffers = kernels.Buffers()  # the patient passes' output and work arrays, reused step to step
 
         self._build_providers()
         self.population = Population.generate(
@@ -222,7 +208,6 @@ class VBPModel(mesa.Model):
         # need level: individual need above the median (treatment by need class, equity)
         self.high_need = pop.frailty > np.median(pop.frailty)
         self.pending_duplicates = np.zeros((pop.size, len(DISCIPLINES)))
-        self._scratch_arrays = ScratchArrays()  # work arrays of the patient passes (_scratch)
         self.prevention_stock = np.zeros(pop.size)
         self.unprofitable = np.zeros(pop.size, dtype=bool)
         self.unpriced_band = np.ones(pop.size, dtype=np.int8)  # quartile of unpriced risk: 0 low, 2 high
@@ -1152,17 +1137,17 @@ class VBPModel(mesa.Model):
         new_state = np.empty_like(state)
         strokes, dies = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
         # the benefit of care in the GP discipline and in the lead discipline of the new state
-        gp_benefit, after_benefit = self._scratch("gp_benefit", (n,)), self._scratch("after_benefit", (n,))
-        qol, base_stroke = self._scratch("qol", (n,)), self._scratch("stroke_hazard", (n,))
-        events = self._scratch("events", (n,), np.uint8)
-        readmitted = self._scratch("readmitted", (n,), np.int64)
-        pending_rows = self._scratch("pending_rows", (n,), np.int64)  # (only the first few are ever written)
-        pending_units = self._scratch("pending_units", (n, len(DISCIPLINES)))
+        gp_benefit, after_benefit = self._buffers.array("gp_benefit", (n,)), self._buffers.array("after_benefit", (n,))
+        qol, base_stroke = self._buffers.array("qol", (n,)), self._buffers.array("stroke_hazard", (n,))
+        events = self._buffers.array("events", (n,), np.uint8)
+        readmitted = self._buffers.array("readmitted", (n,), np.int64)
+        pending_rows = self._buffers.array("pending_rows", (n,), np.int64)  # (only the first few are ever written)
+        pending_units = self._buffers.array("pending_units", (n, len(DISCIPLINES)))
         per_sender = np.zeros((5, table.n))
         eff = self.config.effort
         # The age terms in bulk: numpy's vectorised power and exp cost a fraction of a loop's calls.
-        by_age = pop.stroke_age_factor(clinical, out=self._scratch("by_age", (n,)))
-        p_background = pop.background_mortality(clinical, out=self._scratch("p_background", (n,)))
+        by_age = pop.stroke_age_factor(clinical, out=self._buffers.array("by_age", (n,)))
+        p_background = pop.background_mortality(clinical, out=self._buffers.array("p_background", (n,)))
         np.multiply(p_background, -dt, out=p_background)  # 1 - exp(-hazard * dt), in place
         np.subtract(1, np.exp(p_background, out=p_background), out=p_background)
         intensity, need_tilt, need_classes, high_need, delivery_noise = self._style()
@@ -1292,17 +1277,6 @@ class VBPModel(mesa.Model):
             "true_quality": totals["lead_benefit"] / totals["alive"] if totals["alive"] > 0 else 0.0,
         }
 
-    def _scratch(self, name: str, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
-        """A work array reused from step to step (its contents are only valid within the step).
-
-        Saves allocating (and the kernel faulting in) patient-sized arrays every step; only
-        arrays that nothing keeps beyond the step (``care`` is rebuilt every step) use it.
-        """
-        array = self._scratch_arrays.get(name)
-        if array is None or array.shape != shape or array.dtype != dtype:
-            array = self._scratch_arrays[name] = np.empty(shape, dtype=dtype)
-        return array
-
     def _route_readmissions(self, who: np.ndarray, rng: np.random.Generator) -> None:
         """A share of readmissions is admitted by another region's hospital, which keeps the follow-up.
 
@@ -1418,7 +1392,7 @@ class VBPModel(mesa.Model):
             p_steer = table.decision.selection * sel.steer_rate * sel.steer_success * self.dt_years
             u_steer = self.streams["selection"].random(pop.size)
         self.steered = np.empty(pop.size, dtype=bool)
-        moving = self._scratch("moving", (pop.size,), np.int64)
+        moving = self._buffers.array("moving", (pop.size,), np.int64)
         reputation, panel = np.zeros(table.n), np.zeros(table.n)
         n_moving, n_steered = health_kernels.choose(
             state=pop.state,

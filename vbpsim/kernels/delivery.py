@@ -54,7 +54,7 @@ N_SUMS = 9
 
 
 class Buffers(dict):
-    """Patient-sized output arrays reused from step to step (a fresh 32 MB array costs its page faults).
+    """Patient-sized output and work arrays of the passes, reused step to step (a fresh 32 MB array faults its pages).
 
     Scratch space only: a copy or a pickle of a model starts with no buffers, so forked
     arms never share them and saved models do not carry them.
