@@ -148,7 +148,7 @@ def test_observe_equals_numpy(seed: int) -> None:
         assert_same(name, getattr(obs, name), getattr(obs_expected, name))
     np.testing.assert_allclose(obs.case_value, obs_expected.case_value, rtol=1e-12)  # admission prices (mean)
     assert obs.stoploss_excess.sum() > 0 and obs.outlier_cost.sum() > 0 and obs.outside_cost.sum() > 0
-    assert_same("scores", model.risk_scores(care), expected["scores"])  # (not stored: from the kept cells)
+    assert_same("scores", model.observed_risk_scores(care), expected["scores"])  # (not stored: from the kept cells)
     for name in ("mean_cost", "outlier_threshold"):
         assert_same(name, care[name], expected[name])
     assert_same("need_history", model.need_history[-1], oracle.need_history[-1])
@@ -208,7 +208,7 @@ def test_dead_patients_score_nothing() -> None:
     care = model.deliver_care()
     model.observe(care)
     dead = model.population.state == DEAD
-    assert dead.any() and not model.risk_scores(care)[dead].any()
+    assert dead.any() and not model.observed_risk_scores(care)[dead].any()
 
 
 def test_copies_do_not_share_buffers() -> None:
@@ -237,7 +237,7 @@ def test_cached_risk_cells_follow_changes() -> None:
         care, expected = model.deliver_care(), oracle.deliver_care()
         model.observe(care)
         oracle.observe(expected)
-        assert_same("scores", model.risk_scores(care), expected["scores"])
+        assert_same("scores", model.observed_risk_scores(care), expected["scores"])
     assert model.risk_model.fits == 2
 
 

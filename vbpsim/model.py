@@ -80,12 +80,11 @@ STREAMS = (
     "outcomes",
     "admissions",
 )
-_NO_FLOATS = np.zeros(0)  # stand-ins for per-patient arrays a pass does not read (mechanism off)
+_NO_FLOATS = np.zeros(0)  # stand-ins for per-patient arrays a pass does not read (mechanism off) ...
 _NO_FLAGS = np.zeros(0, dtype=bool)
 _NO_INDEX = np.zeros(0, dtype=np.int64)
+_NO_ROWS = np.zeros((0, len(DISCIPLINES)))  # ... and per patient and discipline (or one a pass does not write)
 ADMISSION_CHUNK = 65_536  # patients whose admission draws are drawn at a time (a multiple of kernels.SUM_BLOCK)
-_NO_UNITS = np.zeros((0, len(DISCIPLINES)))
-_NO_SCORES = np.zeros((0, 4))  # the risk-cell pass writes no scores
 # Patient-by-discipline arrays of the need (``care_need``) and of the care delivered (``deliver_care``).
 NEED = ("need", "diagnosis_cost", "cost")
 DELIVERED = ("delivered",)
@@ -529,10 +528,9 @@ class VBPModel(mesa.Model):
         """
         pop = self.population
         totals = np.empty((3, len(DISCIPLINES)))
-        unpriced = np.empty((0, len(DISCIPLINES)))
         kernels.care_need(
             pop.state, pop.conditions, pop.frailty, NEED_PER_MONTH, self.months_per_step, self.unit_cost,
-            care.get("need", unpriced), care.get("diagnosis_cost", unpriced), care.get("cost", unpriced),
+            care.get("need", _NO_ROWS), care.get("diagnosis_cost", _NO_ROWS), care.get("cost", _NO_ROWS),
             care["diagnosis_row"], totals,
         )  # fmt: skip
         care["by_diagnosis"] = kernels.diagnosis_table(NEED_PER_MONTH, self.months_per_step, pop.conditions.shape[1])
@@ -546,7 +544,7 @@ class VBPModel(mesa.Model):
         return np.bincount(self.population.provider.ravel(), weights=values.ravel(), minlength=self.providers.n)
 
     def _risk_cells(
-        self, need: dict[str, np.ndarray], alive: np.ndarray, scores: np.ndarray = _NO_SCORES
+        self, need: dict[str, np.ndarray], alive: np.ndarray, scores: np.ndarray = _NO_ROWS
     ) -> tuple[np.ndarray, np.ndarray, int]:
         """Each patient's cell of the purchaser's risk model, the scores' calibration and the living.
 
@@ -591,7 +589,7 @@ class VBPModel(mesa.Model):
         """The patient pass of the observation: per-provider sums (rows ``kernels.MEMBERS..STOPLOSS``).
 
         Sets ``need["mean_cost"]`` and what gives each patient's calibrated risk score
-        (:meth:`risk_scores`): ``risk_cells``, ``score_calibration`` and ``scored`` (the
+        (:meth:`observed_risk_scores`): ``risk_cells``, ``score_calibration`` and ``scored`` (the
         living, who are scored). With
         ``full`` (an observed step: ``need`` is :meth:`deliver_care`'s care) the delivered
         care is summed too, and each patient's cost adds to their year-to-date cost and to
@@ -601,23 +599,21 @@ class VBPModel(mesa.Model):
         alive = pop.alive
         cells, calibration, living = self._risk_cells(need, alive)
         n_disciplines = len(DISCIPLINES)
-        scores = np.empty((0, n_disciplines))  # (not kept: the appraisal scores patients from their cells)
         sums = np.empty((kernels.N_SUMS, self.providers.n))
-        none = np.empty((0, n_disciplines))
         kernels.observe(
             pop.provider, alive, pop.frailty, cells, model.cell_means, model.blend, model.blended, calibration, full,
             need["diagnosis_row"], need["by_diagnosis"],
             *self._style(),
-            need["delivered"] if full else none,
+            need["delivered"] if full else _NO_ROWS,
             self._case_scale(need),
             self.outlier_threshold(need) if full else np.zeros(n_disciplines),
             self.unit_cost,
             self.config.purchaser.stop_loss_attachment,
             QUALITY_STANDARD,
-            self.year_to_date_cost if full else none,
+            self.year_to_date_cost if full else _NO_ROWS,
             self._year_score if full else np.empty(0),
             self._year_patient_cost if full else np.empty(0),
-            scores, sums,
+            _NO_ROWS, sums,  # (scores not kept: the appraisal scores patients from their cells)
         )  # fmt: skip
         need.update(risk_cells=cells, score_calibration=calibration, scored=alive)
         need["mean_cost"] = need["cost_total"] * self.score_level / max(living, 1)
@@ -639,7 +635,7 @@ class VBPModel(mesa.Model):
         rows = np.flatnonzero(np.any(dense != 0, axis=1))
         self._pending_rows, self._pending_units = rows, np.array(dense[rows], dtype=float)
 
-    def risk_scores(self, care: dict[str, np.ndarray]) -> np.ndarray:
+    def observed_risk_scores(self, care: dict[str, np.ndarray]) -> np.ndarray:
         """Each patient's calibrated risk score per discipline as the purchaser observed it this step.
 
         Not stored by the step (the appraisal computes it where it reads it): the mean cost of
@@ -938,19 +934,20 @@ class VBPModel(mesa.Model):
         decision = table.decision
         factor = self._benefit_factor() if admitting else np.ones(table.n)
         parameters = self._admission_parameters() if admitting else np.zeros(13)
+        shift_units = self._shift_units()
         # The admission draws are the admissions stream's random((4, n)), drawn chunk by chunk from
         # copies of the stream advanced to each row (the same numbers, without a 4 x n array).
-        rows = [self._advanced(self.streams["admissions"], r * n) for r in range(4)] if admitting else []
+        row_streams = [self._advanced(self.streams["admissions"], r * n) for r in range(4)] if admitting else []
         chunk = ADMISSION_CHUNK if admitting else max(n, 1)
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             draws = np.empty((4, stop - start if admitting else 0))
-            for row, stream in enumerate(rows):
+            for row, stream in enumerate(row_streams):
                 stream.random(out=draws[row])
             kernels.deliver(
                 pop.state, pop.conditions, pop.frailty, pop.provider, pop.delivery_noise, self.high_need,
                 self._pending_rows, self._pending_units, self.unit_cost,
-                decision.intensity, decision.need_tilt, table.need_multiplier, decision.shift, self._shift_units(),
+                decision.intensity, decision.need_tilt, table.need_multiplier, decision.shift, shift_units,
                 m.need_classes, m.care_shifting,
                 care["diagnosis_row"], care["by_diagnosis"], *(care[name] for name in DELIVERED),
                 care["shifted_cost"], admitting, draws, parameters, factor,
@@ -964,7 +961,7 @@ class VBPModel(mesa.Model):
         care["duplicate_cost"], care["innovation_cost"], acs_expected = float(totals[0]), float(totals[1]), totals[2]
         care["overtreatment_total"], care["withheld_total"] = float(totals[3]), float(totals[4])
         n_candidates = int(counters[0])
-        self._pending_rows, self._pending_units = _NO_INDEX, _NO_UNITS  # delivered now
+        self._pending_rows, self._pending_units = _NO_INDEX, _NO_ROWS  # delivered now
         if admitting:
             self._admit(care, candidates[:n_candidates], values[:, :n_candidates], flags[:, :n_candidates], sums)
             care["acs_expected_total"] = acs_expected
