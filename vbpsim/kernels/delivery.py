@@ -185,6 +185,19 @@ def _benefit(ratio: float, overtreatment_harm: float) -> float:
 
 
 @numba.njit(**JIT_OPTIONS)
+def _care_ratio(intensity: float, noise: float, need_classes: bool, sign: float, tilt: float) -> float:
+    """Care delivered per unit of need: intensity x the patient's noise, x (1 +/- tilt) with need classes.
+
+    (``kernels.health.transitions`` writes the same out: a pass calling another file's
+    function would keep a stale disk cache when that file changes.)
+    """
+    ratio = intensity * noise
+    if need_classes:
+        ratio = ratio * (1 + sign * tilt)
+    return ratio
+
+
+@numba.njit(**JIT_OPTIONS)
 def deliver(
     state: np.ndarray,
     conditions: np.ndarray,
@@ -292,9 +305,7 @@ def deliver(
         gp_ratio = 0.0
         for d in range(N_DISCIPLINES):
             p = provider[i, d]
-            r = intensity[p] * delivery_noise[i, d]
-            if need_classes:
-                r = r * (1 + sign * need_tilt[p])
+            r = _care_ratio(intensity[p], delivery_noise[i, d], need_classes, sign, need_tilt[p])
             if d == GP:
                 gp_ratio = r
             units = by_diagnosis[diagnosis_at, d] * frailty[i]
@@ -551,9 +562,8 @@ def observe(
             units = by_diagnosis[row, d] * frailty[i]
             if units > 0:
                 acc[IN_CARE, p] += 1.0
-                r = intensity[p] * delivery_noise[i, d]  # the ratio of care to need, as delivered
-                if need_classes:
-                    r = r * (1 + (1.0 if high_need[i] else -1.0) * need_tilt[p])
+                sign = 1.0 if high_need[i] else -1.0
+                r = _care_ratio(intensity[p], delivery_noise[i, d], need_classes, sign, need_tilt[p])  # as delivered
                 acc[MET, p] += 1.0 if r >= quality_standard else 0.0
                 acc[CASE_VALUE, p] += by_diagnosis[row, d] * unit_cost[d] * case_scale[d]
                 acc[NEED, p] += units

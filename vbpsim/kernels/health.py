@@ -210,7 +210,8 @@ def transitions(
         oldest = max(oldest, age[i])
         sign = 1.0 if high_need[i] else -1.0
         for d in range(n_disciplines):
-            r = intensity[provider[i, d]] * delivery_noise[i, d]  # the ratio of care to need, as delivered
+            # the ratio of care to need, as delivered (``kernels.delivery._care_ratio``)
+            r = intensity[provider[i, d]] * delivery_noise[i, d]
             if need_classes:
                 r = r * (1 + sign * need_tilt[provider[i, d]])
             # both branches computed: a select, not a jump the CPU mispredicts
