@@ -242,16 +242,48 @@ def test_cached_risk_cells_follow_changes() -> None:
 
 
 def test_chunked_admission_draws_are_the_whole_draw(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Delivered chunk by chunk (each row's draws from a copy of the stream advanced to it), steps are unchanged."""
+    """Chunk by chunk (each chunk's draws from copies of the streams advanced to it), steps are unchanged."""
     from vbpsim import model as model_module
 
     whole, chunked = (build_model("ffs", "small", years=1, seed=4) for _ in range(2))
     assert whole.population.size > 1024 and whole.mechanisms.discretionary_admissions
     for _ in range(3):
         whole.step()
-    monkeypatch.setattr(model_module, "ADMISSION_CHUNK", 1024)  # (a multiple of SUM_BLOCK, as it must be)
+    monkeypatch.setattr(model_module, "PATIENT_CHUNK", 1024)  # (a multiple of SUM_BLOCK, as it must be)
     for _ in range(3):
         chunked.step()
     assert chunked.records == whole.records
-    assert chunked.streams["admissions"].random() == whole.streams["admissions"].random()
+    for name, stream in whole.streams.items():
+        assert chunked.streams[name].bit_generator.state == stream.bit_generator.state, name
+    np.testing.assert_array_equal(chunked.population.state, whole.population.state)
     np.testing.assert_array_equal(chunked.admission_belief, whole.admission_belief)
+
+
+def test_buffers_grow_only_when_short_and_keep_what_was_written() -> None:
+    """``Buffers.at_least`` reuses a buffer with room, and a grown one starts with the old first entries."""
+    from vbpsim.kernels.delivery import Buffers
+
+    buffers = Buffers()
+    first = buffers.at_least("values", (2, 4), 3, axis=1)
+    first[:] = np.arange(8.0).reshape(2, 4)
+    assert buffers.at_least("values", (2, 6), 4, axis=1) is first  # room enough: the same array
+    grown = buffers.at_least("values", (2, 10), 5, axis=1, keep=3)
+    assert grown.shape == (2, 10) and grown is not first
+    np.testing.assert_array_equal(grown[:, :3], first[:, :3])
+    rows = buffers.at_least("rows", (5,), 5, np.int64)
+    rows[:] = 7
+    assert buffers.at_least("rows", (9,), 6, np.int64, keep=5)[:5].tolist() == [7] * 5
+    assert buffers.at_least("rows", (9,), 6, np.int32).dtype == np.int32  # another dtype: a new buffer
+
+
+def test_skipping_draws_is_drawing_them() -> None:
+    """``VBPModel._skip`` leaves a stream where drawing the floats would, the half-used 32-bit draw included."""
+    from vbpsim.model import VBPModel
+
+    drawn, skipped = (np.random.Generator(np.random.PCG64(11)) for _ in range(2))
+    for stream in (drawn, skipped):
+        stream.integers(0, 5, 3)  # 32-bit numbers: one half of a 64-bit draw is kept for the next
+    drawn.random(1000)
+    VBPModel._skip(skipped, 1000)
+    assert skipped.bit_generator.state == drawn.bit_generator.state
+    assert skipped.integers(0, 1 << 30, 5).tolist() == drawn.integers(0, 1 << 30, 5).tolist()

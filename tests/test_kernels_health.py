@@ -210,6 +210,9 @@ def test_onset_bound_skips_only_patients_without_onsets() -> None:
                 monthly=np.zeros(5),
                 reference_readmission_rate=0.0,
                 per_provider=np.zeros((6, providers)),
+                start=0,
+                stop=n,
+                totals=np.zeros(len(kernels.ROUTED_TOTALS)),
             )
             return conditions, new_state
 

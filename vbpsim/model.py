@@ -10,6 +10,7 @@ Nothing here depends on which scheme is in force.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -84,7 +85,9 @@ _NO_FLOATS = np.zeros(0)  # stand-ins for per-patient arrays a pass does not rea
 _NO_FLAGS = np.zeros(0, dtype=bool)
 _NO_INDEX = np.zeros(0, dtype=np.int64)
 _NO_ROWS = np.zeros((0, len(DISCIPLINES)))  # ... and per patient and discipline (or one a pass does not write)
-ADMISSION_CHUNK = 65_536  # patients whose admission draws are drawn at a time (a multiple of kernels.SUM_BLOCK)
+# Patients a chunked pass takes at a time: their random draws are drawn (and their counted outputs
+# given room) chunk by chunk, not for the whole population. A multiple of kernels.SUM_BLOCK.
+PATIENT_CHUNK = 65_536
 # Patient-by-discipline arrays of the need (``care_need``) and of the care delivered (``deliver_care``).
 NEED = ("need", "diagnosis_cost", "cost")
 DELIVERED = ("delivered",)
@@ -924,11 +927,6 @@ class VBPModel(mesa.Model):
         care = self._care_need(care)
         care["shifted_cost"] = buffers.array("shifted_cost", (n,))
         admitting = m.discretionary_admissions
-        width = n if admitting else 0
-        # one column per candidate (a few percent of the patients: the rest of these stays untouched)
-        values = buffers.array("admission_values", (len(kernels.ADMISSION_VALUES), width))
-        flags = buffers.array("admission_flags", (len(kernels.ADMISSION_FLAGS), width), np.bool_)
-        candidates = buffers.array("admission_index", (width,), np.int64)
         sums = np.zeros((7, table.n))  # per hospital: 3 belief sums, 3 observed; per GP: ACS expected
         carry, counters = np.zeros(10), np.zeros(2, dtype=np.int64)  # running totals across the chunks
         decision = table.decision
@@ -938,12 +936,17 @@ class VBPModel(mesa.Model):
         # The admission draws are the admissions stream's random((4, n)), drawn chunk by chunk from
         # copies of the stream advanced to each row (the same numbers, without a 4 x n array).
         row_streams = [self._advanced(self.streams["admissions"], r * n) for r in range(4)] if admitting else []
-        chunk = ADMISSION_CHUNK if admitting else max(n, 1)
+        chunk = PATIENT_CHUNK if admitting else max(n, 1)
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            draws = np.empty((4, stop - start if admitting else 0))
+            draws = self._work_array("admission_draws", (4, stop - start if admitting else 0))
             for row, stream in enumerate(row_streams):
                 stream.random(out=draws[row])
+            # one column per candidate (a few percent of the patients), room for this chunk's
+            room = (int(counters[0]), stop - start if admitting else 0)
+            values = self._room("admission_values", *room, before=(len(kernels.ADMISSION_VALUES),))
+            flags = self._room("admission_flags", *room, np.bool_, before=(len(kernels.ADMISSION_FLAGS),))
+            candidates = self._room("admission_index", *room, np.int64)
             kernels.deliver(
                 pop.state, pop.conditions, pop.frailty, pop.provider, pop.delivery_noise, self.high_need,
                 self._pending_rows, self._pending_units, self.unit_cost,
@@ -956,7 +959,7 @@ class VBPModel(mesa.Model):
                 values, flags, candidates, sums[:6], sums[6], start, stop, carry, counters,
             )  # fmt: skip
         if admitting:
-            self.streams["admissions"].bit_generator.advance(4 * n)
+            self._skip(self.streams["admissions"], 4 * n)
         totals = carry[0::2] + carry[1::2]  # each running total plus its last block
         care["duplicate_cost"], care["innovation_cost"], acs_expected = float(totals[0]), float(totals[1]), totals[2]
         care["overtreatment_total"], care["withheld_total"] = float(totals[3]), float(totals[4])
@@ -966,6 +969,24 @@ class VBPModel(mesa.Model):
             self._admit(care, candidates[:n_candidates], values[:, :n_candidates], flags[:, :n_candidates], sums)
             care["acs_expected_total"] = acs_expected
         return care
+
+    def _work_array(self, name: str, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
+        """A C-contiguous work array of ``shape`` on a reused buffer (a last, shorter chunk reuses the others')."""
+        size = math.prod(shape)
+        return self._buffers.at_least(name, (size,), size, dtype)[:size].reshape(shape)
+
+    def _room(
+        self, name: str, count: int, chunk: int, dtype: type = np.float64, before: tuple = (), after: tuple = ()
+    ) -> np.ndarray:
+        """A buffer of listed patients, shape ``before + (listed,) + after``, with room for ``chunk`` after ``count``.
+
+        For what a chunked pass lists (admission candidates, failed hand-offs, readmissions:
+        a few percent of the patients): grown as the chunks need it, with a chunk's room to
+        spare, up to one entry per patient; the first ``count`` kept; reused next step.
+        """
+        capacity = min(self.population.size, count + 2 * chunk)
+        shape = (*before, capacity, *after)
+        return self._buffers.at_least(name, shape, count + chunk, dtype, axis=len(before), keep=count)
 
     def contract_year(self) -> int:
         """Years since the contract relationship began (0 = first), across renewals, so glide paths run on."""
@@ -1027,6 +1048,18 @@ class VBPModel(mesa.Model):
         bit_generator = type(stream.bit_generator)()
         bit_generator.state = stream.bit_generator.state
         return np.random.Generator(bit_generator.advance(draws))
+
+    @staticmethod
+    def _skip(stream: np.random.Generator, draws: int) -> None:
+        """Move ``stream`` on as if it had drawn ``draws`` floats (what its advanced copies drew).
+
+        ``advance`` alone would also drop the half of a 64-bit draw that ``integers`` keeps
+        for its next 32-bit number, which drawing floats leaves alone.
+        """
+        bit_generator = stream.bit_generator
+        state = bit_generator.state
+        bit_generator.advance(draws)
+        bit_generator.state = {**bit_generator.state, "has_uint32": state["has_uint32"], "uinteger": state["uinteger"]}
 
     def _shift_units(self) -> float:
         """Home-care units that replace one shifted rehabilitation unit."""
@@ -1100,9 +1133,11 @@ class VBPModel(mesa.Model):
         """Health transitions, with the care received changing the hazards (compiled passes).
 
         The pass is split where the random draws depend on its first half: the step's two
-        bulk draws feed :func:`~vbpsim.kernels.health.transitions`; readmissions are then
-        routed and condition onsets drawn (same calls on the ``health`` stream as ever),
-        and :func:`~vbpsim.kernels.health.after_routing` finishes the step.
+        draws of one number per patient feed :func:`~vbpsim.kernels.health.transitions`;
+        readmissions are then routed, and :func:`~vbpsim.kernels.health.after_routing`
+        finishes the step on the condition-onset draws. Both run chunk by chunk
+        (``PATIENT_CHUNK`` patients), each chunk's draws from copies of the ``health``
+        stream advanced to it: the same numbers as drawing them whole, without the arrays.
         """
         pop, clinical = self.population, self.config.clinical
         dt, months = self.dt_years, self.months_per_step
@@ -1128,8 +1163,6 @@ class VBPModel(mesa.Model):
                 * task_value(table.decision.effort[:, COORDINATION])
             )
             p_fail = HANDOFF_FAILURE * (1 - effect)
-        u = rng.random(n)
-        u_handoff = rng.random(n)
         state = pop.state
         new_state = np.empty_like(state)
         strokes, dies = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
@@ -1137,18 +1170,11 @@ class VBPModel(mesa.Model):
         gp_benefit, after_benefit = self._buffers.array("gp_benefit", (n,)), self._buffers.array("after_benefit", (n,))
         qol, base_stroke = self._buffers.array("qol", (n,)), self._buffers.array("stroke_hazard", (n,))
         events = self._buffers.array("events", (n,), np.uint8)
-        readmitted = self._buffers.array("readmitted", (n,), np.int64)
-        pending_rows = self._buffers.array("pending_rows", (n,), np.int64)  # (only the first few are ever written)
-        pending_units = self._buffers.array("pending_units", (n, len(DISCIPLINES)))
+        p_background = self._buffers.array("p_background", (n,))
         per_sender = np.zeros((5, table.n))
         eff = self.config.effort
-        # The age terms in bulk: numpy's vectorised power and exp cost a fraction of a loop's calls.
-        by_age = pop.stroke_age_factor(clinical, out=self._buffers.array("by_age", (n,)))
-        p_background = pop.background_mortality(clinical, out=self._buffers.array("p_background", (n,)))
-        np.multiply(p_background, -dt, out=p_background)  # 1 - exp(-hazard * dt), in place
-        np.subtract(1, np.exp(p_background, out=p_background), out=p_background)
         intensity, need_tilt, need_classes, high_need, delivery_noise = self._style()
-        first = health_kernels.transitions(
+        passed = dict(
             state=state,
             age=pop.age,
             conditions=pop.conditions,
@@ -1159,11 +1185,8 @@ class VBPModel(mesa.Model):
             need_classes=need_classes,
             high_need=high_need,
             delivery_noise=delivery_noise,
-            by_age=by_age,
             p_background=p_background,
             prevention_stock=self.prevention_stock,
-            u=u,
-            u_handoff=u_handoff,
             benefit_factor=self._benefit_factor(),
             p_fail_of=p_fail,
             handoff_receiver=self.handoff_receiver,
@@ -1191,12 +1214,43 @@ class VBPModel(mesa.Model):
             dies=dies,
             new_state=new_state,
             events=events,
-            pending_rows=pending_rows,
-            pending_units=pending_units,
-            readmitted=readmitted,
             per_provider=per_sender,
         )
-        n_readmitted, n_pending, youngest, oldest, sums = first
+        sums = np.zeros(len(health_kernels.TRANSITION_TOTALS))
+        counters, age_range = np.zeros(2, dtype=np.int64), np.array([np.inf, -np.inf])  # carried across chunks
+        # The step's draws u = random(n) and u_handoff = random(n), chunk by chunk from copies of the stream.
+        u_stream, handoff_stream = self._advanced(rng, 0), self._advanced(rng, n)
+        for start in range(0, n, PATIENT_CHUNK):
+            stop = min(start + PATIENT_CHUNK, n)
+            u = u_stream.random(out=self._work_array("u", (stop - start,)))
+            u_handoff = handoff_stream.random(out=self._work_array("u_handoff", (stop - start,)))
+            # The age terms in bulk: numpy's vectorised power and exp cost a fraction of a loop's calls.
+            rows = slice(start, stop)
+            by_age = pop.stroke_age_factor(clinical, out=self._work_array("by_age", (stop - start,)), rows=rows)
+            chunk_background = pop.background_mortality(clinical, out=p_background[rows], rows=rows)
+            np.multiply(chunk_background, -dt, out=chunk_background)  # 1 - exp(-hazard * dt), in place
+            np.subtract(1, np.exp(chunk_background, out=chunk_background), out=chunk_background)
+            # the failed hand-offs and readmissions (a few patients) so far, with room for this chunk's
+            room = (int(counters[1]), stop - start)
+            readmitted = self._room("readmitted", int(counters[0]), stop - start, np.int64)
+            pending_rows = self._room("pending_rows", *room, np.int64)
+            pending_units = self._room("pending_units", *room, after=(len(DISCIPLINES),))
+            health_kernels.transitions(
+                **passed,
+                by_age=by_age,
+                u=u,
+                u_handoff=u_handoff,
+                pending_rows=pending_rows,
+                pending_units=pending_units,
+                readmitted=readmitted,
+                start=start,
+                stop=stop,
+                totals=sums,
+                counters=counters,
+                age_range=age_range,
+            )
+        self._skip(rng, 2 * n)
+        (n_readmitted, n_pending), (youngest, oldest) = counters.tolist(), age_range.tolist()
         # duplicated work after failed hand-offs, delivered next step (a few patients: kept as a list)
         self._pending_rows, self._pending_units = pending_rows[:n_pending].copy(), pending_units[:n_pending].copy()
         totals = {k: float(v) for k, v in zip(health_kernels.TRANSITION_TOTALS, sums, strict=True)}
@@ -1209,48 +1263,58 @@ class VBPModel(mesa.Model):
             per_sender[health_kernels.FAILURE_UNITS],
             per_sender[health_kernels.FAILURES],
         )
-        onset_draws = rng.random(pop.conditions.shape)
         target = np.zeros(table.n)
         buildup = 0.0
         if self.mechanisms.prevention:
             target = task_value(table.decision.effort[:, PREVENTION])
             buildup = 1 - np.exp(-eff.prevention_buildup * dt)
         per_lead = np.zeros((6, table.n))
-        second = health_kernels.after_routing(
-            state_before=state,
-            new_state=new_state,
-            age=pop.age,
-            conditions=pop.conditions,
-            onset_draws=onset_draws,
-            provider=pop.provider,
-            gp_benefit=gp_benefit,
-            after_benefit=after_benefit,
-            base_stroke=base_stroke,
-            qol_out=qol,
-            p_background=p_background,
-            dies=dies,
-            events=events,
-            prevention_stock=self.prevention_stock,
-            lead_discipline=LEAD_DISCIPLINE,
-            condition_incidence=self.config.population.condition_incidence,
-            condition_odds_per_decade=self.config.population.condition_odds_per_decade,
-            youngest=youngest,
-            oldest=oldest,
-            dt=dt,
-            months=months,
-            prevention=self.mechanisms.prevention,
-            buildup=buildup,
-            prevention_target=target,
-            prevention_efficacy=eff.prevention_efficacy,
-            innovation=self.mechanisms.innovation,
-            benefit_gain=table.benefit_gain,
-            qol_table=qol_table,
-            qol_care_weight=clinical.qol_care_weight,
-            harm=clinical.undertreatment_harm,
-            monthly=monthly,
-            reference_readmission_rate=float(self.reference_readmission_rate),
-            per_provider=per_lead,
-        )
+        second = np.zeros(len(health_kernels.ROUTED_TOTALS))
+        # the onset draws random((n, conditions)), chunk by chunk from a copy of the stream
+        onset_stream, n_conditions = self._advanced(rng, 0), pop.conditions.shape[1]
+        for start in range(0, n, PATIENT_CHUNK):
+            stop = min(start + PATIENT_CHUNK, n)
+            health_kernels.after_routing(
+                state_before=state,
+                new_state=new_state,
+                age=pop.age,
+                conditions=pop.conditions,
+                onset_draws=onset_stream.random(out=self._work_array("onset_draws", (stop - start, n_conditions))),
+                provider=pop.provider,
+                gp_benefit=gp_benefit,
+                after_benefit=after_benefit,
+                base_stroke=base_stroke,
+                qol_out=qol,
+                p_background=p_background,
+                dies=dies,
+                events=events,
+                prevention_stock=self.prevention_stock,
+                lead_discipline=LEAD_DISCIPLINE,
+                condition_incidence=self.config.population.condition_incidence,
+                condition_odds_per_decade=self.config.population.condition_odds_per_decade,
+                youngest=youngest,
+                oldest=oldest,
+                dt=dt,
+                months=months,
+                prevention=self.mechanisms.prevention,
+                buildup=buildup,
+                prevention_target=target,
+                prevention_efficacy=eff.prevention_efficacy,
+                innovation=self.mechanisms.innovation,
+                benefit_gain=table.benefit_gain,
+                qol_table=qol_table,
+                qol_care_weight=clinical.qol_care_weight,
+                harm=clinical.undertreatment_harm,
+                monthly=monthly,
+                reference_readmission_rate=float(self.reference_readmission_rate),
+                per_provider=per_lead,
+                start=start,
+                stop=stop,
+                totals=second,
+            )
+        self._skip(rng, n * n_conditions)
+        if not self.mechanisms.innovation:  # without innovations, the outcomes without them are the outcomes
+            second[3:6] = second[0:3]
         pop.state = new_state
         self._count_outcomes(per_sender, per_lead, totals["readmission_risk"], totals["handoffs"])
         routed = {k: float(v) for k, v in zip(health_kernels.ROUTED_TOTALS, second, strict=True)}

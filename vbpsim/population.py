@@ -130,13 +130,17 @@ class Population:
         at_risk = (self.state == HEALTHY) | (self.state == CHRONIC)
         return np.where(at_risk, clinical.stroke_rate_60 * self.stroke_age_factor(clinical) * by_conditions, 0.0)
 
-    def stroke_age_factor(self, clinical: ClinicalParams, out: np.ndarray | None = None) -> np.ndarray:
-        """Stroke hazard ratio of each patient's age against age 60 (into ``out`` if given)."""
-        years = np.subtract(self.age, 60, out=out)
+    def stroke_age_factor(
+        self, clinical: ClinicalParams, out: np.ndarray | None = None, rows: slice = slice(None)
+    ) -> np.ndarray:
+        """Stroke hazard ratio of each patient's age (of ``rows``) against age 60 (into ``out`` if given)."""
+        years = np.subtract(self.age[rows], 60, out=out)
         return np.power(clinical.stroke_hr_per_decade, np.divide(years, 10, out=years), out=years)
 
-    def background_mortality(self, clinical: ClinicalParams, out: np.ndarray | None = None) -> np.ndarray:
-        """Yearly other-cause mortality hazard (Gompertz; into ``out`` if given)."""
-        hazard = np.subtract(self.age, 60, out=out)
+    def background_mortality(
+        self, clinical: ClinicalParams, out: np.ndarray | None = None, rows: slice = slice(None)
+    ) -> np.ndarray:
+        """Yearly other-cause mortality hazard (Gompertz) of each patient (of ``rows``; into ``out`` if given)."""
+        hazard = np.subtract(self.age[rows], 60, out=out)
         np.multiply(clinical.mortality_gompertz_slope, hazard, out=hazard)
         return np.multiply(clinical.background_mortality_60, np.exp(hazard, out=hazard), out=hazard)

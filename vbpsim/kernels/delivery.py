@@ -67,6 +67,27 @@ class Buffers(dict):
             out = self[name] = np.empty(shape, dtype=dtype)
         return out
 
+    def at_least(
+        self, name: str, shape: tuple[int, ...], minimum: int, dtype: type = np.float64, *, axis: int = 0, keep: int = 0
+    ) -> np.ndarray:
+        """The buffer ``name`` if it holds ``minimum`` entries along ``axis``, else a new one of ``shape``.
+
+        For outputs counted as a pass runs chunk by chunk (admission candidates, failed
+        hand-offs): sized to what the run has needed so far, not to every patient. The other
+        dimensions and the dtype are those of ``shape`` and ``dtype``; a new buffer carries
+        over the old one's first ``keep`` entries along ``axis``.
+        """
+        out = self.get(name)
+        other = [size for d, size in enumerate(shape) if d != axis]
+        if out is not None and out.dtype == dtype and out.ndim == len(shape):
+            if [size for d, size in enumerate(out.shape) if d != axis] == other and out.shape[axis] >= minimum:
+                return out
+        fresh = np.empty(shape, dtype=dtype)
+        if keep:
+            np.copyto(fresh[(slice(None),) * axis + (slice(0, keep),)], out[(slice(None),) * axis + (slice(0, keep),)])
+        self[name] = fresh
+        return fresh
+
     def __reduce__(self) -> tuple[type, tuple[()]]:
         return (Buffers, ())
 
@@ -292,7 +313,12 @@ def deliver(
     acs_total, acs_block, over_total, over_block = carry[4], carry[5], carry[6], carry[7]
     withheld_total, withheld_block = carry[8], carry[9]
     count, next_pending = counters[0], counters[1]
-    for i in range(start, stop):
+    # The chunk's rows, indexed from 0: the compiler then knows no index is negative (no wraparound code).
+    state, conditions, frailty = state[start:stop], conditions[start:stop], frailty[start:stop]
+    provider, delivery_noise, high_need = provider[start:stop], delivery_noise[start:stop], high_need[start:stop]
+    diagnosis_row, delivered, shifted_cost = diagnosis_row[start:stop], delivered[start:stop], shifted_cost[start:stop]
+    prevention_stock, steer_weight = prevention_stock[start:stop], steer_weight[start:stop]
+    for i in range(stop - start):  # (start is a multiple of SUM_BLOCK)
         if (i & (SUM_BLOCK - 1)) == 0:  # a new block of patients: the last block's sums to the totals
             duplicate_cost += duplicate_block
             innovation_cost += innovation_block
@@ -320,7 +346,7 @@ def deliver(
             row[REHAB] -= shifted
             row[NURSING] += shifted * shift_units
         shifted_cost[i] = shifted * unit_cost[REHAB]
-        with_duplicates = next_pending < pending_rows.shape[0] and pending_rows[next_pending] == i
+        with_duplicates = next_pending < pending_rows.shape[0] and pending_rows[next_pending] == start + i
         for d in range(N_DISCIPLINES):
             duplicate = pending_units[next_pending, d] if with_duplicates else 0.0
             delivered[i, d] = row[d] + duplicate
@@ -345,24 +371,24 @@ def deliver(
                 p_acs = 1 - math.exp(-acs_rate * dt)
         acs_block += p_acs
         acs_by_gp[gp] += p_acs
-        acs = draws[1, i - start] < p_acs
+        acs = draws[1, i] < p_acs
         eligible = s == HEALTHY or s == CHRONIC or s == DISABLED  # (a draw in [0, 1) is never below 0)
-        planned = eligible and draws[0, i - start] < p_planned and not acs
+        planned = eligible and draws[0, i] < p_planned and not acs
         if not (planned or acs):  # most patients: no candidate this step
             continue
         hospital = provider[i, HOSPITAL]
-        rank = draws[2, i - start]
+        rank = draws[2, i]
         admitted = rank < admission_share[hospital]
         redirected = False
         if risk_selection:
-            redirected = planned and admitted and (draws[3, i - start] < selection[hospital] * steer_weight[i])
+            redirected = planned and admitted and (draws[3, i] < selection[hospital] * steer_weight[i])
         here = admitted and not redirected
         units = admission_units * frailty[i]
         price = price_unit * (price_base + price_risk * frailty[i])
         if here:
             delivered[i, HOSPITAL] += units
         gain = gain_scale * (1 - rank / appropriate)
-        candidates[count] = i
+        candidates[count] = start + i
         values[GUIDELINE, count] = units if rank < appropriate else 0.0
         values[HERE_UNITS, count] = units if here else 0.0
         values[LOW_VALUE_UNITS, count] = units if (here and rank >= appropriate) else 0.0

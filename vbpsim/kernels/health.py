@@ -173,8 +173,13 @@ def transitions(
     pending_units: np.ndarray,
     readmitted: np.ndarray,
     per_provider: np.ndarray,
-) -> tuple:
-    """One step's health transitions of every patient, on the step's bulk draws ``u`` and ``u_handoff``.
+    start: int,
+    stop: int,
+    totals: np.ndarray,
+    counters: np.ndarray,
+    age_range: np.ndarray,
+) -> None:
+    """One step's health transitions of the patients ``start:stop`` (a chunk), on its draws ``u`` and ``u_handoff``.
 
     Writes the care benefit (after providers' factors) in the GP discipline and in the lead
     discipline of the patient's new state (``gp_benefit``, ``after_benefit``), quality of life (0 for the dead),
@@ -182,24 +187,31 @@ def transitions(
     hand-off event bits, the failed hand-offs' duplicated work (``pending_units`` of the
     patients ``pending_rows``, in patient order), and the readmitted patients' indices. Adds
     per provider (rows of ``per_provider``): strokes and expected strokes at the GP,
-    hand-offs, failures and their duplicated units at the sender. Returns the number of
-    readmitted and of pending patients, the youngest and the oldest patient's age (bounds of
-    the onset probabilities) and the totals named in :data:`TRANSITION_TOTALS`. ``by_age``
-    (the stroke hazard ratio of age) and ``p_background`` (the step's probability of
-    other-cause death) come computed in bulk: numpy's vectorised powers and exponentials
-    cost a fraction of a loop's scalar calls.
+    hand-offs, failures and their duplicated units at the sender. Carried across the chunks
+    (chunks start at multiples of ``SUM_BLOCK``): ``totals`` (named in :data:`TRANSITION_TOTALS`,
+    added to), ``counters`` (the readmitted and the pending patients so far, the next free
+    entries of ``readmitted`` and ``pending_rows``) and ``age_range`` (the youngest and the
+    oldest age so far: bounds of the onset probabilities). ``u``, ``u_handoff`` and ``by_age``
+    (the stroke hazard ratio of age) hold the chunk's patients; ``p_background`` (the step's
+    probability of other-cause death) every patient's. The age terms come computed in bulk:
+    numpy's vectorised powers and exponentials cost a fraction of a loop's scalar calls.
     """
-    n = state.shape[0]
     n_disciplines = provider.shape[1]
-    n_readmitted = n_pending = 0
+    n_readmitted, n_pending = counters[0], counters[1]
     benefit = np.empty(n_disciplines)  # this patient's, by discipline
     qalys = stroke_h_sum = untreated_sum = guideline_sum = 0.0
     handoffs = failures = readmissions = risk_sum = p_fail_sum = 0.0
     guideline_qol = lead_sum = n_alive = n_strokes = n_deaths = 0.0
-    youngest, oldest = np.inf, -np.inf
-    totals = np.zeros(len(TRANSITION_TOTALS))
-    for i in range(n):
-        if i % SUM_BLOCK == 0:  # a new block: its predecessor's sums go to the totals (see SUM_BLOCK)
+    youngest, oldest = age_range[0], age_range[1]
+    # The chunk's rows, indexed from 0: the compiler then knows no index is negative (no wraparound code).
+    state, age, conditions, provider = state[start:stop], age[start:stop], conditions[start:stop], provider[start:stop]
+    frailty, high_need, delivery_noise = frailty[start:stop], high_need[start:stop], delivery_noise[start:stop]
+    p_background, prevention_stock = p_background[start:stop], prevention_stock[start:stop]
+    gp_benefit, after_benefit, base_stroke = gp_benefit[start:stop], after_benefit[start:stop], base_stroke[start:stop]
+    qol_out, strokes, dies = qol_out[start:stop], strokes[start:stop], dies[start:stop]
+    new_state, events = new_state[start:stop], events[start:stop]
+    for i in range(stop - start):  # (start is a multiple of SUM_BLOCK)
+        if (i & (SUM_BLOCK - 1)) == 0:  # a new block: its predecessor's sums go to the totals (see SUM_BLOCK)
             _add(totals, (qalys, stroke_h_sum, untreated_sum, guideline_sum, handoffs, failures, readmissions,
                           risk_sum, p_fail_sum, guideline_qol, lead_sum, n_alive, n_strokes, n_deaths))  # fmt: skip
             qalys = stroke_h_sum = untreated_sum = guideline_sum = 0.0
@@ -305,9 +317,9 @@ def transitions(
                             flags |= READMITTED
                             readmissions += 1.0
                             ns = ACUTE
-                            readmitted[n_readmitted] = i
+                            readmitted[n_readmitted] = start + i
                             n_readmitted += 1
-                        pending_rows[n_pending] = i
+                        pending_rows[n_pending] = start + i
                         for d in range(n_disciplines):
                             duplicate = duplicate_share * (need_per_month[ns, d] * frailty[i] * months)
                             pending_units[n_pending, d] = duplicate
@@ -327,7 +339,8 @@ def transitions(
         events[i] = flags
     _add(totals, (qalys, stroke_h_sum, untreated_sum, guideline_sum, handoffs, failures, readmissions,
                   risk_sum, p_fail_sum, guideline_qol, lead_sum, n_alive, n_strokes, n_deaths))  # fmt: skip
-    return n_readmitted, n_pending, youngest, oldest, totals
+    counters[0], counters[1] = n_readmitted, n_pending
+    age_range[0], age_range[1] = youngest, oldest
 
 
 @numba.njit(**JIT_OPTIONS)
@@ -365,7 +378,10 @@ def after_routing(
     monthly: np.ndarray,
     reference_readmission_rate: float,
     per_provider: np.ndarray,
-) -> np.ndarray:
+    start: int,
+    stop: int,
+    totals: np.ndarray,
+) -> None:
     """The rest of the step's health pass, once readmissions are routed and onsets drawn.
 
     New chronic conditions (``onset_draws``) for the living, who age by ``dt``; the
@@ -375,19 +391,25 @@ def after_routing(
     ``youngest`` and ``oldest``: bounds of the ages, which bound the onset probability:
     a patient whose draws all lie above that bound gets no new condition, known without
     computing the probability. ``p_background``: the step's probability of other-cause death
-    (at the ages before the step), for the expected deaths. Returns the totals named in
-    :data:`ROUTED_TOTALS`.
+    (at the ages before the step), for the expected deaths. Runs on the patients
+    ``start:stop`` (a chunk starting at a multiple of ``SUM_BLOCK``; ``onset_draws`` holds
+    its rows) and adds to ``totals`` (named in :data:`ROUTED_TOTALS`; without innovations
+    the caller copies the outcomes to the outcomes without them).
     """
-    n = new_state.shape[0]
     highest = max(
         condition_odds_per_decade ** ((youngest - 60.0) / 10.0), condition_odds_per_decade ** ((oldest - 60.0) / 10.0)
     )
     onset_bound = min(condition_incidence * highest * dt * (1.0 + 1e-9) + 1e-15, 1.0)
     direct = deaths = strokes = direct_without = deaths_without = strokes_without = 0.0
     prevented = guideline_qol = n_alive = 0.0
-    totals = np.zeros(len(ROUTED_TOTALS))
-    for i in range(n):
-        if i % SUM_BLOCK == 0:  # a new block: its predecessor's sums go to the totals (see SUM_BLOCK)
+    # The chunk's rows, indexed from 0: the compiler then knows no index is negative (no wraparound code).
+    state_before, new_state, age = state_before[start:stop], new_state[start:stop], age[start:stop]
+    conditions, provider, p_background = conditions[start:stop], provider[start:stop], p_background[start:stop]
+    gp_benefit, after_benefit, base_stroke = gp_benefit[start:stop], after_benefit[start:stop], base_stroke[start:stop]
+    qol_out, dies, events = qol_out[start:stop], dies[start:stop], events[start:stop]
+    prevention_stock = prevention_stock[start:stop]
+    for i in range(stop - start):  # (start is a multiple of SUM_BLOCK)
+        if (i & (SUM_BLOCK - 1)) == 0:  # a new block: its predecessor's sums go to the totals (see SUM_BLOCK)
             _add(totals, (direct, deaths, strokes, direct_without, deaths_without, strokes_without, prevented,
                           guideline_qol, n_alive))  # fmt: skip
             direct = deaths = strokes = direct_without = deaths_without = strokes_without = 0.0
@@ -450,9 +472,6 @@ def after_routing(
                 strokes_without += bs * harm * (1.0 - w) * kept * dt
     _add(totals, (direct, deaths, strokes, direct_without, deaths_without, strokes_without, prevented,
                   guideline_qol, n_alive))  # fmt: skip
-    if not innovation:
-        totals[3:6] = totals[0:3]
-    return totals
 
 
 @numba.njit(**JIT_OPTIONS)
