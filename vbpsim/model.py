@@ -1446,16 +1446,14 @@ class VBPModel(mesa.Model):
         pop = self.population
         rng = self.streams["choice"]
         table = self.providers
-        u_switch = rng.random(pop.size)
-        u_steer, p_steer = u_switch, np.zeros(table.n)  # (not read without risk selection)
-        if self.mechanisms.risk_selection:
+        n, steering = pop.size, self.mechanisms.risk_selection
+        p_steer = np.zeros(table.n)  # (not read without risk selection)
+        if steering:
             sel = self.config.selection
             p_steer = table.decision.selection * sel.steer_rate * sel.steer_success * self.dt_years
-            u_steer = self.streams["selection"].random(pop.size)
-        self.steered = np.empty(pop.size, dtype=bool)
-        moving = self._buffers.array("moving", (pop.size,), np.int64)
+        self.steered = np.empty(n, dtype=bool)
         reputation, panel = np.zeros(table.n), np.zeros(table.n)
-        n_moving, n_steered = health_kernels.choose(
+        passed = dict(
             state=pop.state,
             provider=pop.provider,
             experience=pop.experience,
@@ -1463,19 +1461,31 @@ class VBPModel(mesa.Model):
             diagnosis_row=care["diagnosis_row"],
             gp_by_diagnosis=np.ascontiguousarray(care["by_diagnosis"][:, GP]),
             frailty=pop.frailty,
-            u_switch=u_switch,
             switch_scale=self.config.population.switch_rate,
             per_year=12 / self.steps_per_year,
-            steering=self.mechanisms.risk_selection,
+            steering=steering,
             p_steer_of=p_steer,
             steer_weight=self.steer_weight,
             unprofitable=self.unprofitable,
-            u_steer=u_steer,
             steered=self.steered,
-            moving=moving,
             reputation=reputation,
             panel=panel,
         )
+        # The draws random(n) of the choice stream (and of the selection stream when steering), chunk by chunk.
+        switch_stream, steer_stream = self._advanced(rng, 0), self._advanced(self.streams["selection"], 0)
+        counters = np.zeros(2, dtype=np.int64)  # movers and steered so far
+        for start in range(0, n, PATIENT_CHUNK):
+            stop = min(start + PATIENT_CHUNK, n)
+            u_switch = switch_stream.random(out=self._work_array("u_switch", (stop - start,)))
+            u_steer = steer_stream.random(out=self._work_array("u_steer", (stop - start,))) if steering else u_switch
+            moving = self._room("moving", int(counters[0]), stop - start, np.int64)
+            health_kernels.choose(
+                **passed, u_switch=u_switch, u_steer=u_steer, moving=moving, start=start, stop=stop, counters=counters
+            )
+        self._skip(rng, n)
+        if steering:
+            self._skip(self.streams["selection"], n)
+        n_moving, n_steered = counters.tolist()
         moving = moving[:n_moving]
         gps = np.flatnonzero(table.discipline == GP)
         if n_moving > 0 and len(gps) > 1:

@@ -495,17 +495,24 @@ def choose(
     moving: np.ndarray,
     reputation: np.ndarray,
     panel: np.ndarray,
-) -> tuple:
-    """Patients' experience of GP care, switching and steering, on the step's bulk draws.
+    start: int,
+    stop: int,
+    counters: np.ndarray,
+) -> None:
+    """Patients' experience of GP care, switching and steering, for the patients ``start:stop`` (a chunk).
 
     Updates ``experience`` in place (patients seen by their GP), writes who is steered and
     the indices of the patients who move (switching or steered), and adds each GP's panel
-    and summed experience of its living patients. Returns (movers, steered).
+    and summed experience of its living patients. ``u_switch`` and ``u_steer`` hold the
+    chunk's draws; ``counters`` carries the movers and the steered so far across the chunks
+    (the next free entry of ``moving`` first).
     """
-    n = state.shape[0]
-    n_moving = 0
-    n_steered = 0
-    for i in range(n):
+    n_moving, n_steered = counters[0], counters[1]
+    # The chunk's rows, indexed from 0: the compiler then knows no index is negative (no wraparound code).
+    state, provider, experience = state[start:stop], provider[start:stop], experience[start:stop]
+    gp_benefit, diagnosis_row, frailty = gp_benefit[start:stop], diagnosis_row[start:stop], frailty[start:stop]
+    steered, steer_weight, unprofitable = steered[start:stop], steer_weight[start:stop], unprofitable[start:stop]
+    for i in range(stop - start):
         if gp_by_diagnosis[diagnosis_row[i]] * frailty[i] > 0:  # (seen by the GP: a GP need)
             experience[i] = 0.9 * experience[i] + 0.1 * gp_benefit[i]
         e = experience[i]
@@ -519,9 +526,9 @@ def choose(
         if steer:
             n_steered += 1
         if switching or steer:
-            moving[n_moving] = i
+            moving[n_moving] = start + i
             n_moving += 1
         living = 1.0 if alive else 0.0
         reputation[gp] += e * living
         panel[gp] += living
-    return n_moving, n_steered
+    counters[0], counters[1] = n_moving, n_steered
