@@ -287,3 +287,18 @@ def test_skipping_draws_is_drawing_them() -> None:
     VBPModel._skip(skipped, 1000)
     assert skipped.bit_generator.state == drawn.bit_generator.state
     assert skipped.integers(0, 1 << 30, 5).tolist() == drawn.integers(0, 1 << 30, 5).tolist()
+
+
+def test_stream_copies_are_reused_and_leave_the_stream_alone() -> None:
+    """``VBPModel._stream_at`` gives the stream's numbers from a position on, from one reused generator per slot."""
+    model = build_model("ffs", "small", years=1, seed=4)
+    stream = model.streams["health"]
+    expected = np.random.Generator(type(stream.bit_generator)())
+    expected.bit_generator.state = stream.bit_generator.state
+    ahead = expected.random(1000)[500:]
+    state = stream.bit_generator.state
+    first = model._stream_at("health", 500)
+    assert first.random(500).tolist() == ahead.tolist()
+    assert stream.bit_generator.state == state
+    assert model._stream_at("health", 0) is first  # the same slot: the same generator, reset to the stream
+    assert model._stream_at("health", 0, slot=1) is not first

@@ -935,7 +935,7 @@ class VBPModel(mesa.Model):
         shift_units = self._shift_units()
         # The admission draws are the admissions stream's random((4, n)), drawn chunk by chunk from
         # copies of the stream advanced to each row (the same numbers, without a 4 x n array).
-        row_streams = [self._advanced(self.streams["admissions"], r * n) for r in range(4)] if admitting else []
+        row_streams = [self._stream_at("admissions", r * n, slot=r) for r in range(4)] if admitting else []
         chunk = PATIENT_CHUNK if admitting else max(n, 1)
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
@@ -1042,12 +1042,17 @@ class VBPModel(mesa.Model):
             care["outlier_threshold"] = self.config.purchaser.outlier_threshold * mean_case
         return care["outlier_threshold"]
 
-    @staticmethod
-    def _advanced(stream: np.random.Generator, draws: int) -> np.random.Generator:
-        """A copy of ``stream`` that has drawn ``draws`` more numbers (``stream`` itself is untouched)."""
-        bit_generator = type(stream.bit_generator)()
-        bit_generator.state = stream.bit_generator.state
-        return np.random.Generator(bit_generator.advance(draws))
+    def _stream_at(self, name: str, draws: int, slot: int = 0) -> np.random.Generator:
+        """A copy of the stream ``name`` that has drawn ``draws`` more numbers (the stream is untouched).
+
+        Chunked passes draw each chunk's numbers from such copies; a copy's generator is
+        reused (one per stream and ``slot``), and dropped with the work arrays on copy and pickle.
+        """
+        stream = self.streams[name]
+        copy = self._buffers.generator(f"{name} stream, copy {slot}", stream)
+        copy.bit_generator.state = stream.bit_generator.state
+        copy.bit_generator.advance(draws)
+        return copy
 
     @staticmethod
     def _skip(stream: np.random.Generator, draws: int) -> None:
@@ -1059,7 +1064,8 @@ class VBPModel(mesa.Model):
         bit_generator = stream.bit_generator
         state = bit_generator.state
         bit_generator.advance(draws)
-        bit_generator.state = {**bit_generator.state, "has_uint32": state["has_uint32"], "uinteger": state["uinteger"]}
+        if state["has_uint32"]:
+            bit_generator.state = {**bit_generator.state, "has_uint32": 1, "uinteger": state["uinteger"]}
 
     def _shift_units(self) -> float:
         """Home-care units that replace one shifted rehabilitation unit."""
@@ -1219,7 +1225,7 @@ class VBPModel(mesa.Model):
         sums = np.zeros(len(health_kernels.TRANSITION_TOTALS))
         counters, age_range = np.zeros(2, dtype=np.int64), np.array([np.inf, -np.inf])  # carried across chunks
         # The step's draws u = random(n) and u_handoff = random(n), chunk by chunk from copies of the stream.
-        u_stream, handoff_stream = self._advanced(rng, 0), self._advanced(rng, n)
+        u_stream, handoff_stream = self._stream_at("health", 0), self._stream_at("health", n, slot=1)
         for start in range(0, n, PATIENT_CHUNK):
             stop = min(start + PATIENT_CHUNK, n)
             u = u_stream.random(out=self._work_array("u", (stop - start,)))
@@ -1271,7 +1277,7 @@ class VBPModel(mesa.Model):
         per_lead = np.zeros((6, table.n))
         second = np.zeros(len(health_kernels.ROUTED_TOTALS))
         # the onset draws random((n, conditions)), chunk by chunk from a copy of the stream
-        onset_stream, n_conditions = self._advanced(rng, 0), pop.conditions.shape[1]
+        onset_stream, n_conditions = self._stream_at("health", 0), pop.conditions.shape[1]
         for start in range(0, n, PATIENT_CHUNK):
             stop = min(start + PATIENT_CHUNK, n)
             health_kernels.after_routing(
@@ -1472,7 +1478,8 @@ class VBPModel(mesa.Model):
             panel=panel,
         )
         # The draws random(n) of the choice stream (and of the selection stream when steering), chunk by chunk.
-        switch_stream, steer_stream = self._advanced(rng, 0), self._advanced(self.streams["selection"], 0)
+        switch_stream = self._stream_at("choice", 0)
+        steer_stream = self._stream_at("selection", 0) if steering else switch_stream
         counters = np.zeros(2, dtype=np.int64)  # movers and steered so far
         for start in range(0, n, PATIENT_CHUNK):
             stop = min(start + PATIENT_CHUNK, n)

@@ -54,7 +54,9 @@ N_SUMS = 9
 
 
 class Buffers(dict):
-    """Patient-sized output and work arrays of the passes, reused step to step (a fresh 32 MB array faults its pages).
+    """Patient-sized output and work arrays of the passes (and stream copies), reused step to step.
+
+    A fresh 32 MB array faults its pages; a fresh generator seeds itself.
 
     Scratch space only: a copy or a pickle of a model starts with no buffers, so forked
     arms never share them and saved models do not carry them.
@@ -87,6 +89,17 @@ class Buffers(dict):
             np.copyto(fresh[(slice(None),) * axis + (slice(0, keep),)], out[(slice(None),) * axis + (slice(0, keep),)])
         self[name] = fresh
         return fresh
+
+    def generator(self, name: str, like: np.random.Generator) -> np.random.Generator:
+        """A reused generator ``name`` of ``like``'s kind (its state is the caller's to set).
+
+        For copies of a model's streams advanced to a chunk: seeding a fresh generator
+        costs more than drawing a small world's chunk.
+        """
+        out = self.get(name)
+        if out is None or type(out.bit_generator) is not type(like.bit_generator):
+            out = self[name] = np.random.Generator(type(like.bit_generator)(0))
+        return out
 
     def __reduce__(self) -> tuple[type, tuple[()]]:
         return (Buffers, ())
