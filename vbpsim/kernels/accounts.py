@@ -94,6 +94,30 @@ ADMISSION_COUNTS = SLOT[ADMISSION_RECORDS[0]]  # the ADMISSION_RECORDS, in their
 
 
 @numba.njit(**JIT_OPTIONS)
+def _add_record_block(
+    out: np.ndarray,
+    block: np.ndarray,
+    guideline_by: np.ndarray,
+    delivered_by: np.ndarray,
+    low_value: float,
+    shortfall: float,
+    need_total: float,
+    here_total: float,
+) -> None:
+    """Add a block of patients' record sums to the totals and clear the block's arrays (see SUM_BLOCK)."""
+    n_disc = guideline_by.shape[0]
+    block[LOW_VALUE_COST], block[SHORTFALL_COST] = low_value, shortfall
+    block[GUIDELINE_BY_DISCIPLINE : GUIDELINE_BY_DISCIPLINE + n_disc] = guideline_by
+    block[DELIVERED_BY_DISCIPLINE : DELIVERED_BY_DISCIPLINE + n_disc] = delivered_by
+    block[NEED_COST], block[DELIVERED_HERE] = need_total, here_total
+    guideline_by[:] = 0.0
+    delivered_by[:] = 0.0
+    for k in range(block.shape[0]):
+        out[k] += block[k]
+        block[k] = 0.0
+
+
+@numba.njit(**JIT_OPTIONS)
 def record_pass(
     diagnosis_row: np.ndarray,
     by_diagnosis: np.ndarray,
@@ -152,91 +176,85 @@ def record_pass(
     delivered_by = np.zeros(n_disc)
     n_candidates = admission_index.shape[0] if admitting else 0
     j = 0  # the next candidate
-    for start in range(0, n, SUM_BLOCK):
-        low_value = shortfall = need_total = here_total = 0.0
-        guideline_by[:] = 0.0
-        delivered_by[:] = 0.0
-        for i in range(start, min(start + SUM_BLOCK, n)):
-            guideline_i = 0.0
-            delivered_i = 0.0
-            here_i = 0.0
-            candidate = j < n_candidates and admission_index[j] == i
-            appropriate = admission_guideline[j] if candidate else 0.0
-            elsewhere = redirected_units[j] if candidate else 0.0
-            diagnosis_at = diagnosis_row[i]
-            for d in range(n_disc):
-                c = unit_cost[d]
-                at_hospital = 1.0 if d == HOSPITAL else 0.0
-                units = by_diagnosis[diagnosis_at, d] * frailty[i]
-                optimal = units * valuable[provider[i, d]] + at_hospital * appropriate
-                given = delivered[i, d]
-                given_record = given + at_hospital * elsewhere
-                cost_of = optimal * c
-                delivered_cost = given_record * c
-                excess = delivered_cost - cost_of
-                low_value += max(excess, 0.0)
-                shortfall += max(-excess, 0.0)
-                guideline_by[d] += cost_of
-                delivered_by[d] += delivered_cost
-                guideline_i += cost_of
-                delivered_i += delivered_cost
-                here_i += given * c
-                need_cost = units * c
-                need_total += need_cost
-            here_total += here_i
-            block[GUIDELINE_COST] += guideline_i
-            block[SHIFTED_COST] += shifted_cost[i]
-            high = 1.0 if high_need[i] else 0.0  # arithmetic, not branches: need classes and bands are random
-            block[GUIDELINE_HIGH_NEED] += high * guideline_i
-            block[DELIVERED_HIGH_NEED] += high * delivered_i
-            block[GUIDELINE_LOW_NEED] += (1.0 - high) * guideline_i
-            block[DELIVERED_LOW_NEED] += (1.0 - high) * delivered_i
-            band = unpriced_band[i]
-            top = 1.0 if band == 2 else 0.0
-            bottom = 1.0 if band == 0 else 0.0
-            if state[i] != DEAD:
-                block[ALIVE] += 1.0
-                block[ALIVE_FRAILTY] += frailty[i]
-                block[ALIVE_PREVENTION_STOCK] += prevention_stock[i]
-                block[ALIVE_HIGH_RISK] += top
-                block[ALIVE_LOW_RISK] += bottom
-            if steered[i]:
-                block[STEERED] += 1.0
-                block[STEERED_FRAILTY] += frailty[i]
-                if band == 2:
-                    block[STEERED_HIGH_RISK] += 1.0
-                elif band == 0:
-                    block[STEERED_LOW_RISK] += 1.0
-            hospital_need = by_diagnosis[diagnosis_at, HOSPITAL] * frailty[i]
-            if state_before[i] == ACUTE and hospital_need > 0 and delivered[i, HOSPITAL] <= 0:
-                block[DECLINED_EMERGENCIES] += 1.0
-            tally_qalys[i] += qol[i] * dt_years
-            if candidate:  # (everyone else's admission entries are zero: adding them changed no sum)
-                block[ADMISSION_SUMS] += admission_guideline[j]
-                block[ADMISSION_SUMS + 1] += admission_low_value_units[j]
-                block[ADMISSION_SUMS + 2] += admission_here_units[j]
-                block[ADMISSION_SUMS + 3] += redirected_units[j]
-                block[ADMISSION_COUNTS] += planned_admitted[j]
-                block[ADMISSION_COUNTS + 1] += acs_admitted[j]
-                block[ADMISSION_COUNTS + 2] += admission_candidates[j]
-                block[ADMISSION_COUNTS + 4] += redirected[j]
-                high_risk = 1.0 if frailty[i] >= high_risk_frailty else 0.0
-                block[ADMISSION_COUNTS + 5] += high_risk * redirected[j]
-                block[ADMISSION_COUNTS + 6] += high_risk * planned_admitted[j]
-                tally_qalys[i] += admission_qalys[j]
-                j += 1
-            tally_guideline[i] += guideline_i
-            tally_delivered[i] += here_i
-            tally_steered[i] += steered[i]
-            tally_strokes[i] += strokes[i]
-            tally_deaths[i] += dies[i]
-        block[LOW_VALUE_COST], block[SHORTFALL_COST] = low_value, shortfall
-        block[GUIDELINE_BY_DISCIPLINE : GUIDELINE_BY_DISCIPLINE + n_disc] = guideline_by
-        block[DELIVERED_BY_DISCIPLINE : DELIVERED_BY_DISCIPLINE + n_disc] = delivered_by
-        block[NEED_COST], block[DELIVERED_HERE] = need_total, here_total
-        for k in range(len(block)):
-            out[k] += block[k]
-            block[k] = 0.0
+    low_value = shortfall = need_total = here_total = 0.0
+    for i in range(n):  # (one loop from 0: indices from a block's start kept numba's negative-index code, 15% slower)
+        if (i & (SUM_BLOCK - 1)) == 0 and i > 0:  # a new block: the last block's sums to the totals
+            _add_record_block(out, block, guideline_by, delivered_by, low_value, shortfall, need_total, here_total)
+            low_value = shortfall = need_total = here_total = 0.0
+        guideline_i = 0.0
+        delivered_i = 0.0
+        here_i = 0.0
+        candidate = j < n_candidates and admission_index[j] == i
+        appropriate = admission_guideline[j] if candidate else 0.0
+        elsewhere = redirected_units[j] if candidate else 0.0
+        diagnosis_at = diagnosis_row[i]
+        for d in range(n_disc):
+            c = unit_cost[d]
+            at_hospital = 1.0 if d == HOSPITAL else 0.0
+            units = by_diagnosis[diagnosis_at, d] * frailty[i]
+            optimal = units * valuable[provider[i, d]] + at_hospital * appropriate
+            given = delivered[i, d]
+            given_record = given + at_hospital * elsewhere
+            cost_of = optimal * c
+            delivered_cost = given_record * c
+            excess = delivered_cost - cost_of
+            low_value += max(excess, 0.0)
+            shortfall += max(-excess, 0.0)
+            guideline_by[d] += cost_of
+            delivered_by[d] += delivered_cost
+            guideline_i += cost_of
+            delivered_i += delivered_cost
+            here_i += given * c
+            need_cost = units * c
+            need_total += need_cost
+        here_total += here_i
+        block[GUIDELINE_COST] += guideline_i
+        block[SHIFTED_COST] += shifted_cost[i]
+        high = 1.0 if high_need[i] else 0.0  # arithmetic, not branches: need classes and bands are random
+        block[GUIDELINE_HIGH_NEED] += high * guideline_i
+        block[DELIVERED_HIGH_NEED] += high * delivered_i
+        block[GUIDELINE_LOW_NEED] += (1.0 - high) * guideline_i
+        block[DELIVERED_LOW_NEED] += (1.0 - high) * delivered_i
+        band = unpriced_band[i]
+        top = 1.0 if band == 2 else 0.0
+        bottom = 1.0 if band == 0 else 0.0
+        if state[i] != DEAD:
+            block[ALIVE] += 1.0
+            block[ALIVE_FRAILTY] += frailty[i]
+            block[ALIVE_PREVENTION_STOCK] += prevention_stock[i]
+            block[ALIVE_HIGH_RISK] += top
+            block[ALIVE_LOW_RISK] += bottom
+        if steered[i]:
+            block[STEERED] += 1.0
+            block[STEERED_FRAILTY] += frailty[i]
+            if band == 2:
+                block[STEERED_HIGH_RISK] += 1.0
+            elif band == 0:
+                block[STEERED_LOW_RISK] += 1.0
+        hospital_need = by_diagnosis[diagnosis_at, HOSPITAL] * frailty[i]
+        if state_before[i] == ACUTE and hospital_need > 0 and delivered[i, HOSPITAL] <= 0:
+            block[DECLINED_EMERGENCIES] += 1.0
+        tally_qalys[i] += qol[i] * dt_years
+        if candidate:  # (everyone else's admission entries are zero: adding them changed no sum)
+            block[ADMISSION_SUMS] += admission_guideline[j]
+            block[ADMISSION_SUMS + 1] += admission_low_value_units[j]
+            block[ADMISSION_SUMS + 2] += admission_here_units[j]
+            block[ADMISSION_SUMS + 3] += redirected_units[j]
+            block[ADMISSION_COUNTS] += planned_admitted[j]
+            block[ADMISSION_COUNTS + 1] += acs_admitted[j]
+            block[ADMISSION_COUNTS + 2] += admission_candidates[j]
+            block[ADMISSION_COUNTS + 4] += redirected[j]
+            high_risk = 1.0 if frailty[i] >= high_risk_frailty else 0.0
+            block[ADMISSION_COUNTS + 5] += high_risk * redirected[j]
+            block[ADMISSION_COUNTS + 6] += high_risk * planned_admitted[j]
+            tally_qalys[i] += admission_qalys[j]
+            j += 1
+        tally_guideline[i] += guideline_i
+        tally_delivered[i] += here_i
+        tally_steered[i] += steered[i]
+        tally_strokes[i] += strokes[i]
+        tally_deaths[i] += dies[i]
+    _add_record_block(out, block, guideline_by, delivered_by, low_value, shortfall, need_total, here_total)
     if admitting:
         out[ADMISSION_COUNTS + 3] = acs_expected_total
     out[OVERTREATMENT], out[WITHHELD] = overtreatment_total, withheld_total
