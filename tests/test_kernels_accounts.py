@@ -30,7 +30,7 @@ def test_masked_quantile_is_numpys_linear_quantile(seed: int, n: int, q: float, 
 def test_outlook_pass_sums_like_bincount() -> None:
     rng = np.random.default_rng(5)
     n, n_providers = 5000, 37
-    provider = rng.integers(0, n_providers, (n, 4)).astype(np.int32)
+    provider = rng.integers(0, n_providers, (n, 4)).astype(np.uint32)
     need = rng.random((n, 4)) * (rng.random((n, 4)) < 0.7)
     high = rng.random(n) < 0.5
     hazard = rng.random(n) * (rng.random(n) < 0.8)
@@ -49,7 +49,7 @@ def test_steering_pass_matches_the_numpy_steering_rule() -> None:
     """Unprofitable = alive and negative share of net; weight = loss / typical cost, clipped to [0, 1]."""
     rng = np.random.default_rng(9)
     n, n_providers = 4000, 20
-    gp = rng.integers(0, n_providers, n).astype(np.int32)
+    gp = rng.integers(0, n_providers, n).astype(np.uint32)
     state = rng.integers(0, 6, n).astype(np.int8)
     net = rng.normal(0, 100, n)
     cost = rng.random(n) * 200
@@ -96,7 +96,7 @@ def test_record_pass_totals_match_numpy_sums_at_scale() -> None:
     rng = np.random.default_rng(11)
     n, n_providers = 300_000, 50
     need, delivered = rng.random((n, 4)), rng.random((n, 4))
-    provider = rng.integers(0, n_providers, (n, 4)).astype(np.int32)
+    provider = rng.integers(0, n_providers, (n, 4)).astype(np.uint32)
     valuable, unit_cost = 1 + rng.random(n_providers) * 0.1, np.array([50.0, 600.0, 150.0, 60.0])
     state = rng.integers(0, 6, n).astype(np.int8)
     floats = [rng.random(n) for _ in range(10)]
