@@ -912,11 +912,11 @@ class VBPModel(mesa.Model):
         A rehabilitation provider that shifts care lets the region's home-care provider
         deliver that share instead, at home-care prices (outside a rehab bundle's border).
         With discretionary admissions, this step's candidates are admitted or redirected
-        in the same pass (:meth:`_admit`). Two compiled passes over the patients: the need
-        (:meth:`care_need`, here only each patient's row of the table of units by diagnosis
-        and the column totals), then delivery (:func:`vbpsim.kernels.delivery.deliver`),
-        chunk by chunk with the chunk's admission draws; the patient arrays of the returned
-        care are reused by the next step's call.
+        in the same pass (:meth:`_admit`). One compiled pass over the patients
+        (:func:`vbpsim.kernels.delivery.deliver`), chunk by chunk with the chunk's admission
+        draws, which first takes each patient's need as :meth:`care_need` would (its row of
+        the table of units by diagnosis, and the column totals); the patient arrays of the
+        returned care are reused by the next step's call.
         """
         pop, table, m = self.population, self.providers, self.mechanisms
         n, buffers = pop.size, self._buffers
@@ -924,7 +924,8 @@ class VBPModel(mesa.Model):
         # The step keeps each patient's row of units by diagnosis: its passes read the need as that x frailty.
         care = {name: buffers.array(name, shape) for name in DELIVERED}
         care["diagnosis_row"] = buffers.array("diagnosis_row", (n,), np.uint8)
-        care = self._care_need(care)
+        care["by_diagnosis"] = kernels.diagnosis_table(NEED_PER_MONTH, self.months_per_step, pop.conditions.shape[1])
+        need_totals = np.zeros((len(kernels.TOTALS), len(DISCIPLINES)))  # the need pass's totals, summed as it delivers
         care["shifted_cost"] = buffers.array("shifted_cost", (n,))
         admitting = m.discretionary_admissions
         sums = np.zeros((7, table.n))  # per hospital: 3 belief sums, 3 observed; per GP: ACS expected
@@ -956,10 +957,11 @@ class VBPModel(mesa.Model):
                 care["shifted_cost"], admitting, draws, parameters, factor,
                 decision.admission, decision.selection, m.prevention, self.prevention_stock,
                 m.risk_selection, self.admission_steer_weight,
-                values, flags, candidates, sums[:6], sums[6], start, stop, carry, counters,
+                values, flags, candidates, sums[:6], sums[6], start, stop, carry, counters, need_totals,
             )  # fmt: skip
         if admitting:
             self._skip(self.streams["admissions"], 4 * n)
+        care.update(zip(kernels.TOTALS, need_totals, strict=True))
         totals = carry[0::2] + carry[1::2]  # each running total plus its last block
         care["duplicate_cost"], care["innovation_cost"], acs_expected = float(totals[0]), float(totals[1]), totals[2]
         care["overtreatment_total"], care["withheld_total"] = float(totals[3]), float(totals[4])

@@ -272,11 +272,16 @@ def deliver(
     stop: int,
     carry: np.ndarray,
     counters: np.ndarray,
+    need_totals: np.ndarray,
 ) -> None:
     """Delivery and discretionary admissions of every patient this step (need: ``by_diagnosis[row] x frailty``).
 
     Patients ``start`` to ``stop`` (a chunk: the caller walks the population chunk by chunk,
-    ``draws`` holding the chunk's admission draws). ``carry`` holds the running totals and
+    ``draws`` holding the chunk's admission draws). The need comes first, as in
+    :func:`care_need`: each patient's row of ``by_diagnosis`` goes to ``diagnosis_row``,
+    and ``need_totals`` (rows of :data:`TOTALS`: cost, diagnosis cost, patients in care per
+    discipline) adds each patient's need in turn, across the chunks, as :func:`care_need`
+    does (the same sums, without a pass of their own). ``carry`` holds the running totals and
     the open block's sums, in pairs (total, block): the cost of last step's duplicated work
     delivered now (the pending duplicates at unit cost), the cost of the units innovations
     add or save at the delivered intensities, the summed ACS admission probability, and the
@@ -326,6 +331,16 @@ def deliver(
     acs_total, acs_block, over_total, over_block = carry[4], carry[5], carry[6], carry[7]
     withheld_total, withheld_block = carry[8], carry[9]
     count, next_pending = counters[0], counters[1]
+    # the need's column sums (rows of ``TOTALS``) as :func:`care_need` adds them, patient after patient, in scalars
+    cost0, cost1, cost2, cost3 = need_totals[0, 0], need_totals[0, 1], need_totals[0, 2], need_totals[0, 3]
+    diagnosis0, diagnosis1, diagnosis2, diagnosis3 = (
+        need_totals[1, 0],
+        need_totals[1, 1],
+        need_totals[1, 2],
+        need_totals[1, 3],
+    )
+    count0, count1, count2, count3 = need_totals[2, 0], need_totals[2, 1], need_totals[2, 2], need_totals[2, 3]
+    rows_per_state = conditions.shape[1] + 1
     # The chunk's rows, indexed from 0: the compiler then knows no index is negative (no wraparound code).
     state, conditions, frailty = state[start:stop], conditions[start:stop], frailty[start:stop]
     provider, delivery_noise, high_need = provider[start:stop], delivery_noise[start:stop], high_need[start:stop]
@@ -340,7 +355,13 @@ def deliver(
             withheld_total += withheld_block
             duplicate_block = innovation_block = acs_block = over_block = withheld_block = 0.0
         sign = 1.0 if high_need[i] else -1.0
-        diagnosis_at = diagnosis_row[i]
+        s = state[i]
+        n_chronic = 0  # chronic conditions, which only the chronic state's need counts
+        if s == CHRONIC:
+            for c in range(conditions.shape[1]):
+                n_chronic += conditions[i, c]
+        diagnosis_at = s * rows_per_state + n_chronic
+        diagnosis_row[i] = diagnosis_at
         gp_ratio = 0.0
         for d in range(N_DISCIPLINES):
             p = provider[i, d]
@@ -353,6 +374,16 @@ def deliver(
             need_cost = units * unit_cost[d]
             over_block += max(r - 1.0, 0.0) * need_cost
             withheld_block += max(1.0 - r, 0.0) * need_cost
+            diagnosis_value = by_diagnosis[diagnosis_at, d] * unit_cost[d]
+            in_care = 1.0 if units > 0 else 0.0
+            if d == 0:  # (the loop's four rounds are unrolled: each branch is fixed at compile time)
+                cost0, diagnosis0, count0 = cost0 + need_cost, diagnosis0 + diagnosis_value, count0 + in_care
+            elif d == 1:
+                cost1, diagnosis1, count1 = cost1 + need_cost, diagnosis1 + diagnosis_value, count1 + in_care
+            elif d == 2:
+                cost2, diagnosis2, count2 = cost2 + need_cost, diagnosis2 + diagnosis_value, count2 + in_care
+            else:
+                cost3, diagnosis3, count3 = cost3 + need_cost, diagnosis3 + diagnosis_value, count3 + in_care
         shifted = 0.0
         if care_shifting:
             shifted = row[REHAB] * shift[provider[i, REHAB]]
@@ -368,15 +399,11 @@ def deliver(
             next_pending += 1
         if not admissions:
             continue
-        s = state[i]
         gp = provider[i, GP]
         p_acs = 0.0  # outside the chronic state the ACS hazard is 0, and 1 - exp(-0) is 0
         if s == CHRONIC:
             benefit = _benefit(gp_ratio, overtreatment_harm) * benefit_factor[gp]
-            n_conditions = 0
-            for c in range(conditions.shape[1]):
-                n_conditions += conditions[i, c]
-            acs_rate = acs_rate_param * n_conditions
+            acs_rate = acs_rate_param * n_chronic
             acs_rate = acs_rate * max(1 + undertreatment_harm * (1 - benefit), 0.0)
             if prevention:
                 acs_rate = acs_rate * (1 - prevention_efficacy * prevention_stock[i])
@@ -424,6 +451,14 @@ def deliver(
     carry[4], carry[5], carry[6], carry[7] = acs_total, acs_block, over_total, over_block
     carry[8], carry[9] = withheld_total, withheld_block
     counters[0], counters[1] = count, next_pending
+    need_totals[0, 0], need_totals[0, 1], need_totals[0, 2], need_totals[0, 3] = cost0, cost1, cost2, cost3
+    need_totals[1, 0], need_totals[1, 1], need_totals[1, 2], need_totals[1, 3] = (
+        diagnosis0,
+        diagnosis1,
+        diagnosis2,
+        diagnosis3,
+    )
+    need_totals[2, 0], need_totals[2, 1], need_totals[2, 2], need_totals[2, 3] = count0, count1, count2, count3
 
 
 GUIDE_CELLS = 4096  # buckets of the signal's range that point near its cell (exact search finishes)
