@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 import mesa
@@ -88,6 +89,14 @@ _NO_ROWS = np.zeros((0, len(DISCIPLINES)))  # ... and per patient and discipline
 # Patients a chunked pass takes at a time: their random draws are drawn (and their counted outputs
 # given room) chunk by chunk, not for the whole population. A multiple of kernels.SUM_BLOCK.
 PATIENT_CHUNK = 65_536
+
+
+def patient_chunks(n: int) -> Iterator[tuple[int, int]]:
+    """The ``(start, stop)`` of each chunk of ``n`` patients, ``PATIENT_CHUNK`` at a time, in order."""
+    for start in range(0, n, PATIENT_CHUNK):
+        yield start, min(start + PATIENT_CHUNK, n)
+
+
 # Patient-by-discipline arrays of the need (``care_need``) and of the care delivered (``deliver_care``).
 NEED = ("need", "diagnosis_cost", "cost")
 DELIVERED = ("delivered",)
@@ -937,9 +946,7 @@ class VBPModel(mesa.Model):
         # The admission draws are the admissions stream's random((4, n)), drawn chunk by chunk from
         # copies of the stream advanced to each row (the same numbers, without a 4 x n array).
         row_streams = [self._stream_at("admissions", r * n, slot=r) for r in range(4)] if admitting else []
-        chunk = PATIENT_CHUNK if admitting else max(n, 1)
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
+        for start, stop in patient_chunks(n):
             draws = self._work_array("admission_draws", (4, stop - start if admitting else 0))
             for row, stream in enumerate(row_streams):
                 stream.random(out=draws[row])
@@ -1228,8 +1235,7 @@ class VBPModel(mesa.Model):
         counters, age_range = np.zeros(2, dtype=np.int64), np.array([np.inf, -np.inf])  # carried across chunks
         # The step's draws u = random(n) and u_handoff = random(n), chunk by chunk from copies of the stream.
         u_stream, handoff_stream = self._stream_at("health", 0), self._stream_at("health", n, slot=1)
-        for start in range(0, n, PATIENT_CHUNK):
-            stop = min(start + PATIENT_CHUNK, n)
+        for start, stop in patient_chunks(n):
             u = u_stream.random(out=self._work_array("u", (stop - start,)))
             u_handoff = handoff_stream.random(out=self._work_array("u_handoff", (stop - start,)))
             # The age terms in bulk: numpy's vectorised power and exp cost a fraction of a loop's calls.
@@ -1280,8 +1286,7 @@ class VBPModel(mesa.Model):
         second = np.zeros(len(health_kernels.ROUTED_TOTALS))
         # the onset draws random((n, conditions)), chunk by chunk from a copy of the stream
         onset_stream, n_conditions = self._stream_at("health", 0), pop.conditions.shape[1]
-        for start in range(0, n, PATIENT_CHUNK):
-            stop = min(start + PATIENT_CHUNK, n)
+        for start, stop in patient_chunks(n):
             health_kernels.after_routing(
                 state_before=state,
                 new_state=new_state,
@@ -1483,8 +1488,7 @@ class VBPModel(mesa.Model):
         switch_stream = self._stream_at("choice", 0)
         steer_stream = self._stream_at("selection", 0) if steering else switch_stream
         counters = np.zeros(2, dtype=np.int64)  # movers and steered so far
-        for start in range(0, n, PATIENT_CHUNK):
-            stop = min(start + PATIENT_CHUNK, n)
+        for start, stop in patient_chunks(n):
             u_switch = switch_stream.random(out=self._work_array("u_switch", (stop - start,)))
             u_steer = steer_stream.random(out=self._work_array("u_steer", (stop - start,))) if steering else u_switch
             moving = self._room("moving", int(counters[0]), stop - start, np.int64)

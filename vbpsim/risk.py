@@ -185,7 +185,7 @@ class RiskModel:
         living = np.flatnonzero(alive)
         if self.target <= 0 or len(living) < 2:
             self.cell_means = (
-                (cost[rows[living]] * weight[living, None] * scale).mean(axis=0, keepdims=True)
+                _cost(cost, rows, weight, scale, living).mean(axis=0, keepdims=True)
                 if len(living)
                 else np.zeros((1, cost.shape[1]))
             )
