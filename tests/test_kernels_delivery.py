@@ -191,6 +191,16 @@ def test_guided_search_is_searchsorted() -> None:
     np.testing.assert_array_equal(cells, np.searchsorted(edges, signal))
 
 
+def test_search_left_is_searchsorted() -> None:
+    """The guide's hand-written search (no overload to compile) finds np.searchsorted's index, NaN last."""
+    rng = np.random.default_rng(17)
+    edges = np.sort(np.concatenate([rng.normal(0, 2, 60), np.repeat(rng.normal(0, 2, 5), 4), [np.nan, np.nan]]))
+    keys = np.concatenate([rng.normal(0, 3, 500), edges, np.nextafter(edges, -np.inf), [-np.inf, np.inf, np.nan]])
+    for some_edges in (edges, edges[:-2], edges[:1], edges[:0]):
+        found = [kernels._search_left(some_edges, key) for key in keys]
+        np.testing.assert_array_equal(found, np.searchsorted(some_edges, keys))
+
+
 def test_risk_cells_refuse_another_width() -> None:
     """The pass sums four disciplines' columns: another width is an error, not a write out of bounds."""
     n = 10

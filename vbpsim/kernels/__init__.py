@@ -15,6 +15,11 @@ indices, ``SUM_BLOCK``) into its compiled code and re-validates its disk cache o
 the pass's own source file. After editing such a constant elsewhere, clear the cache
 (``find vbpsim -name '*.nbi' -delete``) or touch the pass's file. Numbers a scenario can
 change are always passed in as arguments.
+
+The first run compiles every pass (about 10 s). Inside a pass, copy arrays with loops, not
+slice assignments (``out[:] = values``), and search with a loop, not ``np.searchsorted``:
+numba compiles each of those anew per process and array type, one to three seconds apiece
+(``benchmarks/README.md``, "Results, fourth session").
 """
 
 from __future__ import annotations

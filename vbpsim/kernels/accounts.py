@@ -107,11 +107,11 @@ def _add_record_block(
     """Add a block of patients' record sums to the totals and clear the block's arrays (see SUM_BLOCK)."""
     n_disc = guideline_by.shape[0]
     block[LOW_VALUE_COST], block[SHORTFALL_COST] = low_value, shortfall
-    block[GUIDELINE_BY_DISCIPLINE : GUIDELINE_BY_DISCIPLINE + n_disc] = guideline_by
-    block[DELIVERED_BY_DISCIPLINE : DELIVERED_BY_DISCIPLINE + n_disc] = delivered_by
+    for d in range(n_disc):  # (a loop, not a slice assignment: that costs seconds of compiling)
+        block[GUIDELINE_BY_DISCIPLINE + d] = guideline_by[d]
+        block[DELIVERED_BY_DISCIPLINE + d] = delivered_by[d]
+        guideline_by[d] = delivered_by[d] = 0.0
     block[NEED_COST], block[DELIVERED_HERE] = need_total, here_total
-    guideline_by[:] = 0.0
-    delivered_by[:] = 0.0
     for k in range(block.shape[0]):
         out[k] += block[k]
         block[k] = 0.0

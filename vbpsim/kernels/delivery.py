@@ -477,8 +477,24 @@ def _search_guide(edges: np.ndarray) -> tuple[np.ndarray, float, float]:
     origin, span = edges[0], edges[-1] - edges[0]
     scale = GUIDE_CELLS / span if span > 0 else 0.0
     for j in range(GUIDE_CELLS + 1):
-        guide[j] = np.searchsorted(edges, origin + j / scale if scale > 0 else origin)
+        guide[j] = _search_left(edges, origin + j / scale if scale > 0 else origin)
     return guide, origin, scale
+
+
+@numba.njit(**JIT_OPTIONS)
+def _search_left(edges: np.ndarray, key: float) -> int:
+    """``np.searchsorted(edges, key)`` (side left) as numba implements it, NaN last.
+
+    Written out because typing numba's overload cost over a second of every first compile.
+    """
+    lo, hi = 0, edges.shape[0]
+    while lo < hi:
+        mid = lo + ((hi - lo) >> 1)
+        if edges[mid] < key or (math.isnan(key) and not math.isnan(edges[mid])):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 @numba.njit(**JIT_OPTIONS)
@@ -657,4 +673,6 @@ def observe(
         if full:
             year_score[i] += score_total
             year_patient_cost[i] += cost_total
-    sums[:] = acc
+    for row in range(acc.shape[0]):  # (a loop, not ``sums[:] = acc``: that costs seconds of compiling)
+        for p in range(acc.shape[1]):
+            sums[row, p] = acc[row, p]
