@@ -254,14 +254,14 @@ def test_cached_risk_cells_follow_changes() -> None:
 @pytest.mark.parametrize("admitting", [True, False])
 def test_chunked_admission_draws_are_the_whole_draw(monkeypatch: pytest.MonkeyPatch, admitting: bool) -> None:
     """Chunk by chunk (each chunk's draws from copies of the streams advanced to it), steps are unchanged."""
-    from vbpsim import model as model_module
+    from vbpsim import population as population_module
 
     over = {} if admitting else {"mechanisms.discretionary_admissions": False}
     whole, chunked = (build_model("ffs", "small", years=1, seed=4, **over) for _ in range(2))
     assert whole.population.size > 1024 and whole.mechanisms.discretionary_admissions == admitting
     for _ in range(3):
         whole.step()
-    monkeypatch.setattr(model_module, "PATIENT_CHUNK", 1024)  # (a multiple of SUM_BLOCK, as it must be)
+    monkeypatch.setattr(population_module, "PATIENT_CHUNK", 1024)  # (a multiple of SUM_BLOCK, as it must be)
     for _ in range(3):
         chunked.step()
     assert chunked.records == whole.records

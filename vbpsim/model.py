@@ -10,9 +10,7 @@ Nothing here depends on which scheme is in force.
 
 from __future__ import annotations
 
-import math
 from collections import deque
-from collections.abc import Iterator
 from typing import Any
 
 import mesa
@@ -28,6 +26,7 @@ from .agents import (
     ProviderTable,
     Purchaser,
 )
+from .books import PurchaserBooks
 from .care import (
     ACUTE,
     CHRONIC,
@@ -39,23 +38,18 @@ from .care import (
     HANDOFF_FAILURE,
     HEALTHY,
     HOSPITAL,
-    LEAD_DISCIPLINE,
     MEASURED,
     NEED_PER_MONTH,
     NURSING,
     POST_ACUTE,
     PREVENTION,
-    QUALITY_STANDARD,
     READMISSION_AFTER_FAILURE,
     REHAB,
     UNMEASURED,
-    care_cost,
-    qol_by_state,
     task_value,
 )
 from .errors import ParameterError
 from .kernels import delivery as kernels
-from .kernels import health as health_kernels
 from .kernels.accounts import (
     ADMISSION_RECORDS,
     RECORD_SLOTS,
@@ -63,9 +57,9 @@ from .kernels.accounts import (
     record_pass,
 )
 from .limits import check_memory
-from .parameters import CONDITIONS, DISCIPLINES, INNOVATION_TYPES, Scenario, risk_adjustment_r2
-from .population import Population
-from .risk import RiskModel, r_squared
+from .parameters import DISCIPLINES, INNOVATION_TYPES, Scenario, risk_adjustment_r2
+from .population import _NO_FLAGS, _NO_FLOATS, _NO_INDEX, PatientDynamics, Population
+from .risk import RiskModel
 from .schemes import Observation, PaymentScheme, make_scheme, with_world_defaults
 
 # Random streams; new ones are appended so earlier streams stay the same (common random numbers).
@@ -82,24 +76,6 @@ STREAMS = (
     "outcomes",
     "admissions",
 )
-_NO_FLOATS = np.zeros(0)  # stand-ins for per-patient arrays a pass does not read (mechanism off) ...
-_NO_FLAGS = np.zeros(0, dtype=bool)
-_NO_INDEX = np.zeros(0, dtype=np.int64)
-_NO_ROWS = np.zeros((0, len(DISCIPLINES)))  # ... and per patient and discipline (or one a pass does not write)
-# Patients a chunked pass takes at a time: their random draws are drawn (and their counted outputs
-# given room) chunk by chunk, not for the whole population. A multiple of kernels.SUM_BLOCK.
-PATIENT_CHUNK = 65_536
-
-
-def patient_chunks(n: int) -> Iterator[tuple[int, int]]:
-    """The ``(start, stop)`` of each chunk of ``n`` patients, ``PATIENT_CHUNK`` at a time, in order."""
-    for start in range(0, n, PATIENT_CHUNK):
-        yield start, min(start + PATIENT_CHUNK, n)
-
-
-# Patient-by-discipline arrays of the need (``care_need``) and of the care delivered (``deliver_care``).
-NEED = ("need", "diagnosis_cost", "cost")
-DELIVERED = ("delivered",)
 INNOVATION_RECORDS = ("innovation_nmb", "innovation_upfront", "innovation_realised", "innovation_ideal")
 
 
@@ -162,7 +138,7 @@ def check_seed(seed: Any) -> int:
     return int(seed)
 
 
-class VBPModel(mesa.Model):
+class VBPModel(PatientDynamics, PurchaserBooks, mesa.Model):
     """Agent-based model of provider behaviour under a payment contract.
 
     Parameters
@@ -394,387 +370,17 @@ class VBPModel(mesa.Model):
         self.episode_steps = np.array([after_acute, 1.0, survive * post_acute_steps, after_acute])
         return units + survive * p_disabled * NEED_PER_MONTH[DISABLED] * months * disabled_steps
 
-    # -- discretionary admissions ------------------------------------------------------
-    def _admission_rates(self, gp_benefit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Yearly hazards of becoming a planned and an ambulatory-care-sensitive admission candidate.
-
-        Planned candidates arise among the living outside an acute or post-acute episode; ACS
-        candidates among chronic patients, per condition, more often when their GP's care falls
-        short of the optimum (the stroke hazard's ``undertreatment_harm``) and less often with
-        their prevention stock (``prevention_efficacy``), so GP care substitutes for hospital care.
-        """
-        pop, c = self.population, self.config.clinical
-        planned = np.where(np.isin(pop.state, (HEALTHY, CHRONIC, DISABLED)), c.planned_admission_rate, 0.0)
-        acs = np.where(pop.state == CHRONIC, c.acs_admission_rate * pop.conditions.sum(axis=1), 0.0)
-        acs = acs * np.maximum(1 + c.undertreatment_harm * (1 - gp_benefit), 0.0)
-        if self.mechanisms.prevention:
-            acs = acs * (1 - self.config.effort.prevention_efficacy * self.prevention_stock)
-        return planned, acs
-
-    def _admission_price(self, risk: np.ndarray) -> np.ndarray:
-        """The purchaser's case value of a discretionary admission of a patient of ``risk``.
-
-        A DRG-like price around the mean cost that passes on the share of a patient's extra
-        risk its risk model passes on (its R^2, ``purchaser.risk_adjustment``): a flat price
-        without risk adjustment, the patient's own cost with full risk adjustment.
-        """
-        pop = self.population
-        alive = pop.alive
-        mean = float(pop.frailty[alive].mean()) if alive.any() else 1.0
-        passed = self.risk_model.pass_through
-        unit = self.config.clinical.admission_units * self.unit_cost[HOSPITAL]
-        return unit * ((1 - passed) * mean + passed * risk)
-
-    def _expect_admissions(self) -> None:
-        """Hospitals' first belief of their candidates per step, at guideline GP care."""
-        pop = self.population
-        planned, acs = self._admission_rates(np.ones(pop.size))
-        p = 1 - np.exp(-(planned + acs) * self.dt_years)
-        self.admission_belief = self._admission_sums(p)
-        p_acs = 1 - np.exp(-acs * self.dt_years)
-        self.acs_belief = np.bincount(pop.provider[:, GP], weights=p_acs, minlength=self.providers.n)
-
-    def _planned_admission_units(self) -> np.ndarray:
-        """Hospital units per step each provider plans for discretionary admissions at its threshold."""
-        return self.providers.decision.admission * self.admission_belief[:, 1]
-
-    def _admission_sums(self, weight: np.ndarray) -> np.ndarray:
-        """Per hospital: weighted candidates, their hospital units and their case value."""
-        pop = self.population
-        hospital = pop.provider[:, HOSPITAL]
-        units = self.config.clinical.admission_units * pop.frailty
-        n = self.providers.n
-        return np.column_stack(
-            [
-                np.bincount(hospital, weights=weight, minlength=n),
-                np.bincount(hospital, weights=weight * units, minlength=n),
-                np.bincount(hospital, weights=weight * self._admission_price(pop.frailty), minlength=n),
-            ]
-        )
-
-    def _admission_parameters(self) -> np.ndarray:
-        """Admission parameters of this step, in the order the delivery kernel reads them.
-
-        The case price is :meth:`_admission_price` split into its parts: the price of an
-        admission's units, the risk-free share times the living's mean risk, and the share of
-        a patient's own risk passed through (the risk model's R^2).
-        """
-        pop, c = self.population, self.config.clinical
-        mean = kernels.alive_mean(pop.state, pop.frailty)
-        passed = self.risk_model.pass_through
-        unit = c.admission_units * self.unit_cost[HOSPITAL]
-        return np.array(
-            [
-                c.overtreatment_harm,
-                c.planned_admission_rate,
-                c.acs_admission_rate,
-                c.undertreatment_harm,
-                self.config.effort.prevention_efficacy,
-                self.dt_years,
-                c.admission_units,
-                c.admission_qaly_gain * 2,
-                c.admission_appropriate_share,
-                self.config.selection.redirect_harm,
-                unit,
-                (1 - passed) * mean,
-                passed,
-            ]
-        )
-
-    def _admit(
-        self,
-        care: dict[str, np.ndarray],
-        candidates: np.ndarray,
-        values: np.ndarray,
-        flags: np.ndarray,
-        sums: np.ndarray,
-    ) -> None:
-        """Discretionary admissions of this step (drawn in :meth:`deliver_care`'s pass): care keys and beliefs.
-
-        Each candidate has an appropriateness rank u ~ U(0, 1); its hospital admits it when
-        u is below the hospital's chosen admission share. Admission gains it
-        ``admission_qaly_gain`` x 2 (1 - u / appropriate_share) QALYs (a loss beyond the
-        appropriate share). A hospital with selection effort redirects an admitted planned
-        episode of a patient it expects to lose money on with probability selection x how
-        unprofitable it looks; the episode is treated outside the region (the purchaser pays
-        its cost, the hospital's books do not carry it, the observation reports it as the
-        hospital's ``outside_cost`` for contracts that charge it back) and the patient loses
-        ``selection.redirect_harm`` of its gain (delay, travel). ACS admissions are unplanned
-        and strokes are emergencies: neither can be redirected. Candidates arise from
-        :meth:`_admission_rates` (computed per patient in the pass); hospitals learn how many
-        candidates, units and case value to expect, GPs how many ACS candidates. The care
-        keys of the admissions hold one entry per candidate, of the patients ``admission_index``.
-        """
-        care["admission_index"] = candidates
-        care.update(zip(kernels.ADMISSION_VALUES, values, strict=True))
-        care.update(zip(kernels.ADMISSION_FLAGS, flags, strict=True))
-        care["admission_by_hospital"] = sums[3:6]  # admission cases, their case value, redirected units
-        rate = self.config.providers.learning_rate
-        self.admission_belief += rate * (sums[:3].T - self.admission_belief)
-        self.acs_belief += rate * (sums[6] - self.acs_belief)
-
+    # -- the providers' view of their patients (vbpsim.appraisal) ------------------------
     def appraise_admissions(
         self, yearly: Observation, base: np.ndarray, share: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Hospitals' private view of their unprofitable episodes (:func:`vbpsim.appraisal.appraise_admissions`)."""
         return appraisal.appraise_admissions(self, yearly, base, share)
 
-    # -- helpers ---------------------------------------------------------------------
-    def care_need(self) -> dict[str, np.ndarray]:
-        """Guideline need per patient and discipline: by diagnosis and in person.
-
-        ``diagnosis_cost`` prices the need of an average-risk patient with the same state and
-        diagnoses (what a DRG or the purchaser's diagnosis groups see); ``need`` is the
-        patient's own optimal care in service units, including the unobserved risk. The
-        column totals (``cost_total``, ``diagnosis_cost_total``, ``in_care_count``) come with it.
-        """
-        n = self.population.size
-        care = {name: np.empty((n, len(DISCIPLINES))) for name in NEED}
-        return self._care_need({**care, "diagnosis_row": np.empty(n, dtype=np.uint8)})
-
-    def _care_need(self, care: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """:meth:`care_need` into the arrays of ``care`` (and the totals added to it).
-
-        ``diagnosis_cost``, ``cost`` and ``diagnosis_row`` (each patient's row of
-        :func:`vbpsim.kernels.delivery.diagnosis_table`) are written only if ``care`` has arrays for them.
-        """
-        pop = self.population
-        totals = np.empty((3, len(DISCIPLINES)))
-        kernels.care_need(
-            pop.state, pop.conditions, pop.frailty, NEED_PER_MONTH, self.months_per_step, self.unit_cost,
-            care.get("need", _NO_ROWS), care.get("diagnosis_cost", _NO_ROWS), care.get("cost", _NO_ROWS),
-            care["diagnosis_row"], totals,
-        )  # fmt: skip
-        care["by_diagnosis"] = kernels.diagnosis_table(NEED_PER_MONTH, self.months_per_step, pop.conditions.shape[1])
-        care.update(zip(kernels.TOTALS, totals, strict=True))
-        return care
-
-    def _per_provider(self, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """Sum a (patients, disciplines) array into each patient's provider per discipline."""
-        if mask is not None:
-            values = np.where(mask, values, 0.0)
-        return np.bincount(self.population.provider.ravel(), weights=values.ravel(), minlength=self.providers.n)
-
-    def _risk_cells(
-        self, need: dict[str, np.ndarray], alive: np.ndarray, scores: np.ndarray = _NO_ROWS
-    ) -> tuple[np.ndarray, np.ndarray, int]:
-        """Each patient's cell of the purchaser's risk model, the scores' calibration and the living.
-
-        The risk model (:mod:`vbpsim.risk`) is re-estimated at the start of each year with
-        the R^2 the scenario asks for; the calibration per discipline makes the predictions
-        add up to the population's guideline cost times ``score_level``: 1 before any
-        claims exist, the status quo's spending per unit of guideline cost once the history
-        has produced claims (risk models are estimated on claims). Unless ``scores`` is
-        empty, the raw (uncalibrated) scores are written to it.
-        """
-        if self._risk_estimated_at < 0 or (
-            self.step_index % self.steps_per_year == 0 and self._risk_estimated_at != self.step_index
-        ):
-            rows, frailty = need["diagnosis_row"], self.population.frailty
-            self.risk_model.estimate(need["by_diagnosis"], alive, self.unit_cost, rows=rows, weight=frailty)
-            self._risk_estimated_at = self.step_index
-        model, buffers = self.risk_model, self._buffers
-        cells = buffers.array("risk_cells", alive.shape, np.int32)
-        last_total = buffers.array("risk_cell_totals", alive.shape)
-        reuse = buffers.get("risk_fit") == model.fits  # the cells left by the last call are of this fit
-        buffers["risk_fit"] = model.fits
-        raw_total = np.empty(len(DISCIPLINES))
-        living = kernels.risk_cells(
-            need["by_diagnosis"], need["diagnosis_row"], self.population.frailty, self.unit_cost, alive,
-            model.eta, model.sigma, model.edges, model.cell_means, model.blend,
-            cells, raw_total, last_total, reuse, np.ones(len(DISCIPLINES)), scores,
-        )  # fmt: skip
-        true_total = need["cost_total"] * self.score_level
-        return cells, true_total / np.maximum(raw_total, 1e-12), living
-
-    def _risk_scores(self, need: dict[str, np.ndarray]) -> np.ndarray:
-        """Purchaser's predicted cost per patient and discipline this step (see :meth:`_risk_cells`)."""
-        scores = np.empty((self.population.size, len(DISCIPLINES)))
-        _, calibration, _ = self._risk_cells(need, self.population.alive, scores)
-        return scores * calibration
-
-    def _case_scale(self, need: dict[str, np.ndarray]) -> np.ndarray:
-        """Per discipline: what the population's own need costs per unit of its diagnosis price."""
-        return need["cost_total"] / np.maximum(need["diagnosis_cost_total"], 1e-12)
-
-    def _patient_sums(self, need: dict[str, np.ndarray], full: bool) -> np.ndarray:
-        """The patient pass of the observation: per-provider sums (rows ``kernels.MEMBERS..STOPLOSS``).
-
-        Sets ``need["mean_cost"]`` and what gives each patient's calibrated risk score
-        (:meth:`observed_risk_scores`): ``risk_cells``, ``score_calibration`` and ``scored`` (the
-        living, who are scored). With
-        ``full`` (an observed step: ``need`` is :meth:`deliver_care`'s care) the delivered
-        care is summed too, and each patient's cost adds to their year-to-date cost and to
-        this year's cost and score (for the risk model's realised R^2).
-        """
-        pop, model = self.population, self.risk_model
-        alive = pop.alive
-        cells, calibration, living = self._risk_cells(need, alive)
-        n_disciplines = len(DISCIPLINES)
-        sums = np.empty((kernels.N_SUMS, self.providers.n))
-        kernels.observe(
-            pop.provider, alive, pop.frailty, cells, model.cell_means, model.blend, model.blended, calibration, full,
-            need["diagnosis_row"], need["by_diagnosis"],
-            *self._style(),
-            need["delivered"] if full else _NO_ROWS,
-            self._case_scale(need),
-            self.outlier_threshold(need) if full else np.zeros(n_disciplines),
-            self.unit_cost,
-            self.config.purchaser.stop_loss_attachment,
-            QUALITY_STANDARD,
-            self.year_to_date_cost if full else _NO_ROWS,
-            self._year_score if full else np.empty(0),
-            self._year_patient_cost if full else np.empty(0),
-            _NO_ROWS, sums,  # (scores not kept: the appraisal scores patients from their cells)
-        )  # fmt: skip
-        need.update(risk_cells=cells, score_calibration=calibration, scored=alive)
-        need["mean_cost"] = need["cost_total"] * self.score_level / max(living, 1)
-        return sums
-
-    @property
-    def pending_duplicates(self) -> np.ndarray:
-        """Duplicated work per patient and discipline (units) after last step's failed hand-offs, due this step.
-
-        Kept as a list of the few patients concerned (``_pending_rows``, ascending, and their
-        units); this dense copy is for inspection and tests, and assigning one sets the list.
-        """
-        dense = np.zeros((self.population.size, len(DISCIPLINES)))
-        dense[self._pending_rows] = self._pending_units
-        return dense
-
-    @pending_duplicates.setter
-    def pending_duplicates(self, dense: np.ndarray) -> None:
-        rows = np.flatnonzero(np.any(dense != 0, axis=1))
-        self._pending_rows, self._pending_units = rows, np.array(dense[rows], dtype=float)
-
-    def observed_risk_scores(self, care: dict[str, np.ndarray]) -> np.ndarray:
-        """Each patient's calibrated risk score per discipline as the purchaser observed it this step.
-
-        Not stored by the step (the appraisal computes it where it reads it): the mean cost of
-        the patient's risk cell, blended with its own cost when the fit blends, times the
-        calibration, 0 for those dead when observed.
-        """
-        model = self.risk_model
-        raw = model.cell_means[care["risk_cells"]]
-        if model.blended:
-            raw = model.blend * (self.need_units(care) * self.unit_cost) + (1 - model.blend) * raw
-        return np.where(care["scored"][:, None], raw, 0.0) * care["score_calibration"]
-
     def appraisal_due(self) -> bool:
         """Whether this step's outlook has the GPs review their panels (quarterly, and at the first outlook)."""
         review_every = max(1, self.steps_per_year // 4)
         return self.mechanisms.risk_selection and (self.step_index % review_every == 0 or self._appraisal is None)
-
-    def _observe_normative(self, need: dict[str, np.ndarray], sums: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Enrolment and the purchaser's normative (guideline) costs per provider.
-
-        ``sums`` are this step's :meth:`_patient_sums` when :meth:`observe` has them already.
-        """
-        if sums is None:
-            sums = self._patient_sums(need, full=False)
-        members = sums[kernels.MEMBERS]
-        normative = {
-            "expected_cost": sums[kernels.EXPECTED],
-            "average_cost": members * need["mean_cost"][self.providers.discipline],
-            "member_months": members * self.months_per_step,
-        }
-        if self.config.contract.attribution == "prospective":
-            if self.step_index % self.steps_per_year == 0 or self._attributed is None:
-                self._attributed = {k: v.copy() for k, v in normative.items()}
-            return {k: v.copy() for k, v in self._attributed.items()}
-        return normative
-
-    def _benefit_factor(self) -> np.ndarray:
-        """Each provider's factor on its patients' benefit of care: quality, innovation and shifting."""
-        table = self.providers
-        factor = np.ones(table.n)
-        if self.mechanisms.multitasking:
-            quality = table.quality(table.decision.effort, self.config.effort.measured_share)
-            factor = factor * (1.0 - self.config.effort.quality_weight * (1.0 - self.timeliness * quality))
-        if self.mechanisms.innovation:
-            factor = factor * (1.0 + table.benefit_gain)
-        if self.mechanisms.care_shifting:
-            factor = factor * (1.0 - self.config.shifting.shift_health_penalty * table.decision.shift)
-        return factor
-
-    def _no_outcomes(self) -> dict[str, np.ndarray]:
-        return {name: np.zeros(self.providers.n) for name in Observation.OUTCOMES}
-
-    def _no_year_to_date(self) -> dict[str, np.ndarray]:
-        ytd = {name: np.zeros(self.providers.n) for name in Observation.YEAR_TO_DATE}
-        ytd["ytd_services"] = np.zeros((self.providers.n, len(DISCIPLINES)))
-        return ytd
-
-    def _count_outcomes(
-        self, per_sender: np.ndarray, per_lead: np.ndarray, readmission_risk: float, handoffs: float
-    ) -> None:
-        """Outcomes of this step per responsible provider, reported with next step's claims.
-
-        Strokes count at the patient's GP, deaths and patient-reported quality of life at
-        the provider of the patient's lead discipline, readmissions at the discharging
-        provider (see :class:`~vbpsim.schemes.Observation`). ``per_sender`` and ``per_lead``:
-        the per-provider sums of the health pass (:mod:`vbpsim.kernels.health`).
-        """
-        k = health_kernels
-        self.year_readmission_risk += (readmission_risk, handoffs)
-        self.reported_outcomes = {
-            "acute_events": per_sender[k.ACUTE_EVENTS],
-            "expected_acute_events": per_sender[k.EXPECTED_ACUTE_EVENTS],
-            "readmissions": per_lead[k.READMISSIONS],
-            "expected_readmissions": per_lead[k.EXPECTED_READMISSIONS],
-            "deaths": per_lead[k.DEATHS],
-            "expected_deaths": per_lead[k.EXPECTED_DEATHS],
-            "prom": per_lead[k.PROM],
-            "expected_prom": per_lead[k.EXPECTED_PROM],
-        }
-
-    EQUITY_TALLIES: tuple[str, ...] = ("qalys", "guideline_cost", "delivered_cost", "steered", "strokes", "deaths")
-    COUNTED_TALLIES: tuple[str, ...] = ("steered", "strokes", "deaths")
-    AGE_BANDS: tuple[float, ...] = (50.0, 65.0, 80.0)  # bands < 50, 50-64, 65-79, >= 80
-
-    def _start_tallies(self, care: dict[str, np.ndarray]) -> None:
-        """Fix the patients' equity groups when the contract under study begins (7.16).
-
-        Groups: need class by health state (low: healthy, chronic: chronic conditions, high:
-        after a stroke), quartile of the patient's guideline cost of care (its risk) and age
-        band; the dead then are left out. Each step then adds to every patient's tallies
-        (:func:`~vbpsim.kernels.accounts.record_pass`).
-        """
-        pop = self.population
-        state = care["state_before"]  # at the start of the step
-        alive = state != DEAD
-        risk = np.where(alive, (self.need_units(care) * self.unit_cost).sum(axis=1), np.nan)
-        bounds = np.nanquantile(risk, [0.25, 0.5, 0.75]) if alive.any() else np.zeros(3)
-        need_class = np.select([state == HEALTHY, state == CHRONIC], [0, 1], 2)
-        groups = {
-            "need_class": np.where(alive, need_class, -1),
-            "risk_quartile": np.where(alive, np.digitize(np.nan_to_num(risk), bounds), -1),
-            "age_band": np.where(alive, np.digitize(pop.age, self.AGE_BANDS), -1),
-            "need_level": np.where(alive, self.high_need.astype(int), -1),
-        }
-        self.patient_groups = {name: group.astype(np.int8) for name, group in groups.items()}  # -1 to 3: a byte each
-        # counts (steered, strokes, deaths) as small integers: at most one a step, and exact either way
-        count_type = np.uint16 if self.n_steps < np.iinfo(np.uint16).max else np.uint32
-        self.patient_tally = {
-            name: np.zeros(pop.size, dtype=count_type if name in self.COUNTED_TALLIES else np.float64)
-            for name in self.EQUITY_TALLIES
-        }
-
-    def _measured_outcomes(self) -> dict[str, np.ndarray]:
-        """Last step's outcomes as the purchaser sees them: the PROM with measurement noise."""
-        out = self.reported_outcomes
-        noise_sd = self.config.purchaser.quality_measurement_noise
-        if self.config.context.trusted_data_party:
-            noise_sd = noise_sd / 2
-        noise = self.streams["outcomes"].normal(0.0, noise_sd, self.providers.n)
-        return {**out, "prom": np.maximum(out["prom"] + noise * out["expected_prom"], 0.0)}
-
-    def _year_to_date(self, obs: Observation) -> None:
-        """Add this period to the providers' year-to-date totals (reset at each year end)."""
-        ytd = self.provider_ytd
-        ytd["ytd_services"] = ytd["ytd_services"] + obs.services
-        for name in Observation.YEAR_TO_DATE[1:]:
-            ytd[name] = ytd[name] + getattr(obs, name.removeprefix("ytd_"))
 
     # -- the step ------------------------------------------------------------------------
     def step(self) -> None:
@@ -815,50 +421,6 @@ class VBPModel(mesa.Model):
         if year_end:
             self._close_books_year()
         self.step_index += 1
-
-    def _style(self) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray, np.ndarray]:
-        """What the passes recompute each patient's care ratio from (see :meth:`care_ratios`)."""
-        decision = self.providers.decision
-        return (
-            decision.intensity,
-            decision.need_tilt,
-            self.mechanisms.need_classes,
-            self.high_need,
-            self.population.delivery_noise,
-        )
-
-    def care_ratios(self) -> np.ndarray:
-        """Each patient's ratio of care delivered to need per discipline under the current decisions.
-
-        ``intensity x delivery noise``, x (1 +/- need tilt) with need classes (high need +).
-        The step does not store it: its passes recompute it where they read it.
-        """
-        decision, pop = self.providers.decision, self.population
-        ratio = decision.intensity[pop.provider] * pop.delivery_noise
-        if self.mechanisms.need_classes:
-            sign = np.where(self.high_need, 1.0, -1.0)[:, None]
-            ratio = ratio * (1 + sign * decision.need_tilt[pop.provider])
-        return ratio
-
-    def need_units(self, care: dict[str, np.ndarray]) -> np.ndarray:
-        """Guideline need per patient and discipline in units this step (units by diagnosis x frailty).
-
-        The step does not store it: its passes read each patient's row of units by diagnosis.
-        """
-        return care["by_diagnosis"][care["diagnosis_row"]] * self.population.frailty[:, None]
-
-    def _guideline_cost(self, care: dict[str, np.ndarray]) -> np.ndarray:
-        """The step's guideline cost per discipline (the need pass's column totals)."""
-        return care["cost_total"]
-
-    def _close_books_year(self) -> None:
-        """Year end: the risk score's realised R^2, and this year's spending kept for a switch next step."""
-        alive = self.population.alive
-        if alive.sum() > 1:
-            self.realised_r2.append(r_squared(self._year_score[alive], self._year_patient_cost[alive]))
-        self._last_year = (self._year_paid.copy(), self._year_spent.copy(), self._year_guideline.copy())
-        for acc in (self._year_paid, self._year_spent, self._year_guideline, self._year_score, self._year_patient_cost):
-            acc[:] = 0.0
 
     def set_contract_under_study(
         self, scheme: str | PaymentScheme, params: dict[str, Any] | None = None, length_years: int | None = None
@@ -915,533 +477,7 @@ class VBPModel(mesa.Model):
         self.realised_r2 = []
         self.risk_model.achieved = self.risk_model.achieved[-1:]
 
-    def deliver_care(self) -> dict[str, np.ndarray]:
-        """Each patient in need gets care as their providers decided (with noise).
-
-        A rehabilitation provider that shifts care lets the region's home-care provider
-        deliver that share instead, at home-care prices (outside a rehab bundle's border).
-        With discretionary admissions, this step's candidates are admitted or redirected
-        in the same pass (:meth:`_admit`). One compiled pass over the patients
-        (:func:`vbpsim.kernels.delivery.deliver`), chunk by chunk with the chunk's admission
-        draws, which first takes each patient's need as :meth:`care_need` would (its row of
-        the table of units by diagnosis, and the column totals); the patient arrays of the
-        returned care are reused by the next step's call.
-        """
-        pop, table, m = self.population, self.providers, self.mechanisms
-        n, buffers = pop.size, self._buffers
-        shape = (n, len(DISCIPLINES))
-        # The step keeps each patient's row of units by diagnosis: its passes read the need as that x frailty.
-        care = {name: buffers.array(name, shape) for name in DELIVERED}
-        care["diagnosis_row"] = buffers.array("diagnosis_row", (n,), np.uint8)
-        care["by_diagnosis"] = kernels.diagnosis_table(NEED_PER_MONTH, self.months_per_step, pop.conditions.shape[1])
-        need_totals = np.zeros((len(kernels.TOTALS), len(DISCIPLINES)))  # the need pass's totals, summed as it delivers
-        care["shifted_cost"] = buffers.array("shifted_cost", (n,))
-        admitting = m.discretionary_admissions
-        sums = np.zeros((7, table.n))  # per hospital: 3 belief sums, 3 observed; per GP: ACS expected
-        carry, counters = np.zeros(10), np.zeros(2, dtype=np.int64)  # running totals across the chunks
-        decision = table.decision
-        factor = self._benefit_factor() if admitting else np.ones(table.n)
-        parameters = self._admission_parameters() if admitting else np.zeros(13)
-        shift_units = self._shift_units()
-        # The admission draws are the admissions stream's random((4, n)), drawn chunk by chunk from
-        # copies of the stream advanced to each row (the same numbers, without a 4 x n array).
-        row_streams = [self._stream_at("admissions", r * n, slot=r) for r in range(4)] if admitting else []
-        for start, stop in patient_chunks(n):
-            draws = self._work_array("admission_draws", (4, stop - start if admitting else 0))
-            for row, stream in enumerate(row_streams):
-                stream.random(out=draws[row])
-            # one column per candidate (a few percent of the patients), room for this chunk's
-            room = (int(counters[0]), stop - start if admitting else 0)
-            values = self._room("admission_values", *room, before=(len(kernels.ADMISSION_VALUES),))
-            flags = self._room("admission_flags", *room, np.bool_, before=(len(kernels.ADMISSION_FLAGS),))
-            candidates = self._room("admission_index", *room, np.int64)
-            kernels.deliver(
-                pop.state, pop.conditions, pop.frailty, pop.provider, pop.delivery_noise, self.high_need,
-                self._pending_rows, self._pending_units, self.unit_cost,
-                decision.intensity, decision.need_tilt, table.need_multiplier, decision.shift, shift_units,
-                m.need_classes, m.care_shifting,
-                care["diagnosis_row"], care["by_diagnosis"], *(care[name] for name in DELIVERED),
-                care["shifted_cost"], admitting, draws, parameters, factor,
-                decision.admission, decision.selection, m.prevention, self.prevention_stock,
-                m.risk_selection, self.admission_steer_weight,
-                values, flags, candidates, sums[:6], sums[6], start, stop, carry, counters, need_totals,
-            )  # fmt: skip
-        if admitting:
-            self._skip(self.streams["admissions"], 4 * n)
-        care.update(zip(kernels.TOTALS, need_totals, strict=True))
-        totals = carry[0::2] + carry[1::2]  # each running total plus its last block
-        care["duplicate_cost"], care["innovation_cost"], acs_expected = float(totals[0]), float(totals[1]), totals[2]
-        care["overtreatment_total"], care["withheld_total"] = float(totals[3]), float(totals[4])
-        n_candidates = int(counters[0])
-        self._pending_rows, self._pending_units = _NO_INDEX, _NO_ROWS  # delivered now
-        if admitting:
-            self._admit(care, candidates[:n_candidates], values[:, :n_candidates], flags[:, :n_candidates], sums)
-            care["acs_expected_total"] = acs_expected
-        return care
-
-    def _work_array(self, name: str, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
-        """A C-contiguous work array of ``shape`` on a reused buffer (a last, shorter chunk reuses the others')."""
-        size = math.prod(shape)
-        return self._buffers.at_least(name, (size,), size, dtype)[:size].reshape(shape)
-
-    def _room(
-        self, name: str, count: int, chunk: int, dtype: type = np.float64, before: tuple = (), after: tuple = ()
-    ) -> np.ndarray:
-        """A buffer of listed patients, shape ``before + (listed,) + after``, with room for ``chunk`` after ``count``.
-
-        For what a chunked pass lists (admission candidates, failed hand-offs, readmissions:
-        a few percent of the patients): grown as the chunks need it, with a chunk's room to
-        spare, up to one entry per patient; the first ``count`` kept; reused next step.
-        """
-        capacity = min(self.population.size, count + 2 * chunk)
-        shape = (*before, capacity, *after)
-        return self._buffers.at_least(name, shape, count + chunk, dtype, axis=len(before), keep=count)
-
-    def contract_year(self) -> int:
-        """Years since the contract relationship began (0 = first), across renewals, so glide paths run on."""
-        return (self.step_index - self.contract_start) // self.steps_per_year
-
-    def contract_length(self) -> int:
-        """Length in years of the contract in force (0 = open-ended; the status quo always is)."""
-        in_history = self.history_steps > 0 and self.contract_start == 0
-        return 0 if in_history else self.study_length_years
-
-    def _contract_elapsed_years(self) -> float:
-        """Years into the current contract period after this step."""
-        length = self.contract_length()
-        return (self.step_index + 1 - self.contract_start) / self.steps_per_year % length
-
-    def close_periods(self, obs: Observation) -> None:
-        """Year end: reset patients' stop-loss accumulators; contract end: rebase historical cost.
-
-        Rebasing the historical benchmark on the spending of the contract just ended is the
-        ratchet of Cattel et al. 2018, Section 4.2.3.1.
-        """
-        self.period_cost += obs.cost
-        self.period_steps += 1
-        year_end = (self.step_index + 1) % self.steps_per_year == 0
-        self._year_to_date(obs)
-        if year_end:
-            self.year_to_date_cost[:] = 0.0
-            self.provider_ytd = self._no_year_to_date()
-            risk, discharges = self.year_readmission_risk
-            if discharges > 0:
-                self.reference_readmission_rate = risk / discharges
-            self.year_readmission_risk = np.zeros(2)
-        length = self.contract_length()
-        years_in = (self.step_index + 1 - self.contract_start) // self.steps_per_year
-        if year_end and length > 0 and years_in % length == 0:
-            self.historical_cost = self.spending_markup * self.period_cost / self.period_steps
-            self.period_cost = np.zeros(self.providers.n)
-            self.period_steps = 0
-
-    def rebase_weight(self) -> float:
-        """Share of a provider's planning horizon after the next benchmark rebase (0 if never)."""
-        length = self.contract_length()
-        horizon = self.planning_horizon()
-        if length <= 0:
-            return 0.0
-        elapsed = self._contract_elapsed_years()
-        return float(np.clip((horizon - (length - elapsed)) / horizon, 0.0, 1.0))
-
-    def outlier_threshold(self, care: dict[str, np.ndarray]) -> np.ndarray:
-        """Per-discipline monthly cost above which a patient's care counts as outlier cost."""
-        if "outlier_threshold" not in care:
-            mean_case = care["cost_total"] / np.maximum(care["in_care_count"], 1)
-            care["outlier_threshold"] = self.config.purchaser.outlier_threshold * mean_case
-        return care["outlier_threshold"]
-
-    def _stream_at(self, name: str, draws: int, slot: int = 0) -> np.random.Generator:
-        """A copy of the stream ``name`` that has drawn ``draws`` more numbers (the stream is untouched).
-
-        Chunked passes draw each chunk's numbers from such copies; a copy's generator is
-        reused (one per stream and ``slot``), and dropped with the work arrays on copy and pickle.
-        """
-        stream = self.streams[name]
-        copy = self._buffers.generator(f"{name} stream, copy {slot}", stream)
-        copy.bit_generator.state = stream.bit_generator.state
-        copy.bit_generator.advance(draws)
-        return copy
-
-    @staticmethod
-    def _skip(stream: np.random.Generator, draws: int) -> None:
-        """Move ``stream`` on as if it had drawn ``draws`` floats (what its advanced copies drew).
-
-        ``advance`` alone would also drop the half of a 64-bit draw that ``integers`` keeps
-        for its next 32-bit number, which drawing floats leaves alone.
-        """
-        bit_generator = stream.bit_generator
-        state = bit_generator.state
-        bit_generator.advance(draws)
-        if state["has_uint32"]:
-            bit_generator.state = {**bit_generator.state, "has_uint32": 1, "uinteger": state["uinteger"]}
-
-    def _shift_units(self) -> float:
-        """Home-care units that replace one shifted rehabilitation unit."""
-        return float(self.unit_cost[REHAB] / self.unit_cost[NURSING] * (1 + self.config.shifting.shift_inefficiency))
-
-    def observe(self, care: dict[str, np.ndarray]) -> Observation:
-        """What the purchaser sees of each provider this step (one compiled pass over the patients)."""
-        sums = self._patient_sums(care, full=True)
-        normative = self._observe_normative(care, sums)
-        table = self.providers
-        rows = np.arange(table.n)
-        units = sums[kernels.UNITS]
-        services = np.zeros((table.n, len(DISCIPLINES)))
-        services[rows, table.discipline] = units
-        cases = sums[kernels.IN_CARE]
-        met = sums[kernels.MET]
-        noise_sd = self.config.purchaser.quality_measurement_noise
-        if self.config.context.trusted_data_party:
-            noise_sd = noise_sd / 2
-        noise = self.streams["measurement"].normal(0.0, noise_sd, table.n)
-        adherence = np.divide(met, cases, out=np.ones_like(met), where=cases > 0)
-        if self.mechanisms.multitasking:
-            adherence = 0.5 * adherence + 0.5 * task_value(table.decision.effort[:, MEASURED])
-        self.need_history.append(sums[kernels.NEED].copy())
-        case_value = sums[kernels.CASE_VALUE]
-        outside_cost = np.zeros(table.n)
-        if "admission_by_hospital" in care:  # each discretionary admission is a case of its own
-            admitted_cases, admitted_value, units_out = care["admission_by_hospital"]
-            cases = cases + admitted_cases
-            case_value = case_value + admitted_value
-            outside_cost = units_out * self.unit_cost[HOSPITAL]  # redirected episodes, at the redirecting hospital
-        case_mix = np.zeros((table.n, len(DISCIPLINES)))
-        case_mix[rows, table.discipline] = case_value
-        cost = care_cost(units, table.capacity, table.unit_cost, self.config.providers.overtime_premium)
-        cost_mix = np.zeros((table.n, len(DISCIPLINES)))
-        cost_mix[rows, table.discipline] = cost
-        expected_mix = np.zeros((table.n, len(DISCIPLINES)))
-        expected_mix[rows, table.discipline] = normative["expected_cost"]
-        return Observation(
-            months=self.months_per_step,
-            services=services,
-            unit_cost=self.unit_cost,
-            cases=cases,
-            case_value=case_value,
-            case_mix=case_mix,
-            outlier_cost=sums[kernels.OUTLIER],
-            member_months=normative["member_months"],
-            expected_cost=normative["expected_cost"],
-            average_cost=normative["average_cost"],
-            baseline_cost=self.baseline_cost.copy(),
-            cost=cost,
-            measured_quality=np.clip(adherence + noise, 0, 1),
-            cost_mix=cost_mix,
-            expected_mix=expected_mix,
-            historical_cost=self.historical_cost.copy(),
-            stoploss_excess=sums[kernels.STOPLOSS],
-            investment=self._take_investment(),
-            outside_cost=outside_cost,
-            year=self.contract_year(),
-            month_of_year=((self.step_index - self.contract_start) % self.steps_per_year) * self.months_per_step,
-            **self._measured_outcomes(),
-            **{name: value.copy() for name, value in self.provider_ytd.items()},
-        )
-
-    def _take_investment(self) -> np.ndarray:
-        """Up-front costs incurred since the last observation (shown once, then cleared)."""
-        investment, self.pending_investment = self.pending_investment, np.zeros(self.providers.n)
-        return investment
-
-    def update_health(self, care: dict[str, np.ndarray]) -> dict[str, float]:
-        """Health transitions, with the care received changing the hazards (compiled passes).
-
-        The pass is split where the random draws depend on its first half: the step's two
-        draws of one number per patient feed :func:`~vbpsim.kernels.health.transitions`;
-        readmissions are then routed, and :func:`~vbpsim.kernels.health.after_routing`
-        finishes the step on the condition-onset draws. Both run chunk by chunk
-        (``PATIENT_CHUNK`` patients), each chunk's draws from copies of the ``health``
-        stream advanced to it: the same numbers as drawing them whole, without the arrays.
-        """
-        pop, clinical = self.population, self.config.clinical
-        dt, months = self.dt_years, self.months_per_step
-        rng = self.streams["health"]
-        table = self.providers
-        n = pop.size
-        qol_table = qol_by_state(clinical)
-        rates = np.array(
-            [
-                clinical.case_fatality,
-                clinical.post_acute_mortality,
-                clinical.disabled_mortality,
-                clinical.recovery_rate,
-                clinical.disability_rate,
-            ]
-        )
-        monthly = 1 - (1 - rates) ** months  # per step
-        p_fail = np.full(table.n, HANDOFF_FAILURE)  # by sender
-        if self.mechanisms.coordination:
-            effect = (
-                self.timeliness
-                * self.config.effort.coordination_effect
-                * task_value(table.decision.effort[:, COORDINATION])
-            )
-            p_fail = HANDOFF_FAILURE * (1 - effect)
-        state = pop.state
-        new_state = np.empty_like(state)
-        strokes, dies = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
-        # the benefit of care in the GP discipline and in the lead discipline of the new state
-        gp_benefit, after_benefit = self._buffers.array("gp_benefit", (n,)), self._buffers.array("after_benefit", (n,))
-        qol, base_stroke = self._buffers.array("qol", (n,)), self._buffers.array("stroke_hazard", (n,))
-        events = self._buffers.array("events", (n,), np.uint8)
-        p_background = self._buffers.array("p_background", (n,))
-        per_sender = np.zeros((5, table.n))
-        eff = self.config.effort
-        intensity, need_tilt, need_classes, high_need, delivery_noise = self._style()
-        passed = dict(
-            state=state,
-            age=pop.age,
-            conditions=pop.conditions,
-            provider=pop.provider,
-            frailty=pop.frailty,
-            intensity=intensity,  # the care ratio as delivered (decisions change after the health step)
-            need_tilt=need_tilt,
-            need_classes=need_classes,
-            high_need=high_need,
-            delivery_noise=delivery_noise,
-            p_background=p_background,
-            prevention_stock=self.prevention_stock,
-            benefit_factor=self._benefit_factor(),
-            p_fail_of=p_fail,
-            handoff_receiver=self.handoff_receiver,
-            discipline=table.discipline,
-            lead_discipline=LEAD_DISCIPLINE,
-            need_per_month=NEED_PER_MONTH,
-            duplicate_share=DUPLICATE_SHARE,
-            readmission_after_failure=READMISSION_AFTER_FAILURE,
-            overtreatment_harm=clinical.overtreatment_harm,
-            harm=clinical.undertreatment_harm,
-            qol_table=qol_table,
-            qol_care_weight=clinical.qol_care_weight,
-            stroke_rate_60=clinical.stroke_rate_60,
-            condition_hr=np.array([clinical.stroke_hr[c] for c in CONDITIONS]),
-            monthly=monthly,
-            dt=dt,
-            months=months,
-            prevention=self.mechanisms.prevention,
-            prevention_efficacy=eff.prevention_efficacy,
-            gp_benefit=gp_benefit,
-            after_benefit=after_benefit,
-            qol_out=qol,
-            base_stroke=base_stroke,
-            strokes=strokes,
-            dies=dies,
-            new_state=new_state,
-            events=events,
-            per_provider=per_sender,
-        )
-        sums = np.zeros(len(health_kernels.TRANSITION_TOTALS))
-        counters, age_range = np.zeros(2, dtype=np.int64), np.array([np.inf, -np.inf])  # carried across chunks
-        # The step's draws u = random(n) and u_handoff = random(n), chunk by chunk from copies of the stream.
-        u_stream, handoff_stream = self._stream_at("health", 0), self._stream_at("health", n, slot=1)
-        for start, stop in patient_chunks(n):
-            u = u_stream.random(out=self._work_array("u", (stop - start,)))
-            u_handoff = handoff_stream.random(out=self._work_array("u_handoff", (stop - start,)))
-            # The age terms in bulk: numpy's vectorised power and exp cost a fraction of a loop's calls.
-            rows = slice(start, stop)
-            by_age = pop.stroke_age_factor(clinical, out=self._work_array("by_age", (stop - start,)), rows=rows)
-            chunk_background = pop.background_mortality(clinical, out=p_background[rows], rows=rows)
-            np.multiply(chunk_background, -dt, out=chunk_background)  # 1 - exp(-hazard * dt), in place
-            np.subtract(1, np.exp(chunk_background, out=chunk_background), out=chunk_background)
-            # the failed hand-offs and readmissions (a few patients) so far, with room for this chunk's
-            room = (int(counters[1]), stop - start)
-            readmitted = self._room("readmitted", int(counters[0]), stop - start, np.int64)
-            pending_rows = self._room("pending_rows", *room, np.int64)
-            pending_units = self._room("pending_units", *room, after=(len(DISCIPLINES),))
-            health_kernels.transitions(
-                **passed,
-                by_age=by_age,
-                u=u,
-                u_handoff=u_handoff,
-                pending_rows=pending_rows,
-                pending_units=pending_units,
-                readmitted=readmitted,
-                start=start,
-                stop=stop,
-                totals=sums,
-                counters=counters,
-                age_range=age_range,
-            )
-        self._skip(rng, 2 * n)
-        (n_readmitted, n_pending), (youngest, oldest) = counters.tolist(), age_range.tolist()
-        # duplicated work after failed hand-offs, delivered next step (a few patients: kept as a list)
-        self._pending_rows, self._pending_units = pending_rows[:n_pending].copy(), pending_units[:n_pending].copy()
-        totals = {k: float(v) for k, v in zip(health_kernels.TRANSITION_TOTALS, sums, strict=True)}
-        care.update(gp_benefit=gp_benefit, after_benefit=after_benefit, stroke_hazard=base_stroke, qol=qol)
-        care.update(strokes=strokes, dies=dies)
-        care["state_before"] = state
-        self._route_readmissions(readmitted[:n_readmitted], rng)
-        self._learn_handoffs(
-            per_sender[health_kernels.HANDOFFS],
-            per_sender[health_kernels.FAILURE_UNITS],
-            per_sender[health_kernels.FAILURES],
-        )
-        target = np.zeros(table.n)
-        buildup = 0.0
-        if self.mechanisms.prevention:
-            target = task_value(table.decision.effort[:, PREVENTION])
-            buildup = 1 - np.exp(-eff.prevention_buildup * dt)
-        per_lead = np.zeros((6, table.n))
-        second = np.zeros(len(health_kernels.ROUTED_TOTALS))
-        # the onset draws random((n, conditions)), chunk by chunk from a copy of the stream
-        onset_stream, n_conditions = self._stream_at("health", 0), pop.conditions.shape[1]
-        for start, stop in patient_chunks(n):
-            health_kernels.after_routing(
-                state_before=state,
-                new_state=new_state,
-                age=pop.age,
-                conditions=pop.conditions,
-                onset_draws=onset_stream.random(out=self._work_array("onset_draws", (stop - start, n_conditions))),
-                provider=pop.provider,
-                gp_benefit=gp_benefit,
-                after_benefit=after_benefit,
-                base_stroke=base_stroke,
-                qol_out=qol,
-                p_background=p_background,
-                dies=dies,
-                events=events,
-                prevention_stock=self.prevention_stock,
-                lead_discipline=LEAD_DISCIPLINE,
-                condition_incidence=self.config.population.condition_incidence,
-                condition_odds_per_decade=self.config.population.condition_odds_per_decade,
-                youngest=youngest,
-                oldest=oldest,
-                dt=dt,
-                months=months,
-                prevention=self.mechanisms.prevention,
-                buildup=buildup,
-                prevention_target=target,
-                prevention_efficacy=eff.prevention_efficacy,
-                innovation=self.mechanisms.innovation,
-                benefit_gain=table.benefit_gain,
-                qol_table=qol_table,
-                qol_care_weight=clinical.qol_care_weight,
-                harm=clinical.undertreatment_harm,
-                monthly=monthly,
-                reference_readmission_rate=float(self.reference_readmission_rate),
-                per_provider=per_lead,
-                start=start,
-                stop=stop,
-                totals=second,
-            )
-        self._skip(rng, n * n_conditions)
-        if not self.mechanisms.innovation:  # without innovations, the outcomes without them are the outcomes
-            second[3:6] = second[0:3]
-        pop.state = new_state
-        self._count_outcomes(per_sender, per_lead, totals["readmission_risk"], totals["handoffs"])
-        routed = {k: float(v) for k, v in zip(health_kernels.ROUTED_TOTALS, second, strict=True)}
-        accounts = self._health_accounts(routed, totals)
-        qalys = totals["qol"] * dt
-        if "admission_qalys" in care:
-            qalys += float(care["admission_qalys"].sum())
-        return {
-            **accounts,
-            "qalys": qalys,
-            "strokes": totals["strokes"],
-            "deaths": totals["deaths"],
-            "stroke_hazard": totals["stroke_hazard"],
-            "stroke_hazard_untreated": totals["stroke_hazard_untreated"],
-            "stroke_hazard_guideline": totals["stroke_hazard_guideline"],
-            "handoffs": totals["handoffs"],
-            "handoff_failures": totals["handoff_failures"],
-            "readmissions": totals["readmissions"],
-            "readmission_risk": totals["readmission_risk"],
-            "prom_score": totals["qol"] / max(totals["guideline_qol"], 1e-12),
-            "true_quality": totals["lead_benefit"] / totals["alive"] if totals["alive"] > 0 else 0.0,
-        }
-
-    def _route_readmissions(self, who: np.ndarray, rng: np.random.Generator) -> None:
-        """A share of readmissions is admitted by another region's hospital, which keeps the follow-up.
-
-        ``who``: the readmitted patients' indices, ascending. Part of the coordination
-        mechanism: with it off, readmissions return to the patient's own hospital (the core model).
-        """
-        share = self.config.effort.readmission_elsewhere
-        hospitals = np.flatnonzero(self.providers.discipline == HOSPITAL)
-        if not self.mechanisms.coordination or share <= 0 or len(hospitals) < 2 or len(who) == 0:
-            return
-        elsewhere = who[rng.random(len(who)) < share]
-        if len(elsewhere) == 0:
-            return
-        current = np.searchsorted(hospitals, self.population.provider[elsewhere, HOSPITAL])
-        offset = rng.integers(1, len(hospitals), len(elsewhere))
-        self.population.provider[elsewhere, HOSPITAL] = hospitals[(current + offset) % len(hospitals)]
-
-    def event_values(self, mean_qol: float | None = None) -> dict[str, float]:
-        """Health (QALYs within the run's remaining horizon) and care cost (EUR) of one event.
-
-        Used to value expected events in the NMB accounts: a death loses the mean quality
-        of life over the remaining years; a stroke loses the acute month, the post-acute
-        phase and, for the share disabled, the disabled years, plus the case fatality's
-        deaths; a readmission loses an acute month against the post-acute one plus the
-        case fatality's deaths. Costs are the expected episode units at unit cost.
-        These are approximations: what they miss stays in the accounts' remainder.
-        ``mean_qol``: the living's mean quality of life at guideline care when the caller
-        has summed it already (computed from the population otherwise).
-        """
-        c = self.config.clinical
-        remaining = max((self.n_steps - self.step_index) * self.dt_years, 0.0)
-        qol = c.qol
-        if mean_qol is None:
-            alive = self.population.alive
-            mean_qol = float(np.mean([qol["healthy"], qol["chronic"]])) if not alive.any() else 0.0
-            if alive.any():
-                mean_qol = float(qol_by_state(c)[self.population.state[alive]].mean())
-        death = mean_qol * remaining
-        months = self.months_per_step
-        per_step = 1 - (1 - np.array([c.recovery_rate, c.disability_rate, c.post_acute_mortality])) ** months
-        post_years = min(1.0 / max(per_step.sum(), 1e-9) * self.dt_years, remaining)
-        p_disabled = per_step[1] / max(per_step.sum(), 1e-9)
-        survive = 1 - c.case_fatality
-        acute = (qol["chronic"] - qol["acute"]) * self.dt_years
-        stroke = (
-            acute
-            + survive * post_years * (qol["chronic"] - qol["post_acute"])
-            + survive * p_disabled * max(remaining - post_years, 0.0) * (qol["chronic"] - qol["disabled"])
-            + c.case_fatality * death
-        )
-        readmission = (qol["post_acute"] - qol["acute"]) * self.dt_years + c.case_fatality * death
-        return {
-            "death": death,
-            "stroke": stroke,
-            "readmission": readmission,
-            "stroke_cost": float((self.episode_units * self.unit_cost).sum()),
-            "readmission_cost": float(NEED_PER_MONTH[ACUTE, HOSPITAL] * months * self.unit_cost[HOSPITAL]),
-        }
-
-    def _health_accounts(self, routed: dict[str, float], totals: dict[str, float]) -> dict[str, float]:
-        """Expected health and cost consequences of the step by value dimension (NMB accounts, EUR).
-
-        ``acc_care_harm``: health lost to care below (or beyond) the optimum, innovations'
-        benefit excluded; ``acc_care_harm_innovated``: the same with it (their QALY effect);
-        ``acc_prevented``: strokes the prevention stock averts at guideline GP care (its
-        interaction with inadequate GP care is left to the remainder); ``acc_readmission``:
-        expected readmissions after failed hand-offs. Each values QALYs at the willingness
-        to pay and adds the care cost of the events it causes or averts. ``routed``: the
-        sums of :func:`~vbpsim.kernels.health.after_routing` (over the states after the
-        step); ``totals``: those of :func:`~vbpsim.kernels.health.transitions`.
-        """
-        clinical = self.config.clinical
-        wtp, dt = clinical.willingness_to_pay, self.dt_years
-        alive = routed["alive"]
-        values = self.event_values(routed["guideline_qol"] / alive if alive > 0 else None)
-        stroke_value = wtp * values["stroke"] + values["stroke_cost"]
-
-        def care_harm(direct: float, deaths: float, strokes: float) -> float:
-            return wtp * (direct * dt + deaths * values["death"]) + strokes * stroke_value
-
-        prevented = routed["prevented"] * dt if self.mechanisms.prevention else 0.0
-        readmissions = totals["handoff_failure_risk"] * READMISSION_AFTER_FAILURE
-        return {
-            "acc_care_harm": care_harm(routed["direct_without"], routed["deaths_without"], routed["strokes_without"]),
-            "acc_care_harm_innovated": care_harm(routed["direct"], routed["deaths"], routed["strokes"]),
-            "acc_prevented": prevented * stroke_value,
-            "strokes_prevented": prevented,
-            "acc_readmission": readmissions * (wtp * values["readmission"] + values["readmission_cost"]),
-            "expected_readmissions": readmissions,
-        }
-
+    # -- the providers ----------------------------------------------------------------------
     def _learn_handoffs(self, counts: np.ndarray, failure_units: np.ndarray, failures: np.ndarray) -> None:
         """Senders' beliefs about their hand-off volume and the work a failure duplicates.
 
@@ -1453,64 +489,6 @@ class VBPModel(mesa.Model):
         if failures.any():
             per_failure = np.divide(failure_units, failures, out=self.failure_units_belief.copy(), where=failures > 0)
             self.failure_units_belief += rate * (per_failure - self.failure_units_belief)
-
-    def patients_choose(self, care: dict[str, np.ndarray]) -> None:
-        """Patients update their experience of GP care, may switch GP, or are steered away."""
-        pop = self.population
-        rng = self.streams["choice"]
-        table = self.providers
-        n, steering = pop.size, self.mechanisms.risk_selection
-        p_steer = np.zeros(table.n)  # (not read without risk selection)
-        if steering:
-            sel = self.config.selection
-            p_steer = table.decision.selection * sel.steer_rate * sel.steer_success * self.dt_years
-        self.steered = np.empty(n, dtype=bool)
-        reputation, panel = np.zeros(table.n), np.zeros(table.n)
-        passed = dict(
-            state=pop.state,
-            provider=pop.provider,
-            experience=pop.experience,
-            gp_benefit=care["gp_benefit"],
-            diagnosis_row=care["diagnosis_row"],
-            gp_by_diagnosis=np.ascontiguousarray(care["by_diagnosis"][:, GP]),
-            frailty=pop.frailty,
-            switch_scale=self.config.population.switch_rate,
-            per_year=12 / self.steps_per_year,
-            steering=steering,
-            p_steer_of=p_steer,
-            steer_weight=self.steer_weight,
-            unprofitable=self.unprofitable,
-            steered=self.steered,
-            reputation=reputation,
-            panel=panel,
-        )
-        # The draws random(n) of the choice stream (and of the selection stream when steering), chunk by chunk.
-        switch_stream = self._stream_at("choice", 0)
-        steer_stream = self._stream_at("selection", 0) if steering else switch_stream
-        counters = np.zeros(2, dtype=np.int64)  # movers and steered so far
-        for start, stop in patient_chunks(n):
-            u_switch = switch_stream.random(out=self._work_array("u_switch", (stop - start,)))
-            u_steer = steer_stream.random(out=self._work_array("u_steer", (stop - start,))) if steering else u_switch
-            moving = self._room("moving", int(counters[0]), stop - start, np.int64)
-            health_kernels.choose(
-                **passed, u_switch=u_switch, u_steer=u_steer, moving=moving, start=start, stop=stop, counters=counters
-            )
-        self._skip(rng, n)
-        if steering:
-            self._skip(self.streams["selection"], n)
-        n_moving, n_steered = counters.tolist()
-        moving = moving[:n_moving]
-        gps = np.flatnonzero(table.discipline == GP)
-        if n_moving > 0 and len(gps) > 1:
-            panel = panel[gps]
-            score = np.divide(reputation[gps], panel, out=np.full(len(gps), 0.8), where=panel > 0)
-            weights = np.exp(20 * (score - score.max()))
-            cumulative = np.cumsum(weights / weights.sum())
-            choice = np.minimum(np.searchsorted(cumulative, rng.random(n_moving)), len(gps) - 1)
-            if n_steered > 0:  # a steered patient goes elsewhere: never back to the GP who steered
-                stay = self.steered[moving] & (gps[choice] == pop.provider[moving, GP])
-                choice = np.where(stay, (choice + 1) % len(gps), choice)
-            pop.provider[moving] = self.gp_chains[choice]
 
     def innovations_arrive(self, outlook: Outlook) -> dict[str, float]:
         """Innovations arrive at random; providers of their discipline decide to adopt each.
@@ -1649,6 +627,39 @@ class VBPModel(mesa.Model):
             self.n_payees,
             self.streams["decisions"],
         )
+
+    # -- the record -----------------------------------------------------------------------
+    EQUITY_TALLIES: tuple[str, ...] = ("qalys", "guideline_cost", "delivered_cost", "steered", "strokes", "deaths")
+    COUNTED_TALLIES: tuple[str, ...] = ("steered", "strokes", "deaths")
+    AGE_BANDS: tuple[float, ...] = (50.0, 65.0, 80.0)  # bands < 50, 50-64, 65-79, >= 80
+
+    def _start_tallies(self, care: dict[str, np.ndarray]) -> None:
+        """Fix the patients' equity groups when the contract under study begins (7.16).
+
+        Groups: need class by health state (low: healthy, chronic: chronic conditions, high:
+        after a stroke), quartile of the patient's guideline cost of care (its risk) and age
+        band; the dead then are left out. Each step then adds to every patient's tallies
+        (:func:`~vbpsim.kernels.accounts.record_pass`).
+        """
+        pop = self.population
+        state = care["state_before"]  # at the start of the step
+        alive = state != DEAD
+        risk = np.where(alive, (self.need_units(care) * self.unit_cost).sum(axis=1), np.nan)
+        bounds = np.nanquantile(risk, [0.25, 0.5, 0.75]) if alive.any() else np.zeros(3)
+        need_class = np.select([state == HEALTHY, state == CHRONIC], [0, 1], 2)
+        groups = {
+            "need_class": np.where(alive, need_class, -1),
+            "risk_quartile": np.where(alive, np.digitize(np.nan_to_num(risk), bounds), -1),
+            "age_band": np.where(alive, np.digitize(pop.age, self.AGE_BANDS), -1),
+            "need_level": np.where(alive, self.high_need.astype(int), -1),
+        }
+        self.patient_groups = {name: group.astype(np.int8) for name, group in groups.items()}  # -1 to 3: a byte each
+        # counts (steered, strokes, deaths) as small integers: at most one a step, and exact either way
+        count_type = np.uint16 if self.n_steps < np.iinfo(np.uint16).max else np.uint32
+        self.patient_tally = {
+            name: np.zeros(pop.size, dtype=count_type if name in self.COUNTED_TALLIES else np.float64)
+            for name in self.EQUITY_TALLIES
+        }
 
     def record(
         self,
