@@ -6,6 +6,10 @@ according to the contract; patients' health evolves with the care they got; pati
 switch GP or be steered away; innovations may arrive and be adopted; providers revise
 their decisions from lagged data with the one decision rule; the step is recorded.
 Nothing here depends on which scheme is in force.
+
+``VBPModel`` keeps that order, the set-up, the providers' learning and decisions and the
+record; the patients' side of the step is its part :class:`~vbpsim.population.PatientDynamics`,
+and what the purchaser observes and the books it keeps are :class:`~vbpsim.books.PurchaserBooks`.
 """
 
 from __future__ import annotations
